@@ -1,0 +1,4 @@
+//! Library side of the `pc-bench` program: the Torch2PC reference-case runner, shared by
+//! the command line and the test suite.
+
+pub mod reference;

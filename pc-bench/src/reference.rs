@@ -1,0 +1,549 @@
+//! Torch2PC reference cases (format: `tests/data/torch2pc/FORMAT.md`): parsing, running and
+//! comparing.
+//!
+//! A case passes when every expected array matches to a relative tolerance of `1e-9`
+//! (absolute `1e-12` near zero) in f64. Errors name the file and the field.
+//!
+//! ```no_run
+//! use pc_bench::reference::{load_case, Outcome};
+//! let case = load_case(std::path::Path::new("tests/data/torch2pc/v01_exact_mse_mixed4.json")).unwrap();
+//! match case.run() {
+//!     Outcome::Pass { worst } => println!("pass, worst relative error {worst:e}"),
+//!     other => println!("{other:?}"),
+//! }
+//! ```
+
+use pc_core::{infer, Activation, Algorithm, Batch, Layer, Loss, NetworkSpec, Settings, Targets};
+use serde_json::Value;
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+};
+
+/// Relative tolerance of a reference comparison.
+pub const RELATIVE_TOLERANCE: f64 = 1e-9;
+/// Absolute tolerance near zero.
+pub const ABSOLUTE_TOLERANCE: f64 = 1e-12;
+
+/// A problem with a case file, naming the file and the field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseError {
+    /// The file.
+    pub file: PathBuf,
+    /// The JSON path of the field (`expected.v[2]`), or empty for the whole file.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for CaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(
+                f,
+                "{}: field `{}`: {}",
+                self.file.display(),
+                self.field,
+                self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for CaseError {}
+
+/// What a case file asks the library to do.
+#[derive(Debug, Clone)]
+pub enum CaseKind {
+    /// A dense network the library runs.
+    Dense(Box<DenseCase>),
+    /// A case the library cannot run yet (convolutional op chains), with the reason.
+    Unsupported(String),
+}
+
+/// One loaded case.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// The file it came from.
+    pub file: PathBuf,
+    /// Its `name` field.
+    pub name: String,
+    /// What it asks for.
+    pub kind: CaseKind,
+}
+
+/// A dense case, parsed.
+#[derive(Debug, Clone)]
+pub struct DenseCase {
+    /// The algorithm.
+    pub algorithm: Algorithm,
+    /// Step size (1 for exact).
+    pub eta: f64,
+    /// Iterations (0 for exact).
+    pub n: usize,
+    /// Loss.
+    pub loss: Loss,
+    /// Layers.
+    pub layers: Vec<Layer>,
+    /// Flat parameters in pc-core's layout.
+    pub params: Vec<f64>,
+    /// Inputs, rows x width.
+    pub x: Vec<f64>,
+    /// Rows.
+    pub rows: usize,
+    /// MSE targets.
+    pub y_values: Vec<f64>,
+    /// Cross-entropy classes.
+    pub y_classes: Vec<usize>,
+    /// Expected values, each with its field name.
+    pub expected: Vec<(String, Option<Vec<f64>>)>,
+}
+
+/// The result of running a case.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Every field within tolerance; `worst` is the largest scaled error (pass iff <= 1e-9).
+    Pass {
+        /// Largest `|actual - expected| / max(|expected|, 1e-3)`.
+        worst: f64,
+    },
+    /// Some field out of tolerance.
+    Fail {
+        /// Largest scaled error.
+        worst: f64,
+        /// The field where it occurred.
+        field: String,
+        /// Index within the field.
+        index: usize,
+        /// Expected value there.
+        expected: f64,
+        /// Computed value there.
+        actual: f64,
+    },
+    /// The library cannot run this case yet.
+    Skip {
+        /// Why.
+        reason: String,
+    },
+    /// The library returned an error.
+    Error {
+        /// The error.
+        message: String,
+    },
+}
+
+struct Reader<'a> {
+    file: &'a Path,
+}
+
+impl Reader<'_> {
+    fn err(&self, field: &str, message: impl Into<String>) -> CaseError {
+        CaseError {
+            file: self.file.to_path_buf(),
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn get<'v>(&self, value: &'v Value, key: &str, field: &str) -> Result<&'v Value, CaseError> {
+        value
+            .get(key)
+            .ok_or_else(|| self.err(field, format!("missing key `{key}`")))
+    }
+
+    fn number(&self, value: &Value, field: &str) -> Result<f64, CaseError> {
+        value
+            .as_f64()
+            .ok_or_else(|| self.err(field, "expected a number"))
+    }
+
+    fn count(&self, value: &Value, field: &str) -> Result<usize, CaseError> {
+        value
+            .as_u64()
+            .and_then(|v| usize::try_from(v).ok())
+            .ok_or_else(|| self.err(field, "expected a non-negative integer"))
+    }
+
+    fn string<'v>(&self, value: &'v Value, field: &str) -> Result<&'v str, CaseError> {
+        value
+            .as_str()
+            .ok_or_else(|| self.err(field, "expected a string"))
+    }
+
+    /// Flattens a nested array of numbers, checking it is rectangular with `shape`.
+    fn tensor(&self, value: &Value, shape: &[usize], field: &str) -> Result<Vec<f64>, CaseError> {
+        let mut out = Vec::with_capacity(shape.iter().product());
+        self.flatten(value, shape, field, &mut out)?;
+        Ok(out)
+    }
+
+    fn flatten(
+        &self,
+        value: &Value,
+        shape: &[usize],
+        field: &str,
+        out: &mut Vec<f64>,
+    ) -> Result<(), CaseError> {
+        match shape.split_first() {
+            None => {
+                out.push(self.number(value, field)?);
+                Ok(())
+            }
+            Some((&len, rest)) => {
+                let items = value
+                    .as_array()
+                    .ok_or_else(|| self.err(field, "expected an array"))?;
+                if items.len() != len {
+                    return Err(self.err(
+                        field,
+                        format!("expected {len} entries, found {}", items.len()),
+                    ));
+                }
+                for (i, item) in items.iter().enumerate() {
+                    self.flatten(item, rest, &format!("{field}[{i}]"), out)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Lists every `*.json` file under `dir`, recursively, sorted.
+pub fn find_cases(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "json") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Reads and parses one case file.
+///
+/// # Errors
+/// A [`CaseError`] naming the file and field for unreadable files, malformed JSON, missing
+/// keys, wrong shapes and unknown names.
+pub fn load_case(file: &Path) -> Result<Case, CaseError> {
+    let reader = Reader { file };
+    let text =
+        std::fs::read_to_string(file).map_err(|e| reader.err("", format!("cannot read: {e}")))?;
+    parse_case(file, &text)
+}
+
+/// Parses one case from its JSON text (`file` names it in errors).
+///
+/// # Errors
+/// As [`load_case`].
+pub fn parse_case(file: &Path, text: &str) -> Result<Case, CaseError> {
+    let reader = Reader { file };
+    let root: Value =
+        serde_json::from_str(text).map_err(|e| reader.err("", format!("invalid JSON: {e}")))?;
+    let name = reader
+        .string(reader.get(&root, "name", "name")?, "name")?
+        .to_string();
+    let layers_json = reader
+        .get(&root, "layers", "layers")?
+        .as_array()
+        .ok_or_else(|| reader.err("layers", "expected an array"))?;
+    if layers_json.iter().any(|layer| layer.get("ops").is_some()) {
+        return Ok(Case {
+            file: file.to_path_buf(),
+            name,
+            kind: CaseKind::Unsupported(
+                "op-chain (convolutional) layers are not supported yet".into(),
+            ),
+        });
+    }
+    let dense = parse_dense(&reader, &root, layers_json)?;
+    Ok(Case {
+        file: file.to_path_buf(),
+        name,
+        kind: CaseKind::Dense(Box::new(dense)),
+    })
+}
+
+fn parse_dense(
+    reader: &Reader<'_>,
+    root: &Value,
+    layers_json: &[Value],
+) -> Result<DenseCase, CaseError> {
+    let algorithm_name = reader.string(reader.get(root, "algorithm", "algorithm")?, "algorithm")?;
+    let algorithm = Algorithm::from_name(algorithm_name)
+        .ok_or_else(|| reader.err("algorithm", format!("unknown algorithm `{algorithm_name}`")))?;
+    let (eta, n) = if algorithm == Algorithm::Exact {
+        (1.0, 0)
+    } else {
+        (
+            reader.number(reader.get(root, "eta", "eta")?, "eta")?,
+            reader.count(reader.get(root, "n", "n")?, "n")?,
+        )
+    };
+    let loss_name = reader.string(reader.get(root, "loss", "loss")?, "loss")?;
+    let loss = Loss::from_name(loss_name)
+        .ok_or_else(|| reader.err("loss", format!("unknown loss `{loss_name}`")))?;
+    if layers_json.is_empty() {
+        return Err(reader.err("layers", "no layers"));
+    }
+    let mut layers = Vec::new();
+    let mut params = Vec::new();
+    let mut widths = Vec::new();
+    for (l, layer) in layers_json.iter().enumerate() {
+        let field = format!("layers[{l}]");
+        let inputs = reader.count(reader.get(layer, "in", &field)?, &format!("{field}.in"))?;
+        let outputs = reader.count(reader.get(layer, "out", &field)?, &format!("{field}.out"))?;
+        let act_field = format!("{field}.activation");
+        let act_name = reader.string(reader.get(layer, "activation", &field)?, &act_field)?;
+        let activation = Activation::from_name(act_name)
+            .ok_or_else(|| reader.err(&act_field, format!("unknown activation `{act_name}`")))?;
+        if l == 0 {
+            widths.push(inputs);
+        } else if widths[l] != inputs {
+            return Err(reader.err(
+                &format!("{field}.in"),
+                format!("expected {} (the previous layer's out)", widths[l]),
+            ));
+        }
+        widths.push(outputs);
+        let weight_field = format!("{field}.weight");
+        params.extend(reader.tensor(
+            reader.get(layer, "weight", &field)?,
+            &[outputs, inputs],
+            &weight_field,
+        )?);
+        let bias_field = format!("{field}.bias");
+        params.extend(reader.tensor(
+            reader.get(layer, "bias", &field)?,
+            &[outputs],
+            &bias_field,
+        )?);
+        layers.push(Layer::dense(inputs, outputs, activation));
+    }
+    let x_json = reader.get(root, "x", "x")?;
+    let rows = x_json
+        .as_array()
+        .map(Vec::len)
+        .ok_or_else(|| reader.err("x", "expected an array"))?;
+    let x = reader.tensor(x_json, &[rows, widths[0]], "x")?;
+    let out_width = *widths.last().unwrap_or(&0);
+    let y_json = reader.get(root, "y", "y")?;
+    let (y_values, y_classes) = match loss {
+        Loss::CrossEntropy => {
+            let items = y_json
+                .as_array()
+                .ok_or_else(|| reader.err("y", "expected an array"))?;
+            if items.len() != rows {
+                return Err(reader.err(
+                    "y",
+                    format!("expected {rows} class indices, found {}", items.len()),
+                ));
+            }
+            let classes = items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| reader.count(v, &format!("y[{i}]")))
+                .collect::<Result<Vec<_>, _>>()?;
+            (Vec::new(), classes)
+        }
+        _ => (reader.tensor(y_json, &[rows, out_width], "y")?, Vec::new()),
+    };
+    let expected_json = reader.get(root, "expected", "expected")?;
+    let mut expected = Vec::new();
+    let depth = layers.len();
+    expected.push((
+        "expected.loss".to_string(),
+        Some(vec![reader.number(
+            reader.get(expected_json, "loss", "expected")?,
+            "expected.loss",
+        )?]),
+    ));
+    expected.push((
+        "expected.dldy".to_string(),
+        Some(reader.tensor(
+            reader.get(expected_json, "dldy", "expected")?,
+            &[rows, out_width],
+            "expected.dldy",
+        )?),
+    ));
+    for key in ["vhat", "v", "epsilon"] {
+        let field = format!("expected.{key}");
+        let items = reader
+            .get(expected_json, key, "expected")?
+            .as_array()
+            .ok_or_else(|| reader.err(&field, "expected an array"))?;
+        if items.len() != depth + 1 {
+            return Err(reader.err(
+                &field,
+                format!(
+                    "expected {} entries (layers 0..=L), found {}",
+                    depth + 1,
+                    items.len()
+                ),
+            ));
+        }
+        for (l, item) in items.iter().enumerate() {
+            let name = format!("{field}[{l}]");
+            let value = if item.is_null() {
+                None
+            } else {
+                Some(reader.tensor(item, &[rows, widths[l]], &name)?)
+            };
+            expected.push((name, value));
+        }
+    }
+    for (key, is_weight) in [("grad_weight", true), ("grad_bias", false)] {
+        let field = format!("expected.{key}");
+        let items = reader
+            .get(expected_json, key, "expected")?
+            .as_array()
+            .ok_or_else(|| reader.err(&field, "expected an array"))?;
+        if items.len() != depth {
+            return Err(reader.err(
+                &field,
+                format!("expected {depth} entries, found {}", items.len()),
+            ));
+        }
+        for (l, item) in items.iter().enumerate() {
+            let name = format!("{field}[{l}]");
+            let shape: &[usize] = if is_weight {
+                &[widths[l + 1], widths[l]]
+            } else {
+                &[widths[l + 1]]
+            };
+            expected.push((name.clone(), Some(reader.tensor(item, shape, &name)?)));
+        }
+    }
+    Ok(DenseCase {
+        algorithm,
+        eta,
+        n,
+        loss,
+        layers,
+        params,
+        x,
+        rows,
+        y_values,
+        y_classes,
+        expected,
+    })
+}
+
+/// Scaled error: `|actual - expected| / max(|expected|, ABSOLUTE / RELATIVE)`; a value
+/// passes when this is at most [`RELATIVE_TOLERANCE`].
+pub fn scaled_error(actual: f64, expected: f64) -> f64 {
+    let floor = ABSOLUTE_TOLERANCE / RELATIVE_TOLERANCE;
+    if actual.is_nan() || expected.is_nan() {
+        return f64::INFINITY;
+    }
+    (actual - expected).abs() / expected.abs().max(floor)
+}
+
+impl DenseCase {
+    /// Runs the case with pc-core in f64 and returns every computed field, in the order of
+    /// `expected`. FixedPred runs with a free input belief, as Torch2PC does.
+    pub fn compute(&self) -> Result<Vec<Vec<f64>>, pc_core::PcError> {
+        let spec = NetworkSpec::new(&self.layers, self.loss);
+        let targets = match self.loss {
+            Loss::CrossEntropy => Targets::Classes(&self.y_classes),
+            _ => Targets::Values(&self.y_values),
+        };
+        let batch = Batch::new(&self.x, targets);
+        let settings = match self.algorithm {
+            Algorithm::Exact => Settings::exact(),
+            Algorithm::FixedPred => Settings::fixed_pred(self.eta, self.n).with_free_input(),
+            Algorithm::Strict => Settings::strict(self.eta, self.n),
+        };
+        let mut workspace = vec![0.0; spec.workspace_len(self.rows)];
+        let mut updates = vec![0.0; spec.parameter_len()];
+        let result = infer(
+            &spec,
+            &self.params,
+            batch,
+            &settings,
+            &mut workspace,
+            &mut updates,
+        )?;
+        let depth = self.layers.len();
+        let mut computed = vec![vec![result.loss()], result.output_gradient().to_vec()];
+        computed.extend((0..=depth).map(|l| result.feedforward(l).to_vec()));
+        computed.extend((0..=depth).map(|l| result.beliefs(l).to_vec()));
+        computed.extend((0..=depth).map(|l| result.errors(l).to_vec()));
+        for l in 1..=depth {
+            let offset = spec.parameter_offset(l);
+            let layer = &self.layers[l - 1];
+            let weights = layer.parameter_len() - spec.width(l);
+            computed.push(updates[offset..offset + weights].to_vec());
+        }
+        for l in 1..=depth {
+            let offset = spec.parameter_offset(l);
+            let layer = &self.layers[l - 1];
+            let weights = layer.parameter_len() - spec.width(l);
+            computed.push(updates[offset + weights..offset + layer.parameter_len()].to_vec());
+        }
+        Ok(computed)
+    }
+}
+
+impl Case {
+    /// Runs the case and compares every expected field.
+    pub fn run(&self) -> Outcome {
+        let dense = match &self.kind {
+            CaseKind::Unsupported(reason) => {
+                return Outcome::Skip {
+                    reason: reason.clone(),
+                }
+            }
+            CaseKind::Dense(dense) => dense,
+        };
+        let computed = match dense.compute() {
+            Ok(computed) => computed,
+            Err(error) => {
+                return Outcome::Error {
+                    message: error.to_string(),
+                }
+            }
+        };
+        let mut worst = 0.0_f64;
+        let mut failure = None;
+        for ((field, expected), actual) in dense.expected.iter().zip(&computed) {
+            let Some(expected) = expected else { continue };
+            for (index, (&e, &a)) in expected.iter().zip(actual).enumerate() {
+                let error = scaled_error(a, e);
+                if !(error <= worst) {
+                    worst = error;
+                    if error > RELATIVE_TOLERANCE {
+                        failure = Some((field.clone(), index, e, a));
+                    }
+                }
+            }
+            if expected.len() != actual.len() {
+                return Outcome::Error {
+                    message: format!(
+                        "{field}: computed {} values, expected {}",
+                        actual.len(),
+                        expected.len()
+                    ),
+                };
+            }
+        }
+        match failure {
+            None => Outcome::Pass { worst },
+            Some((field, index, expected, actual)) => Outcome::Fail {
+                worst,
+                field,
+                index,
+                expected,
+                actual,
+            },
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Forward pass and vector-Jacobian products of one layer's op chain.
+//!
+//! This is the whole layer interface the relaxation schedule uses: `forward` (with the
+//! intermediate values kept in a trace), and `backward`, the vector-Jacobian product with
+//! respect to the layer input and/or its parameters, at the point the trace was taken.
+//! The kind of each op is matched once per op and call, never per element.
+
+use crate::{kernels::LinearDims, Backend, Layer, Op, Scalar, MAX_OPS_PER_LAYER};
+
+/// One layer applied to a block of `rows` samples with its parameters.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LayerView<'a, T> {
+    pub layer: &'a Layer,
+    pub rows: usize,
+    pub input_width: usize,
+    pub params: &'a [T],
+}
+
+/// The values of one layer evaluation: its input, the intermediate op outputs and its output.
+pub(crate) struct Values<'a, T> {
+    pub input: &'a [T],
+    pub trace: &'a [T],
+    pub output: &'a [T],
+}
+
+/// Per-op sizes of a layer, computed once per call without allocating.
+struct OpPlan {
+    /// Features per sample entering op k.
+    widths: [usize; MAX_OPS_PER_LAYER + 1],
+    /// Offset of op k's parameters within the layer's parameters.
+    param_offsets: [usize; MAX_OPS_PER_LAYER],
+    /// Offset of op k's output within the trace (meaningful for all but the last op).
+    trace_offsets: [usize; MAX_OPS_PER_LAYER],
+    count: usize,
+}
+
+impl<T: Scalar> LayerView<'_, T> {
+    fn plan(&self) -> OpPlan {
+        let mut plan = OpPlan {
+            widths: [0; MAX_OPS_PER_LAYER + 1],
+            param_offsets: [0; MAX_OPS_PER_LAYER],
+            trace_offsets: [0; MAX_OPS_PER_LAYER],
+            count: self.layer.ops().len(),
+        };
+        plan.widths[0] = self.input_width;
+        let (mut params, mut trace) = (0, 0);
+        for (k, op) in self.layer.ops().iter().enumerate() {
+            plan.param_offsets[k] = params;
+            plan.trace_offsets[k] = trace;
+            plan.widths[k + 1] = op.output_len(plan.widths[k]);
+            params += op.parameter_len();
+            trace += self.rows * plan.widths[k + 1];
+        }
+        plan
+    }
+
+    /// Evaluates the layer: writes the intermediate op outputs into `trace` and the layer
+    /// output into `output`.
+    pub fn forward<B: Backend<T>>(
+        &self,
+        backend: &B,
+        input: &[T],
+        trace: &mut [T],
+        output: &mut [T],
+    ) {
+        let plan = self.plan();
+        let rows = self.rows;
+        let last = plan.count - 1;
+        for (k, op) in self.layer.ops().iter().enumerate() {
+            let (in_width, out_width) = (plan.widths[k], plan.widths[k + 1]);
+            let (done, rest) = trace.split_at_mut(plan.trace_offsets[k]);
+            let source: &[T] = if k == 0 {
+                &input[..rows * in_width]
+            } else {
+                &done[plan.trace_offsets[k - 1]..plan.trace_offsets[k]]
+            };
+            let target: &mut [T] = if k == last {
+                &mut output[..rows * out_width]
+            } else {
+                &mut rest[..rows * out_width]
+            };
+            match *op {
+                Op::Linear { inputs, outputs } => {
+                    let weights = &self.params[plan.param_offsets[k]..];
+                    let (weight, bias) = weights.split_at(inputs * outputs);
+                    let dims = LinearDims {
+                        rows,
+                        inputs,
+                        outputs,
+                    };
+                    backend.linear_forward(dims, source, weight, &bias[..outputs], target);
+                }
+                Op::Activation(activation) => activation.forward(source, target),
+            }
+        }
+    }
+
+    /// Vector-Jacobian product of the layer at the point `values` was evaluated, with the
+    /// cotangent `grad_output`: writes the input gradient into `grad_input` and the
+    /// parameter gradient into `grad_params` (layer-local layout), each when given.
+    ///
+    /// `scratch` must hold `2 * rows * max_width` values.
+    pub fn backward<B: Backend<T>>(
+        &self,
+        backend: &B,
+        values: &Values<'_, T>,
+        grad_output: &[T],
+        scratch: &mut [T],
+        mut grad_input: Option<&mut [T]>,
+        mut grad_params: Option<&mut [T]>,
+    ) {
+        let plan = self.plan();
+        let rows = self.rows;
+        let last = plan.count - 1;
+        let half = scratch.len() / 2;
+        let (first_half, second_half) = scratch.split_at_mut(half);
+        // Where the gradient with respect to the current op's output lives:
+        // 0 = `grad_output`, 1 = first scratch half, 2 = second scratch half.
+        let mut current = 0u8;
+        for k in (0..plan.count).rev() {
+            let op = self.layer.ops()[k];
+            let (in_width, out_width) = (plan.widths[k], plan.widths[k + 1]);
+            let op_input: &[T] = if k == 0 {
+                &values.input[..rows * in_width]
+            } else {
+                &values.trace[plan.trace_offsets[k - 1]..plan.trace_offsets[k]]
+            };
+            let op_output: &[T] = if k == last {
+                &values.output[..rows * out_width]
+            } else {
+                &values.trace[plan.trace_offsets[k]..plan.trace_offsets[k] + rows * out_width]
+            };
+            let (gradient, spare): (&[T], &mut [T]) = match current {
+                0 => (grad_output, &mut *first_half),
+                1 => (&*first_half, &mut *second_half),
+                _ => (&*second_half, &mut *first_half),
+            };
+            let gradient = &gradient[..rows * out_width];
+            if let (Op::Linear { inputs, outputs }, Some(params_out)) =
+                (op, grad_params.as_deref_mut())
+            {
+                let offset = plan.param_offsets[k];
+                let (grad_weight, grad_bias) = params_out[offset..].split_at_mut(inputs * outputs);
+                let dims = LinearDims {
+                    rows,
+                    inputs,
+                    outputs,
+                };
+                backend.linear_backward_parameters(
+                    dims,
+                    gradient,
+                    op_input,
+                    grad_weight,
+                    &mut grad_bias[..outputs],
+                );
+            }
+            let target: &mut [T] = if k == 0 {
+                match grad_input.as_deref_mut() {
+                    Some(target) => target,
+                    None => break,
+                }
+            } else {
+                spare
+            };
+            let target = &mut target[..rows * in_width];
+            match op {
+                Op::Linear { inputs, outputs } => {
+                    let weight = &self.params
+                        [plan.param_offsets[k]..plan.param_offsets[k] + inputs * outputs];
+                    let dims = LinearDims {
+                        rows,
+                        inputs,
+                        outputs,
+                    };
+                    backend.linear_backward_input(dims, gradient, weight, target);
+                }
+                Op::Activation(activation) => {
+                    activation.backward(op_input, op_output, gradient, target)
+                }
+            }
+            current = if current == 1 { 2 } else { 1 };
+        }
+    }
+}

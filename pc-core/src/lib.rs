@@ -1,0 +1,88 @@
+//! # pc-core: predictive coding kernels without std or an allocator
+//!
+//! pc-core computes the learning signal of a feedforward network in the three ways of
+//! R. Rosenbaum, "On the relationship between predictive coding and backpropagation",
+//! *PLoS ONE* 17(3): e0266102 (2022), and of its PyTorch code Torch2PC (`PCInfer`):
+//!
+//! * [`Algorithm::Exact`]: backpropagation. `delta_L = dLoss/dy`,
+//!   `delta_l = J_{l+1}(vhat_l)^T delta_{l+1}`; errors `epsilon_l = delta_l`, beliefs
+//!   `v_l = vhat_l - epsilon_l`. One reverse sweep.
+//! * [`Algorithm::FixedPred`]: predictive coding under the fixed prediction assumption.
+//!   Starting from `v = vhat`, each of `n` iterations computes every error from the beliefs
+//!   as they stand (`epsilon_L = delta_L`, `epsilon_l = vhat_l - v_l`) and then moves every
+//!   belief, `v_l += eta (epsilon_l - J_{l+1}(vhat_l)^T epsilon_{l+1})`. Its errors are
+//!   `P[Binomial(n-1, eta) >= L - l] * delta_l`; with `eta = 1` and `n >= L` they *are* the
+//!   backprop deltas.
+//! * [`Algorithm::Strict`]: strict predictive coding, gradient descent with step `eta` on
+//!   the energy `F(v) = sum_{0<l<L} |f_l(v_{l-1}) - v_l|^2 / 2 + Loss(f_L(v_{L-1}), y)`,
+//!   every Jacobian at the current beliefs, input clamped.
+//!
+//! Parameter updates are the vector-Jacobian products of each layer with respect to its
+//! parameters with that layer's errors (what Torch2PC writes into `.grad`), at the
+//! feedforward inputs (Exact, FixedPred) or at the final beliefs (Strict). Updates are
+//! synchronous; the returned errors are those of the last iteration, the returned beliefs
+//! one step later, exactly as Torch2PC.
+//!
+//! ## Storage
+//!
+//! Nothing allocates. A [`NetworkSpec`] describes the layers; `const fn`s give the lengths
+//! of the parameter slice ([`NetworkSpec::parameter_len`]) and of the workspace
+//! ([`NetworkSpec::workspace_len`]), so firmware sizes static arrays at compile time.
+//! Weights are `out x in`, row-major, as PyTorch.
+//!
+//! ## Example
+//!
+//! ```
+//! use pc_core::{infer, Activation, Batch, Layer, Loss, NetworkSpec, Settings, Targets};
+//!
+//! const LAYERS: [Layer; 3] = [
+//!     Layer::dense(4, 8, Activation::Tanh),
+//!     Layer::dense(8, 8, Activation::Tanh),
+//!     Layer::dense(8, 3, Activation::Identity),
+//! ];
+//! const SPEC: NetworkSpec<'static> = NetworkSpec::new(&LAYERS, Loss::CrossEntropy);
+//! const ROWS: usize = 2;
+//!
+//! let mut params = [0.0_f64; SPEC.parameter_len()];
+//! for (i, p) in params.iter_mut().enumerate() {
+//!     *p = (((i * 37) % 17) as f64 - 8.0) / 20.0;
+//! }
+//! let inputs = [0.5, -1.0, 0.25, 2.0, -0.5, 0.0, 1.0, 0.75];
+//! let classes = [2, 0];
+//! let batch = Batch::new(&inputs, Targets::Classes(&classes));
+//! let mut workspace = [0.0; SPEC.workspace_len(ROWS)];
+//! let mut updates = [0.0; SPEC.parameter_len()];
+//!
+//! let strict = infer(&SPEC, &params, batch, &Settings::strict(0.1, 20), &mut workspace, &mut updates)?;
+//! assert_eq!(strict.report().iterations, 20);
+//! assert!(strict.report().energy.unwrap() <= strict.loss()); // F starts at the loss and descends
+//! # Ok::<(), pc_core::PcError>(())
+//! ```
+#![no_std]
+#![deny(missing_docs)]
+
+#[cfg(test)]
+extern crate std;
+
+mod activation;
+mod error;
+pub mod kernels;
+mod layer;
+mod learn;
+mod loss;
+pub mod optim;
+mod relax;
+mod scalar;
+mod spec;
+
+pub use activation::Activation;
+pub use error::PcError;
+pub use kernels::{Backend, LinearDims, Portable};
+pub use learn::Learner;
+pub use loss::{Loss, Targets};
+pub use optim::{Adam, AdamW, Optimizer, Sgd};
+pub use relax::{
+    infer, infer_with, Algorithm, Batch, Inference, InputBelief, Report, Settings, MAX_ITERATIONS,
+};
+pub use scalar::Scalar;
+pub use spec::{Layer, NetworkSpec, Op, MAX_OPS_PER_LAYER};

@@ -1,0 +1,52 @@
+//! Exact backpropagation as one reverse sweep (Torch2PC's `ExactPredErrs` is O(L^2)).
+
+use super::{activation_range, InputBelief, Problem, Regions, Report};
+use crate::{layer::Values, Backend, Scalar};
+
+/// `epsilon_L = dLoss/dy`, `epsilon_l = J_{l+1}(vhat_l)^T epsilon_{l+1}`, and each layer's
+/// parameter gradient in the same sweep; then `v_l = vhat_l - epsilon_l`.
+pub(super) fn run<T: Scalar, B: Backend<T>>(
+    problem: &Problem<'_, '_, T, B>,
+    regions: &mut Regions<'_, T>,
+    updates: &mut [T],
+) -> Report<T> {
+    let (depth, rows) = (problem.depth(), problem.rows);
+    let free_input = problem.settings.input == InputBelief::Free;
+    let top = activation_range(&problem.spec, rows, depth);
+    regions.errors.fill(T::zero());
+    regions.errors[top].copy_from_slice(regions.dldy);
+    for layer in (1..=depth).rev() {
+        let slot = problem.slot(layer);
+        let output_range = slot.output_offset..slot.output_offset + rows * slot.output_width;
+        let values = Values {
+            input: &regions.vhat[slot.input_offset..slot.output_offset],
+            trace: &regions.traces[slot.trace_offset..slot.trace_offset + slot.trace_len],
+            output: &regions.vhat[output_range],
+        };
+        let (below, above) = regions.errors.split_at_mut(slot.output_offset);
+        let grad_input = (layer > 1 || free_input).then(|| &mut below[slot.input_offset..]);
+        let grads = &mut updates[slot.param_offset..slot.param_offset + slot.param_len];
+        problem.backward_layer(
+            layer,
+            &values,
+            &above[..rows * slot.output_width],
+            regions.scratch,
+            grad_input,
+            Some(grads),
+        );
+    }
+    for ((belief, &vhat), &error) in regions
+        .beliefs
+        .iter_mut()
+        .zip(regions.vhat.iter())
+        .zip(regions.errors.iter())
+    {
+        *belief = vhat - error;
+    }
+    Report {
+        iterations: 0,
+        residual: T::zero(),
+        energy: None,
+        converged: true,
+    }
+}

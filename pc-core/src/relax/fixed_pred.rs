@@ -1,0 +1,127 @@
+//! Predictive coding under the fixed prediction assumption, kept in error space.
+//!
+//! Torch2PC stores beliefs `v` and recovers `epsilon = vhat - v` by subtraction, which in
+//! f32 loses every digit of an error smaller than `ulp(vhat)`. Here the state is the
+//! offset `e_l = vhat_l - v_l` itself, updated by the algebraically identical
+//! `e_l <- (1 - eta) epsilon_l + eta J_{l+1}(vhat_l)^T epsilon_{l+1}`, so small errors keep
+//! their relative precision; beliefs are formed once at the end.
+
+use super::{activation_range, At, InputBelief, Problem, Regions, Report};
+use crate::{layer::Values, Backend, PcError, Scalar};
+
+/// Runs the relaxation; the beliefs region holds the offsets `e_l` until the end.
+pub(super) fn run<T: Scalar, B: Backend<T>>(
+    problem: &Problem<'_, '_, T, B>,
+    regions: &mut Regions<'_, T>,
+    updates: &mut [T],
+) -> Result<Report<T>, PcError> {
+    let (depth, rows, settings) = (problem.depth(), problem.rows, problem.settings);
+    let spec = &problem.spec;
+    let eta = settings.step_size;
+    let keep = T::one() - eta;
+    let lowest = if settings.input == InputBelief::Free {
+        0
+    } else {
+        1
+    };
+    let top = activation_range(spec, rows, depth);
+    regions.errors.fill(T::zero());
+    regions.beliefs.fill(T::zero());
+    regions.errors[top].copy_from_slice(regions.dldy);
+
+    let mut residual = T::zero();
+    let mut iterations = 0;
+    let mut converged = false;
+    for iteration in 1..=settings.iterations {
+        // Signal front: from the feedforward start, epsilon_{l+1} is exactly zero in this
+        // iteration for l < L - iteration, so those offsets stay exactly zero.
+        let first_active = depth.saturating_sub(iteration).max(lowest);
+        let active = activation_range(spec, rows, first_active).start
+            ..activation_range(spec, rows, depth).start;
+        regions.errors[active.clone()].copy_from_slice(&regions.beliefs[active]);
+        residual = T::zero();
+        for layer in first_active..depth {
+            // g = J_{layer+1}(vhat_layer)^T epsilon_{layer+1}
+            let slot = problem.slot(layer + 1);
+            let output_range = slot.output_offset..slot.output_offset + rows * slot.output_width;
+            let values = Values {
+                input: &regions.vhat[slot.input_offset..slot.output_offset],
+                trace: &regions.traces[slot.trace_offset..slot.trace_offset + slot.trace_len],
+                output: &regions.vhat[output_range.clone()],
+            };
+            let vjp = &mut regions.vjp[..rows * slot.input_width];
+            problem.backward_layer(
+                layer + 1,
+                &values,
+                &regions.errors[output_range],
+                regions.scratch,
+                Some(&mut *vjp),
+                None,
+            );
+            let here = slot.input_offset..slot.output_offset;
+            let offsets = &mut regions.beliefs[here.clone()];
+            for ((offset, &error), &pulled) in offsets
+                .iter_mut()
+                .zip(&regions.errors[here])
+                .zip(vjp.iter())
+            {
+                let velocity = error - pulled;
+                let size = velocity.abs();
+                if !(size <= residual) {
+                    residual = size;
+                }
+                *offset = keep * error + eta * pulled;
+            }
+        }
+        iterations = iteration;
+        if !residual.is_finite() {
+            return Err(PcError::Diverged { iteration });
+        }
+        if settings
+            .tolerance
+            .is_some_and(|tolerance| residual <= tolerance)
+        {
+            converged = true;
+            break;
+        }
+    }
+    converged |= residual <= settings.tolerance.unwrap_or(T::zero());
+
+    // Beliefs v_l = vhat_l - e_l for the layers that moved; v_L = vhat_L; clamped v_0 = x.
+    let moving =
+        activation_range(spec, rows, lowest).start..activation_range(spec, rows, depth).start;
+    for (belief, &vhat) in regions.beliefs[moving.clone()]
+        .iter_mut()
+        .zip(&regions.vhat[moving.clone()])
+    {
+        *belief = vhat - *belief;
+    }
+    let top = activation_range(spec, rows, depth);
+    regions.beliefs[top.clone()].copy_from_slice(&regions.vhat[top]);
+    if lowest == 1 {
+        let input = activation_range(spec, rows, 0);
+        regions.beliefs[input.clone()].copy_from_slice(&regions.vhat[input]);
+    }
+
+    // Parameter updates at the feedforward values with the last errors. Layers the signal
+    // has not reached (l + n <= L, l < L) have exactly zero errors and updates.
+    for layer in 1..=depth {
+        let slot = problem.slot(layer);
+        if layer < depth && layer + iterations <= depth {
+            updates[slot.param_offset..slot.param_offset + slot.param_len].fill(T::zero());
+            continue;
+        }
+        let at = At {
+            inputs: regions.vhat,
+            traces: regions.traces,
+            outputs: regions.vhat,
+        };
+        problem.parameter_update(layer, &at, regions.errors, regions.scratch, updates);
+    }
+    Ok(Report {
+        iterations,
+        residual,
+        energy: None,
+        converged,
+    })
+}

@@ -1,0 +1,695 @@
+//! The relaxation schedule: forward pass, the three inference algorithms, and parameter
+//! updates, written once over the [`Backend`] and layer interfaces.
+//!
+//! See the crate documentation for the mathematics. Entry points: [`infer`] (portable
+//! kernels) and [`infer_with`] (any [`Backend`]).
+
+mod exact;
+mod fixed_pred;
+mod strict;
+
+use crate::{
+    error::{check_finite, check_len},
+    layer::{LayerView, Values},
+    loss::Targets,
+    Backend, NetworkSpec, PcError, Portable, Scalar,
+};
+
+/// Which learning signal to compute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Algorithm {
+    /// Exact backpropagation: `epsilon_l = dLoss/dvhat_l`, one reverse sweep.
+    #[default]
+    Exact,
+    /// Predictive coding under the fixed prediction assumption (Jacobians and predictions
+    /// held at the feedforward values).
+    FixedPred,
+    /// Strict predictive coding: gradient descent on the energy `F`, every Jacobian at the
+    /// current beliefs.
+    Strict,
+}
+
+impl Algorithm {
+    /// The name used in files and flags: `exact`, `fixed_pred` or `strict`.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Algorithm::Exact => "exact",
+            Algorithm::FixedPred => "fixed_pred",
+            Algorithm::Strict => "strict",
+        }
+    }
+
+    /// Looks an algorithm up by name (`exact`, `fixed_pred`/`fixed-pred`, `strict`).
+    pub fn from_name(name: &str) -> Option<Algorithm> {
+        Some(match name {
+            "exact" | "Exact" | "backprop" => Algorithm::Exact,
+            "fixed_pred" | "fixed-pred" | "FixedPred" => Algorithm::FixedPred,
+            "strict" | "Strict" => Algorithm::Strict,
+            _ => return None,
+        })
+    }
+}
+
+/// Whether the input belief `v_0` is clamped to the data or relaxes too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum InputBelief {
+    /// `v_0 = x` throughout (the default).
+    #[default]
+    Clamped,
+    /// `v_0` moves like a hidden belief with prediction `x`, as in Torch2PC's FixedPred,
+    /// so `epsilon_0` tends to dLoss/dx (Exact returns dLoss/dx directly).
+    Free,
+}
+
+/// The most iterations a relaxation may be asked for.
+pub const MAX_ITERATIONS: usize = 1 << 24;
+
+/// How a relaxation runs.
+///
+/// # Example
+/// ```
+/// use pc_core::{Algorithm, Settings};
+/// let settings = Settings::fixed_pred(0.1_f64, 20).with_tolerance(1e-12);
+/// assert_eq!(settings.algorithm, Algorithm::FixedPred);
+/// assert_eq!(settings.iterations, 20);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Settings<'a, T> {
+    /// The algorithm.
+    pub algorithm: Algorithm,
+    /// Step size `eta` of the relaxation, in `(0, 2)` (unused by Exact).
+    pub step_size: T,
+    /// Number of iterations `n`, or the cap when a tolerance is set (unused by Exact).
+    pub iterations: usize,
+    /// Stop early once the residual (largest `|epsilon_l - J^T epsilon_{l+1}|` over the
+    /// moving beliefs) is at most this.
+    pub tolerance: Option<T>,
+    /// Whether the input belief is clamped.
+    pub input: InputBelief,
+    /// Strict only: initial hidden beliefs `v_1..v_{L-1}`, each rows x width, layer after
+    /// layer (Torch2PC's `vinit`, which Torch2PC itself ignores). Default: the feedforward values.
+    pub initial_beliefs: Option<&'a [T]>,
+    /// Strict only: the relaxation is reported as diverged when its energy exceeds this
+    /// multiple of the initial energy (plus one), or becomes non-finite.
+    pub divergence_ratio: T,
+}
+
+impl<'a, T: Scalar> Settings<'a, T> {
+    fn base(algorithm: Algorithm, step_size: T, iterations: usize) -> Self {
+        Settings {
+            algorithm,
+            step_size,
+            iterations,
+            tolerance: None,
+            input: InputBelief::Clamped,
+            initial_beliefs: None,
+            divergence_ratio: T::from_f64(1e6),
+        }
+    }
+
+    /// Exact backpropagation.
+    pub fn exact() -> Self {
+        Self::base(Algorithm::Exact, T::one(), 0)
+    }
+
+    /// FixedPred with step size `eta` and `iterations` iterations.
+    pub fn fixed_pred(step_size: T, iterations: usize) -> Self {
+        Self::base(Algorithm::FixedPred, step_size, iterations)
+    }
+
+    /// Strict PC with step size `eta` and `iterations` iterations.
+    pub fn strict(step_size: T, iterations: usize) -> Self {
+        Self::base(Algorithm::Strict, step_size, iterations)
+    }
+
+    /// Torch2PC's `PCInfer` defaults for an algorithm: `eta = 0.1`, `n = 20`.
+    pub fn torch2pc_default(algorithm: Algorithm) -> Self {
+        Self::base(algorithm, T::from_f64(0.1), 20)
+    }
+
+    /// Stops once the residual is at most `tolerance`, with `iterations` as the cap.
+    pub fn with_tolerance(self, tolerance: T) -> Self {
+        Settings {
+            tolerance: Some(tolerance),
+            ..self
+        }
+    }
+
+    /// Lets the input belief move (Torch2PC's FixedPred behaviour).
+    pub fn with_free_input(self) -> Self {
+        Settings {
+            input: InputBelief::Free,
+            ..self
+        }
+    }
+
+    /// Strict only: starts from these hidden beliefs instead of the feedforward values.
+    pub fn with_initial_beliefs(self, beliefs: &'a [T]) -> Self {
+        Settings {
+            initial_beliefs: Some(beliefs),
+            ..self
+        }
+    }
+
+    fn validate(&self) -> Result<(), PcError> {
+        if self.algorithm != Algorithm::Exact {
+            let eta = self.step_size;
+            if !(eta > T::zero() && eta < T::one() + T::one()) {
+                return Err(PcError::InvalidHyperparameter {
+                    name: "step size",
+                    value: eta.to_f64(),
+                    min: 0.0,
+                    max: 2.0,
+                });
+            }
+            if self.iterations > MAX_ITERATIONS {
+                return Err(PcError::InvalidHyperparameter {
+                    name: "iterations",
+                    value: self.iterations as f64,
+                    min: 0.0,
+                    max: MAX_ITERATIONS as f64,
+                });
+            }
+        }
+        if let Some(tolerance) = self.tolerance {
+            if !(tolerance >= T::zero() && tolerance.is_finite()) {
+                return Err(PcError::InvalidHyperparameter {
+                    name: "tolerance",
+                    value: tolerance.to_f64(),
+                    min: 0.0,
+                    max: f64::MAX,
+                });
+            }
+        }
+        if !(self.divergence_ratio > T::one() && self.divergence_ratio.is_finite()) {
+            return Err(PcError::InvalidHyperparameter {
+                name: "divergence ratio",
+                value: self.divergence_ratio.to_f64(),
+                min: 1.0,
+                max: f64::MAX,
+            });
+        }
+        if self.initial_beliefs.is_some() && self.algorithm != Algorithm::Strict {
+            return Err(PcError::InvalidSettings {
+                reason: "initial beliefs are used by Strict only",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// One batch: inputs (rows x input width, row-major) and their targets.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Batch<'a, T> {
+    /// Inputs, rows x input width.
+    pub inputs: &'a [T],
+    /// Targets.
+    pub targets: Targets<'a, T>,
+    /// The number of rows the loss averages over; `None` for this batch's own rows. Set
+    /// it to process a large batch in blocks (see [`Batch::block_of`]).
+    pub loss_rows: Option<usize>,
+}
+
+impl<'a, T: Scalar> Batch<'a, T> {
+    /// A batch whose loss averages over its own rows.
+    pub fn new(inputs: &'a [T], targets: Targets<'a, T>) -> Self {
+        Batch {
+            inputs,
+            targets,
+            loss_rows: None,
+        }
+    }
+
+    /// This batch as a block of a larger batch of `total_rows` rows: its loss and output
+    /// gradient carry the `1 / total_rows` of the whole batch's mean, so block results
+    /// add up to the whole batch's.
+    pub fn block_of(self, total_rows: usize) -> Self {
+        Batch {
+            loss_rows: Some(total_rows),
+            ..self
+        }
+    }
+}
+
+/// What a relaxation reports about itself.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Report<T> {
+    /// Iterations carried out.
+    pub iterations: usize,
+    /// The residual of the last iteration: the largest `|epsilon_l - J_{l+1}^T epsilon_{l+1}|`
+    /// over the beliefs that move (0 for Exact).
+    pub residual: T,
+    /// Strict only: the energy `F` at the last computed errors.
+    pub energy: Option<T>,
+    /// Whether the residual met the tolerance (a tolerance of 0 when none was set).
+    pub converged: bool,
+}
+
+/// The result of [`infer`]: views into the workspace, plus the loss and the report.
+#[derive(Clone, Copy, Debug)]
+pub struct Inference<'w, 's, T> {
+    spec: NetworkSpec<'s>,
+    rows: usize,
+    workspace: &'w [T],
+    loss: T,
+    report: Report<T>,
+}
+
+/// The offsets of one layer inside the workspace regions and the parameter slice.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct LayerSlot {
+    /// Start of `v_{l-1}` in an activation region.
+    pub input_offset: usize,
+    /// Width of `v_{l-1}` per sample.
+    pub input_width: usize,
+    /// Start of `v_l` in an activation region.
+    pub output_offset: usize,
+    /// Width of `v_l` per sample.
+    pub output_width: usize,
+    /// Range of the layer's trace in the trace region.
+    pub trace_offset: usize,
+    pub trace_len: usize,
+    /// Range of the layer's parameters.
+    pub param_offset: usize,
+    pub param_len: usize,
+}
+
+/// The workspace cut into its regions.
+pub(crate) struct Regions<'w, T> {
+    pub vhat: &'w mut [T],
+    pub beliefs: &'w mut [T],
+    pub errors: &'w mut [T],
+    pub predictions: &'w mut [T],
+    pub traces: &'w mut [T],
+    pub dldy: &'w mut [T],
+    /// Two halves of `rows x max_width` for the layer VJPs.
+    pub scratch: &'w mut [T],
+    /// `rows x max_width` for a VJP result.
+    pub vjp: &'w mut [T],
+}
+
+/// Whole regions holding one evaluation of every layer: layer inputs (an activation
+/// region), traces and layer outputs (an activation region).
+pub(crate) struct At<'a, T> {
+    pub inputs: &'a [T],
+    pub traces: &'a [T],
+    pub outputs: &'a [T],
+}
+
+/// The context every algorithm shares.
+pub(crate) struct Problem<'p, 's, T, B> {
+    pub backend: &'p B,
+    pub spec: NetworkSpec<'s>,
+    pub params: &'p [T],
+    pub rows: usize,
+    pub batch: Batch<'p, T>,
+    pub settings: &'p Settings<'p, T>,
+}
+
+/// Region lengths, in the order they are laid out.
+fn region_lens(spec: &NetworkSpec<'_>, rows: usize) -> [usize; 8] {
+    let activations = rows * spec.activation_len();
+    let widest = rows * spec.max_width();
+    [
+        activations,
+        activations,
+        activations,
+        activations,
+        rows * spec.trace_len(),
+        rows * spec.output_len(),
+        2 * widest,
+        widest,
+    ]
+}
+
+impl<'w, T> Regions<'w, T> {
+    fn split(workspace: &'w mut [T], lens: [usize; 8]) -> Self {
+        let (vhat, rest) = workspace.split_at_mut(lens[0]);
+        let (beliefs, rest) = rest.split_at_mut(lens[1]);
+        let (errors, rest) = rest.split_at_mut(lens[2]);
+        let (predictions, rest) = rest.split_at_mut(lens[3]);
+        let (traces, rest) = rest.split_at_mut(lens[4]);
+        let (dldy, rest) = rest.split_at_mut(lens[5]);
+        let (scratch, rest) = rest.split_at_mut(lens[6]);
+        let (vjp, _) = rest.split_at_mut(lens[7]);
+        Regions {
+            vhat,
+            beliefs,
+            errors,
+            predictions,
+            traces,
+            dldy,
+            scratch,
+            vjp,
+        }
+    }
+}
+
+/// Offsets of `v_l` (0-based `l`, `l = 0..=L`) in an activation region.
+pub(crate) fn activation_range(
+    spec: &NetworkSpec<'_>,
+    rows: usize,
+    layer: usize,
+) -> core::ops::Range<usize> {
+    let mut offset = 0;
+    let mut width = spec.input_len();
+    for l in 0..layer {
+        offset += rows * width;
+        width = spec.layers()[l].output_len(width);
+    }
+    offset..offset + rows * width
+}
+
+/// The slot of layer `layer` (1-based).
+pub(crate) fn slot(spec: &NetworkSpec<'_>, rows: usize, layer: usize) -> LayerSlot {
+    let (mut input_offset, mut input_width) = (0, spec.input_len());
+    let (mut trace_offset, mut param_offset) = (0, 0);
+    for current in &spec.layers()[..layer - 1] {
+        input_offset += rows * input_width;
+        trace_offset += rows * current.trace_len(input_width);
+        param_offset += current.parameter_len();
+        input_width = current.output_len(input_width);
+    }
+    let current = &spec.layers()[layer - 1];
+    LayerSlot {
+        input_offset,
+        input_width,
+        output_offset: input_offset + rows * input_width,
+        output_width: current.output_len(input_width),
+        trace_offset,
+        trace_len: rows * current.trace_len(input_width),
+        param_offset,
+        param_len: current.parameter_len(),
+    }
+}
+
+impl<'p, T: Scalar, B: Backend<T>> Problem<'p, '_, T, B> {
+    pub fn depth(&self) -> usize {
+        self.spec.depth()
+    }
+
+    pub fn slot(&self, layer: usize) -> LayerSlot {
+        slot(&self.spec, self.rows, layer)
+    }
+
+    pub fn view(&self, layer: usize, slot: &LayerSlot) -> LayerView<'_, T> {
+        LayerView {
+            layer: &self.spec.layers()[layer - 1],
+            rows: self.rows,
+            input_width: slot.input_width,
+            params: &self.params[slot.param_offset..slot.param_offset + slot.param_len],
+        }
+    }
+
+    /// `output_region[v_l] = f_l(input_region[v_{l-1}])`, keeping the trace. The two
+    /// regions may be the same.
+    pub fn forward_layer(&self, layer: usize, input: &[T], trace: &mut [T], output: &mut [T]) {
+        let slot = self.slot(layer);
+        self.view(layer, &slot)
+            .forward(self.backend, input, trace, output);
+    }
+
+    /// Runs the forward pass into `vhat` and `traces` (and copies `x` into `vhat_0`).
+    pub fn feedforward(&self, regions: &mut Regions<'_, T>) {
+        let inputs = self.batch.inputs;
+        regions.vhat[..inputs.len()].copy_from_slice(inputs);
+        for layer in 1..=self.depth() {
+            let slot = self.slot(layer);
+            let (before, after) = regions.vhat.split_at_mut(slot.output_offset);
+            let input = &before[slot.input_offset..];
+            let output = &mut after[..self.rows * slot.output_width];
+            let trace = &mut regions.traces[slot.trace_offset..slot.trace_offset + slot.trace_len];
+            self.view(layer, &slot)
+                .forward(self.backend, input, trace, output);
+        }
+    }
+
+    /// The loss at `output` (rows x outputs) and its gradient into `grad`.
+    pub fn loss(&self, output: &[T], grad: &mut [T]) -> T {
+        let rows = self.batch.loss_rows.unwrap_or(self.rows);
+        self.spec.loss().value_and_gradient_unchecked(
+            output,
+            self.spec.output_len(),
+            self.batch.targets,
+            rows,
+            grad,
+        )
+    }
+
+    /// Vector-Jacobian product of layer `layer` evaluated at `values`.
+    pub fn backward_layer(
+        &self,
+        layer: usize,
+        values: &Values<'_, T>,
+        grad_output: &[T],
+        scratch: &mut [T],
+        grad_input: Option<&mut [T]>,
+        grad_params: Option<&mut [T]>,
+    ) {
+        let slot = self.slot(layer);
+        self.view(layer, &slot).backward(
+            self.backend,
+            values,
+            grad_output,
+            scratch,
+            grad_input,
+            grad_params,
+        );
+    }
+
+    /// Parameter updates of layer `layer` with cotangent `errors_l`, at the evaluation
+    /// `at` (whose `inputs` region holds `v_{l-1}`).
+    pub fn parameter_update(
+        &self,
+        layer: usize,
+        at: &At<'_, T>,
+        errors: &[T],
+        scratch: &mut [T],
+        updates: &mut [T],
+    ) {
+        let slot = self.slot(layer);
+        let out_range = slot.output_offset..slot.output_offset + self.rows * slot.output_width;
+        let values = Values {
+            input: &at.inputs[slot.input_offset..slot.output_offset],
+            trace: &at.traces[slot.trace_offset..slot.trace_offset + slot.trace_len],
+            output: &at.outputs[out_range.clone()],
+        };
+        let grads = &mut updates[slot.param_offset..slot.param_offset + slot.param_len];
+        self.backward_layer(
+            layer,
+            &values,
+            &errors[out_range],
+            scratch,
+            None,
+            Some(grads),
+        );
+    }
+}
+
+/// Computes what Torch2PC's `PCInfer` computes, with pc-core's portable kernels.
+///
+/// `workspace` must hold at least [`NetworkSpec::workspace_len`]`(rows)` values and
+/// `updates` exactly [`NetworkSpec::parameter_len`]; the parameter updates (what
+/// Torch2PC writes into `.grad`) are written into `updates`, and the returned
+/// [`Inference`] reads the feedforward values, beliefs and errors out of the workspace.
+///
+/// # Errors
+/// Any [`PcError`] for a malformed network, slice lengths that do not fit, non-finite
+/// inputs or parameters, targets out of range, hyperparameters out of range, or a
+/// diverged relaxation. On error `updates` may hold partial results; the parameters are
+/// never written.
+///
+/// # Example
+/// ```
+/// use pc_core::{infer, Activation, Batch, Layer, Loss, NetworkSpec, Settings, Targets};
+/// let layers = [Layer::dense(2, 3, Activation::Tanh), Layer::dense(3, 1, Activation::Identity)];
+/// let spec = NetworkSpec::new(&layers, Loss::Mse);
+/// let params = [0.1, -0.2, 0.3, 0.4, -0.5, 0.6, 0.0, 0.1, -0.1, 0.7, -0.8, 0.9, 0.05];
+/// let mut workspace = [0.0; NetworkSpec::workspace_len(&NetworkSpec::new(&[Layer::dense(2, 3, Activation::Tanh), Layer::dense(3, 1, Activation::Identity)], Loss::Mse), 1)];
+/// let mut updates = [0.0; 13];
+/// let batch = Batch::new(&[1.0, -1.0], Targets::Values(&[0.5]));
+/// let exact = infer(&spec, &params, batch, &Settings::exact(), &mut workspace, &mut updates)?;
+/// let gradient = updates;
+/// let fixed = infer(&spec, &params, batch, &Settings::fixed_pred(1.0, 2), &mut workspace, &mut updates)?;
+/// // FixedPred with step size 1 and n = L is backpropagation.
+/// for (a, b) in updates.iter().zip(&gradient) {
+///     assert!((a - b).abs() <= 1e-12 * b.abs().max(1e-12));
+/// }
+/// # let _ = (exact, fixed);
+/// # Ok::<(), pc_core::PcError>(())
+/// ```
+pub fn infer<'w, 's, T: Scalar>(
+    spec: &NetworkSpec<'s>,
+    params: &[T],
+    batch: Batch<'_, T>,
+    settings: &Settings<'_, T>,
+    workspace: &'w mut [T],
+    updates: &mut [T],
+) -> Result<Inference<'w, 's, T>, PcError> {
+    infer_with(&Portable, spec, params, batch, settings, workspace, updates)
+}
+
+/// As [`infer`], with the matrix products of `backend`.
+pub fn infer_with<'w, 's, T: Scalar, B: Backend<T>>(
+    backend: &B,
+    spec: &NetworkSpec<'s>,
+    params: &[T],
+    batch: Batch<'_, T>,
+    settings: &Settings<'_, T>,
+    workspace: &'w mut [T],
+    updates: &mut [T],
+) -> Result<Inference<'w, 's, T>, PcError> {
+    let rows = check_problem(
+        spec,
+        params,
+        batch,
+        settings,
+        workspace.len(),
+        updates.len(),
+    )?;
+    let lens = region_lens(spec, rows);
+    let used: usize = lens.iter().sum();
+    let problem = Problem {
+        backend,
+        spec: *spec,
+        params,
+        rows,
+        batch,
+        settings,
+    };
+    let mut regions = Regions::split(&mut workspace[..used], lens);
+    problem.feedforward(&mut regions);
+    let top = activation_range(spec, rows, spec.depth());
+    let loss = problem.loss(&regions.vhat[top], regions.dldy);
+    if !loss.is_finite() {
+        return Err(PcError::NonFinite {
+            what: "feedforward loss",
+            index: 0,
+        });
+    }
+    let report = match settings.algorithm {
+        Algorithm::Exact => exact::run(&problem, &mut regions, updates),
+        Algorithm::FixedPred => fixed_pred::run(&problem, &mut regions, updates)?,
+        Algorithm::Strict => strict::run(&problem, &mut regions, updates)?,
+    };
+    if let Err(PcError::NonFinite { index, .. }) = check_finite("parameter updates", updates) {
+        return Err(PcError::NonFinite {
+            what: "parameter updates",
+            index,
+        });
+    }
+    Ok(Inference {
+        spec: *spec,
+        rows,
+        workspace: &workspace[..used],
+        loss,
+        report,
+    })
+}
+
+/// Checks everything once, up front; returns the number of rows.
+fn check_problem<T: Scalar>(
+    spec: &NetworkSpec<'_>,
+    params: &[T],
+    batch: Batch<'_, T>,
+    settings: &Settings<'_, T>,
+    workspace_len: usize,
+    updates_len: usize,
+) -> Result<usize, PcError> {
+    spec.check_parameters(params)?;
+    settings.validate()?;
+    let input_width = spec.input_len();
+    if batch.inputs.is_empty() {
+        return Err(PcError::EmptyBatch);
+    }
+    if batch.inputs.len() % input_width != 0 {
+        return Err(PcError::LengthMismatch {
+            what: "inputs",
+            expected: (batch.inputs.len() / input_width + 1) * input_width,
+            given: batch.inputs.len(),
+        });
+    }
+    let rows = batch.inputs.len() / input_width;
+    check_finite("inputs", batch.inputs)?;
+    batch.targets.check(spec.loss(), rows, spec.output_len())?;
+    if let Some(loss_rows) = batch.loss_rows {
+        if loss_rows < rows {
+            return Err(PcError::InvalidHyperparameter {
+                name: "loss rows",
+                value: loss_rows as f64,
+                min: rows as f64,
+                max: f64::MAX,
+            });
+        }
+    }
+    if let Some(initial) = settings.initial_beliefs {
+        let hidden = spec.activation_len() - spec.input_len() - spec.output_len();
+        check_len("initial beliefs", rows * hidden, initial.len())?;
+        check_finite("initial beliefs", initial)?;
+    }
+    let needed = spec.workspace_len(rows);
+    if workspace_len < needed {
+        return Err(PcError::BufferTooSmall {
+            what: "workspace",
+            needed,
+            given: workspace_len,
+        });
+    }
+    check_len("updates", spec.parameter_len(), updates_len)?;
+    Ok(rows)
+}
+
+impl<'w, 's, T: Scalar> Inference<'w, 's, T> {
+    fn region(&self, index: usize) -> &'w [T] {
+        let lens = region_lens(&self.spec, self.rows);
+        let start: usize = lens[..index].iter().sum();
+        &self.workspace[start..start + lens[index]]
+    }
+
+    fn layer_of(&self, region: usize, layer: usize) -> &'w [T] {
+        let layer = layer.min(self.spec.depth());
+        &self.region(region)[activation_range(&self.spec, self.rows, layer)]
+    }
+
+    /// The batch loss at the feedforward output (what Torch2PC returns as `Loss`).
+    pub fn loss(&self) -> T {
+        self.loss
+    }
+
+    /// The relaxation report.
+    pub fn report(&self) -> Report<T> {
+        self.report
+    }
+
+    /// Number of rows of the batch.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Network depth `L`.
+    pub fn depth(&self) -> usize {
+        self.spec.depth()
+    }
+
+    /// dLoss/dy at the feedforward output (rows x outputs).
+    pub fn output_gradient(&self) -> &'w [T] {
+        self.region(5)
+    }
+
+    /// Feedforward values `vhat_l`, `l = 0..=L` (`vhat_0` is the input). Layers past `L`
+    /// give `vhat_L`.
+    pub fn feedforward(&self, layer: usize) -> &'w [T] {
+        self.layer_of(0, layer)
+    }
+
+    /// Beliefs `v_l` after the relaxation, `l = 0..=L`. With the input clamped `v_0 = x`.
+    pub fn beliefs(&self, layer: usize) -> &'w [T] {
+        self.layer_of(1, layer)
+    }
+
+    /// Prediction errors `epsilon_l` of the last iteration, `l = 0..=L`. With the input
+    /// clamped `epsilon_0` is zero.
+    pub fn errors(&self, layer: usize) -> &'w [T] {
+        self.layer_of(2, layer)
+    }
+}

@@ -1,0 +1,165 @@
+//! Strict predictive coding: simultaneous gradient descent on the energy
+//! `F(v) = sum_{0<l<L} |f_l(v_{l-1}) - v_l|^2 / 2 + Loss(f_L(v_{L-1}), y)`,
+//! with every Jacobian evaluated at the current beliefs.
+
+use super::{activation_range, At, InputBelief, Problem, Regions, Report};
+use crate::{layer::Values, Backend, PcError, Scalar};
+
+/// Runs the relaxation. The predictions region holds `f_l(v_{l-1})` at the current beliefs
+/// and the traces region the matching intermediate values.
+pub(super) fn run<T: Scalar, B: Backend<T>>(
+    problem: &Problem<'_, '_, T, B>,
+    regions: &mut Regions<'_, T>,
+    updates: &mut [T],
+) -> Result<Report<T>, PcError> {
+    let (depth, rows, settings) = (problem.depth(), problem.rows, problem.settings);
+    let spec = &problem.spec;
+    let eta = settings.step_size;
+    let lowest = if settings.input == InputBelief::Free {
+        0
+    } else {
+        1
+    };
+    let half = T::one() / (T::one() + T::one());
+
+    // Beliefs start at the feedforward values (or the caller's), predictions likewise.
+    regions.beliefs.copy_from_slice(regions.vhat);
+    regions.predictions.copy_from_slice(regions.vhat);
+    regions.errors.fill(T::zero());
+    let from_feedforward = match settings.initial_beliefs {
+        None => true,
+        Some(initial) => {
+            let hidden =
+                activation_range(spec, rows, 1).start..activation_range(spec, rows, depth).start;
+            regions.beliefs[hidden].copy_from_slice(initial);
+            recompute_predictions(problem, regions, 2);
+            false
+        }
+    };
+
+    let mut residual = T::zero();
+    let mut energy = T::zero();
+    let mut initial_energy = T::zero();
+    let mut iterations = 0;
+    let mut converged = false;
+    for iteration in 1..=settings.iterations.max(1) {
+        // Errors of this iteration, from the beliefs as they stand.
+        let top = activation_range(spec, rows, depth);
+        let (below, top_errors) = regions.errors.split_at_mut(top.start);
+        energy = problem.loss(&regions.predictions[top], top_errors);
+        let lower = activation_range(spec, rows, lowest).start;
+        let moving = lower..below.len();
+        let mut squares = T::zero();
+        for ((error, &prediction), &belief) in below[moving.clone()]
+            .iter_mut()
+            .zip(&regions.predictions[moving.clone()])
+            .zip(&regions.beliefs[moving])
+        {
+            *error = prediction - belief;
+            squares = *error * *error + squares;
+        }
+        energy = energy + half * squares;
+        if iteration == 1 {
+            initial_energy = energy;
+        }
+        if !energy.is_finite() || energy > settings.divergence_ratio * initial_energy {
+            return Err(PcError::Diverged { iteration });
+        }
+        if settings.iterations == 0 {
+            break;
+        }
+
+        // Move every hidden belief: v_l += eta (epsilon_l - J_{l+1}(v_l)^T epsilon_{l+1}).
+        // From the feedforward start epsilon_{l+1} is exactly zero for l < L - iteration.
+        let first_active = if from_feedforward {
+            depth.saturating_sub(iteration).max(lowest)
+        } else {
+            lowest
+        };
+        residual = T::zero();
+        for layer in first_active..depth {
+            let slot = problem.slot(layer + 1);
+            let output_range = slot.output_offset..slot.output_offset + rows * slot.output_width;
+            let values = Values {
+                input: &regions.beliefs[slot.input_offset..slot.output_offset],
+                trace: &regions.traces[slot.trace_offset..slot.trace_offset + slot.trace_len],
+                output: &regions.predictions[output_range.clone()],
+            };
+            let vjp = &mut regions.vjp[..rows * slot.input_width];
+            problem.backward_layer(
+                layer + 1,
+                &values,
+                &regions.errors[output_range],
+                regions.scratch,
+                Some(&mut *vjp),
+                None,
+            );
+            let here = slot.input_offset..slot.output_offset;
+            for ((belief, &error), &pulled) in regions.beliefs[here.clone()]
+                .iter_mut()
+                .zip(&regions.errors[here])
+                .zip(vjp.iter())
+            {
+                let velocity = error - pulled;
+                let size = velocity.abs();
+                if !(size <= residual) {
+                    residual = size;
+                }
+                *belief = eta * velocity + *belief;
+            }
+        }
+        iterations = iteration;
+        if !residual.is_finite() {
+            return Err(PcError::Diverged { iteration });
+        }
+        // Predictions at the new beliefs: layer l changes when v_{l-1} moved (never layer
+        // 1 with the input clamped).
+        recompute_predictions(problem, regions, (first_active + 1).max(1 + lowest));
+        if settings
+            .tolerance
+            .is_some_and(|tolerance| residual <= tolerance)
+        {
+            converged = true;
+            break;
+        }
+    }
+    converged |= residual <= settings.tolerance.unwrap_or(T::zero());
+
+    // Parameter updates at the final beliefs with the last errors. From the feedforward
+    // start, layers the signal has not reached have exactly zero errors and updates.
+    for layer in 1..=depth {
+        let slot = problem.slot(layer);
+        if from_feedforward && layer < depth && layer + iterations.max(1) <= depth {
+            updates[slot.param_offset..slot.param_offset + slot.param_len].fill(T::zero());
+            continue;
+        }
+        let at = At {
+            inputs: regions.beliefs,
+            traces: regions.traces,
+            outputs: regions.predictions,
+        };
+        problem.parameter_update(layer, &at, regions.errors, regions.scratch, updates);
+    }
+    Ok(Report {
+        iterations,
+        residual,
+        energy: Some(energy),
+        converged,
+    })
+}
+
+/// `predictions_l = f_l(v_{l-1})` for layers `from..=L`, refreshing their traces.
+fn recompute_predictions<T: Scalar, B: Backend<T>>(
+    problem: &Problem<'_, '_, T, B>,
+    regions: &mut Regions<'_, T>,
+    from: usize,
+) {
+    for layer in from.max(1)..=problem.depth() {
+        let slot = problem.slot(layer);
+        let input = &regions.beliefs[slot.input_offset..slot.output_offset];
+        let trace = &mut regions.traces[slot.trace_offset..slot.trace_offset + slot.trace_len];
+        let output = &mut regions.predictions
+            [slot.output_offset..slot.output_offset + problem.rows * slot.output_width];
+        problem.forward_layer(layer, input, trace, output);
+    }
+}

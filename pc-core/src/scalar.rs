@@ -1,0 +1,136 @@
+//! The scalar types pc-core computes with.
+//!
+//! [`Scalar`] is sealed and implemented for `f32` and `f64` only: an unsupported type is a
+//! compile error, never a runtime surprise. Transcendental functions go through `libm`
+//! directly (not through `num_traits::Float`, whose backend switches to `std` when any crate
+//! in the build turns on `num-traits/std`), so a host test computes exactly what a
+//! microcontroller computes.
+
+use core::fmt::{Debug, Display};
+use num_traits::Float;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+/// A floating-point type pc-core computes in: `f32` or `f64`.
+///
+/// # Example
+/// ```
+/// use pc_core::Scalar;
+/// fn logistic<T: Scalar>(x: T) -> T {
+///     T::one() / (T::one() + (-x).exp_libm())
+/// }
+/// assert_eq!(logistic(0.0_f64), 0.5);
+/// ```
+pub trait Scalar:
+    Float + Copy + Default + Debug + Display + Send + Sync + 'static + sealed::Sealed
+{
+    /// Unit roundoff `u = 2^-p` (half the machine epsilon) of the type.
+    const UNIT_ROUNDOFF: Self;
+    /// `e^x` via libm.
+    fn exp_libm(self) -> Self;
+    /// `ln(1 + x)` via libm.
+    fn ln_1p_libm(self) -> Self;
+    /// Natural logarithm via libm.
+    fn ln_libm(self) -> Self;
+    /// Hyperbolic tangent via libm.
+    fn tanh_libm(self) -> Self;
+    /// Square root via libm.
+    fn sqrt_libm(self) -> Self;
+    /// `self^exponent` for an integer exponent via libm.
+    fn powi_libm(self, exponent: i32) -> Self;
+    /// Converts from `f64`, rounding to nearest (`f64` is exact).
+    fn from_f64(value: f64) -> Self;
+    /// Converts to `f64` exactly.
+    fn to_f64(self) -> f64;
+    /// Converts a count to the scalar type, rounding to nearest.
+    fn from_usize(value: usize) -> Self;
+}
+
+impl Scalar for f32 {
+    const UNIT_ROUNDOFF: f32 = f32::EPSILON / 2.0;
+    #[inline]
+    fn exp_libm(self) -> f32 {
+        libm::expf(self)
+    }
+    #[inline]
+    fn ln_1p_libm(self) -> f32 {
+        libm::log1pf(self)
+    }
+    #[inline]
+    fn ln_libm(self) -> f32 {
+        libm::logf(self)
+    }
+    #[inline]
+    fn tanh_libm(self) -> f32 {
+        libm::tanhf(self)
+    }
+    #[inline]
+    fn sqrt_libm(self) -> f32 {
+        libm::sqrtf(self)
+    }
+    #[inline]
+    fn powi_libm(self, exponent: i32) -> f32 {
+        libm::powf(self, exponent as f32)
+    }
+    #[inline]
+    fn from_f64(value: f64) -> f32 {
+        value as f32
+    }
+    #[inline]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    #[inline]
+    fn from_usize(value: usize) -> f32 {
+        value as f32
+    }
+}
+
+impl Scalar for f64 {
+    const UNIT_ROUNDOFF: f64 = f64::EPSILON / 2.0;
+    #[inline]
+    fn exp_libm(self) -> f64 {
+        libm::exp(self)
+    }
+    #[inline]
+    fn ln_1p_libm(self) -> f64 {
+        libm::log1p(self)
+    }
+    #[inline]
+    fn ln_libm(self) -> f64 {
+        libm::log(self)
+    }
+    #[inline]
+    fn tanh_libm(self) -> f64 {
+        libm::tanh(self)
+    }
+    #[inline]
+    fn sqrt_libm(self) -> f64 {
+        libm::sqrt(self)
+    }
+    #[inline]
+    fn powi_libm(self, exponent: i32) -> f64 {
+        libm::pow(self, exponent as f64)
+    }
+    #[inline]
+    fn from_f64(value: f64) -> f64 {
+        value
+    }
+    #[inline]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    #[inline]
+    fn from_usize(value: usize) -> f64 {
+        value as f64
+    }
+}
+
+/// Returns the first index whose value is not finite, if any.
+pub(crate) fn first_non_finite<T: Scalar>(values: &[T]) -> Option<usize> {
+    values.iter().position(|value| !value.is_finite())
+}

@@ -1,0 +1,10 @@
+//! # pc-std: the std companion of pc-core
+//!
+//! Owned networks, batched and parallel paths and datasets grow here on top of
+//! [`pc_core`]'s relaxation schedule. For now it re-exports pc-core.
+//!
+//! ```
+//! assert_eq!(pc_std::core::Algorithm::from_name("strict"), Some(pc_std::core::Algorithm::Strict));
+//! ```
+
+pub use pc_core as core;

@@ -1,0 +1,1 @@
+//! Integration and property tests of pc live in `tests/` beside this file.
