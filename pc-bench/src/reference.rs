@@ -518,7 +518,7 @@ impl Case {
             let Some(expected) = expected else { continue };
             for (index, (&e, &a)) in expected.iter().zip(actual).enumerate() {
                 let error = scaled_error(a, e);
-                if !(error <= worst) {
+                if error > worst || error.is_nan() {
                     worst = error;
                     if error > RELATIVE_TOLERANCE {
                         failure = Some((field.clone(), index, e, a));

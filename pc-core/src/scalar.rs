@@ -134,3 +134,14 @@ impl Scalar for f64 {
 pub(crate) fn first_non_finite<T: Scalar>(values: &[T]) -> Option<usize> {
     values.iter().position(|value| !value.is_finite())
 }
+
+/// The larger of `current` and `candidate`, where a NaN candidate wins (so a residual
+/// computed from NaN values is NaN, not silently ignored as `Float::max` would).
+#[inline(always)]
+pub(crate) fn max_or_nan<T: Scalar>(current: T, candidate: T) -> T {
+    if candidate > current || candidate.is_nan() {
+        candidate
+    } else {
+        current
+    }
+}

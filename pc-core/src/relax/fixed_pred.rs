@@ -7,7 +7,7 @@
 //! their relative precision; beliefs are formed once at the end.
 
 use super::{activation_range, At, InputBelief, Problem, Regions, Report};
-use crate::{layer::Values, Backend, PcError, Scalar};
+use crate::{layer::Values, scalar::max_or_nan, Backend, PcError, Scalar};
 
 /// Runs the relaxation; the beliefs region holds the offsets `e_l` until the end.
 pub(super) fn run<T: Scalar, B: Backend<T>>(
@@ -66,10 +66,7 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
                 .zip(vjp.iter())
             {
                 let velocity = error - pulled;
-                let size = velocity.abs();
-                if !(size <= residual) {
-                    residual = size;
-                }
+                residual = max_or_nan(residual, velocity.abs());
                 *offset = keep * error + eta * pulled;
             }
         }

@@ -3,7 +3,7 @@
 //! with every Jacobian evaluated at the current beliefs.
 
 use super::{activation_range, At, InputBelief, Problem, Regions, Report};
-use crate::{layer::Values, Backend, PcError, Scalar};
+use crate::{layer::Values, scalar::max_or_nan, Backend, PcError, Scalar};
 
 /// Runs the relaxation. The predictions region holds `f_l(v_{l-1})` at the current beliefs
 /// and the traces region the matching intermediate values.
@@ -101,10 +101,7 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
                 .zip(vjp.iter())
             {
                 let velocity = error - pulled;
-                let size = velocity.abs();
-                if !(size <= residual) {
-                    residual = size;
-                }
+                residual = max_or_nan(residual, velocity.abs());
                 *belief = eta * velocity + *belief;
             }
         }

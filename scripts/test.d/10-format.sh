@@ -1,0 +1,2 @@
+# Formatting is checked, not fixed.
+cargo fmt --all --check

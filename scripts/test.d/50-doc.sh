@@ -1,0 +1,1 @@
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
