@@ -70,6 +70,7 @@ pub mod kernels;
 mod layer;
 mod learn;
 mod loss;
+pub mod model_bytes;
 pub mod optim;
 mod relax;
 mod scalar;

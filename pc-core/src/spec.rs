@@ -136,6 +136,16 @@ impl Layer {
         self.len
     }
 
+    /// The op at `index` (an identity activation past [`Layer::op_count`]), for `const`
+    /// code that cannot call [`Layer::ops`].
+    pub const fn op_at(&self, index: usize) -> Op {
+        if index < self.len && index < MAX_OPS_PER_LAYER {
+            self.ops[index]
+        } else {
+            Op::Activation(Activation::Identity)
+        }
+    }
+
     /// Number of parameters of all ops.
     pub const fn parameter_len(&self) -> usize {
         let mut total = 0usize;
