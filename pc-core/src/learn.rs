@@ -129,3 +129,78 @@ impl<'a, 's, T: Scalar, O: Optimizer<T>> Learner<'a, 's, T, O> {
         Ok(inference)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Activation, Adam, Batch, Layer, Learner, Loss, NetworkSpec, Optimizer, PcError, Settings, Targets};
+    use std::vec;
+
+    const LAYERS: [Layer; 3] = [
+        Layer::dense(3, 6, Activation::Tanh),
+        Layer::dense(6, 6, Activation::Tanh),
+        Layer::dense(6, 2, Activation::Identity),
+    ];
+    const SPEC: NetworkSpec<'static> = NetworkSpec::new(&LAYERS, Loss::Mse);
+
+    fn parameters(scale: f64) -> std::vec::Vec<f64> {
+        (0..SPEC.parameter_len()).map(|i| scale * (((i * 37) % 23) as f64 / 11.0 - 1.0)).collect()
+    }
+
+    /// A failed step (bad input, diverged relaxation) leaves parameters, optimizer state
+    /// and step count exactly as before, and learning continues correctly afterwards: the
+    /// next good step equals the step a fresh copy of the untouched model takes.
+    #[test]
+    fn failed_steps_leave_the_model_untouched() {
+        let mut params = parameters(3.0);
+        let mut state = vec![0.0; Adam::<f64>::state_len(params.len())];
+        let mut workspace = vec![0.0; SPEC.workspace_len(2)];
+        let mut updates = vec![0.0; SPEC.parameter_len()];
+        let inputs = [0.5, -0.25, 1.0, 0.0, 0.75, -1.0];
+        let targets = [1.0, 0.0, -1.0, 0.5];
+        let batch = Batch::new(&inputs[..], Targets::Values(&targets[..]));
+        let mut learner = Learner::new(SPEC, &mut params, Adam::new(0.01), &mut state).unwrap();
+        learner.step(batch, &Settings::strict(0.1, 10), &mut workspace, &mut updates).unwrap();
+        let (saved_params, saved_state) = (learner.parameters().to_vec(), learner.optimizer_state().to_vec());
+
+        let nan_inputs = [f64::NAN; 6];
+        let bad = Batch::new(&nan_inputs[..], Targets::Values(&targets[..]));
+        assert!(matches!(
+            learner.step(bad, &Settings::strict(0.1, 10), &mut workspace, &mut updates),
+            Err(PcError::NonFinite { what: "inputs", .. })
+        ));
+        let diverging = Settings::strict(1.99, 5000);
+        assert!(matches!(
+            learner.step(batch, &diverging, &mut workspace, &mut updates),
+            Err(PcError::Diverged { .. })
+        ));
+        assert_eq!(learner.parameters(), &saved_params[..]);
+        assert_eq!(learner.optimizer_state(), &saved_state[..]);
+        assert_eq!(learner.optimizer().steps, 1);
+
+        learner.step(batch, &Settings::strict(0.1, 10), &mut workspace, &mut updates).unwrap();
+        let continued = learner.parameters().to_vec();
+
+        let mut fresh_params = saved_params.clone();
+        let mut fresh_state = saved_state.clone();
+        let mut adam = Adam::new(0.01);
+        adam.steps = 1;
+        let mut fresh = Learner::new(SPEC, &mut fresh_params, adam, &mut fresh_state).unwrap();
+        fresh.step(batch, &Settings::strict(0.1, 10), &mut workspace, &mut updates).unwrap();
+        assert_eq!(fresh.parameters(), &continued[..]);
+    }
+
+    #[test]
+    fn construction_checks_lengths() {
+        let mut params = parameters(1.0);
+        let mut short_state = vec![0.0; 3];
+        assert!(matches!(
+            Learner::new(SPEC, &mut params, Adam::new(0.01), &mut short_state),
+            Err(PcError::LengthMismatch { what: "optimizer state", .. })
+        ));
+        let mut state = vec![0.0; 2 * SPEC.parameter_len()];
+        assert!(matches!(
+            Learner::new(SPEC, &mut params[1..], Adam::new(0.01), &mut state[2..]),
+            Err(PcError::LengthMismatch { what: "parameters", .. })
+        ));
+    }
+}

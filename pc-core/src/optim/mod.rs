@@ -12,6 +12,9 @@ mod sgd;
 pub use adam::{Adam, AdamW};
 pub use sgd::Sgd;
 
+#[cfg(test)]
+mod tests;
+
 use crate::{error::check_len, PcError, Scalar};
 
 /// The most state values an optimizer keeps per parameter.
