@@ -181,4 +181,71 @@ impl<T: Scalar> LayerView<'_, T> {
             current = if current == 1 { 2 } else { 1 };
         }
     }
+
+    /// Jacobian-vector product (forward mode) of the layer with respect to its input, at
+    /// the point `values` was evaluated: `tangent_output = J_l(input) tangent_input`, per
+    /// sample. Used by the curvature analysis (`stability`), not by the relaxation.
+    ///
+    /// `scratch` must hold `2 * rows * max_width` values.
+    pub fn jvp(
+        &self,
+        values: &Values<'_, T>,
+        tangent_input: &[T],
+        scratch: &mut [T],
+        tangent_output: &mut [T],
+    ) {
+        let plan = self.plan();
+        let rows = self.rows;
+        let last = plan.count - 1;
+        let half = scratch.len() / 2;
+        let (first_half, second_half) = scratch.split_at_mut(half);
+        // Where the tangent of the current op's input lives:
+        // 0 = `tangent_input`, 1 = first scratch half, 2 = second scratch half.
+        let mut current = 0u8;
+        for (k, op) in self.layer.ops().iter().enumerate() {
+            let (in_width, out_width) = (plan.widths[k], plan.widths[k + 1]);
+            let op_input: &[T] = if k == 0 {
+                &values.input[..rows * in_width]
+            } else {
+                &values.trace[plan.trace_offsets[k - 1]..plan.trace_offsets[k]]
+            };
+            let op_output: &[T] = if k == last {
+                &values.output[..rows * out_width]
+            } else {
+                &values.trace[plan.trace_offsets[k]..plan.trace_offsets[k] + rows * out_width]
+            };
+            let (tangent, spare): (&[T], &mut [T]) = match current {
+                0 => (tangent_input, &mut *first_half),
+                1 => (&*first_half, &mut *second_half),
+                _ => (&*second_half, &mut *first_half),
+            };
+            let tangent = &tangent[..rows * in_width];
+            let target: &mut [T] = if k == last {
+                &mut *tangent_output
+            } else {
+                spare
+            };
+            let target = &mut target[..rows * out_width];
+            match *op {
+                Op::Linear { inputs, outputs } => {
+                    let offset = plan.param_offsets[k];
+                    let weight = &self.params[offset..offset + inputs * outputs];
+                    for (row_out, row_in) in target
+                        .chunks_exact_mut(outputs)
+                        .zip(tangent.chunks_exact(inputs))
+                    {
+                        for (out, weight_row) in row_out.iter_mut().zip(weight.chunks_exact(inputs))
+                        {
+                            *out = crate::kernels::portable::dot(weight_row, row_in);
+                        }
+                    }
+                }
+                // Elementwise: the Jacobian is diagonal, so its product equals the VJP's.
+                Op::Activation(activation) => {
+                    activation.backward(op_input, op_output, tangent, target)
+                }
+            }
+            current = if current == 1 { 2 } else { 1 };
+        }
+    }
 }

@@ -61,7 +61,8 @@
 #![no_std]
 #![deny(missing_docs)]
 
-#[cfg(test)]
+// The proptest strategies (and the unit tests) need std; the kernels never do.
+#[cfg(any(test, feature = "proptest-support"))]
 extern crate std;
 
 mod activation;
@@ -75,6 +76,9 @@ pub mod optim;
 mod relax;
 mod scalar;
 mod spec;
+pub mod stability;
+#[cfg(feature = "proptest-support")]
+pub mod strategies;
 
 pub use activation::Activation;
 pub use error::PcError;
@@ -87,3 +91,4 @@ pub use relax::{
 };
 pub use scalar::Scalar;
 pub use spec::{Layer, NetworkSpec, Op, MAX_OPS_PER_LAYER};
+pub use stability::{safe_step_size, Curvature, SafeStep};

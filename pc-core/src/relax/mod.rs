@@ -12,6 +12,7 @@ use crate::{
     error::{check_finite, check_len},
     layer::{LayerView, Values},
     loss::Targets,
+    stability::SafeStep,
     Backend, NetworkSpec, PcError, Portable, Scalar,
 };
 
@@ -92,6 +93,9 @@ pub struct Settings<'a, T> {
     /// Strict only: the relaxation is reported as diverged when its energy exceeds this
     /// multiple of the initial energy (plus one), or becomes non-finite.
     pub divergence_ratio: T,
+    /// Strict only: choose the step size for every batch from the energy's curvature
+    /// ([`crate::stability`]) before relaxing; `step_size` is then an upper bound.
+    pub safe_step: Option<SafeStep>,
 }
 
 impl<'a, T: Scalar> Settings<'a, T> {
@@ -104,6 +108,7 @@ impl<'a, T: Scalar> Settings<'a, T> {
             input: InputBelief::Clamped,
             initial_beliefs: None,
             divergence_ratio: T::from_f64(1e6),
+            safe_step: None,
         }
     }
 
@@ -151,6 +156,28 @@ impl<'a, T: Scalar> Settings<'a, T> {
         }
     }
 
+    /// Strict only: before relaxing each batch, estimate the largest curvature
+    /// `lambda_max` of the energy in the hidden beliefs and relax with
+    /// `min(step_size, 0.9 * 2 / lambda_max)` ([`SafeStep::default`]; see
+    /// [`crate::stability`]). [`Inference::step_size`] tells the step size used.
+    ///
+    /// ```
+    /// use pc_core::Settings;
+    /// let settings = Settings::strict(1.0_f64, 200).with_safe_step_size();
+    /// assert!(settings.safe_step.is_some());
+    /// ```
+    pub fn with_safe_step_size(self) -> Self {
+        self.with_safe_step(SafeStep::default())
+    }
+
+    /// As [`with_safe_step_size`](Self::with_safe_step_size) with an explicit rule.
+    pub fn with_safe_step(self, rule: SafeStep) -> Self {
+        Settings {
+            safe_step: Some(rule),
+            ..self
+        }
+    }
+
     fn validate(&self) -> Result<(), PcError> {
         if self.algorithm != Algorithm::Exact {
             let eta = self.step_size;
@@ -193,6 +220,14 @@ impl<'a, T: Scalar> Settings<'a, T> {
             return Err(PcError::InvalidSettings {
                 reason: "initial beliefs are used by Strict only",
             });
+        }
+        if let Some(rule) = self.safe_step {
+            if self.algorithm != Algorithm::Strict {
+                return Err(PcError::InvalidSettings {
+                    reason: "the safe step size is used by Strict only",
+                });
+            }
+            rule.validate()?;
         }
         Ok(())
     }
@@ -253,6 +288,7 @@ pub struct Inference<'w, 's, T> {
     workspace: &'w [T],
     loss: T,
     report: Report<T>,
+    step_size: T,
 }
 
 /// The offsets of one layer inside the workspace regions and the parameter slice.
@@ -307,7 +343,7 @@ pub(crate) struct Problem<'p, 's, T, B> {
 }
 
 /// Region lengths, in the order they are laid out.
-fn region_lens(spec: &NetworkSpec<'_>, rows: usize) -> [usize; 8] {
+pub(crate) fn region_lens(spec: &NetworkSpec<'_>, rows: usize) -> [usize; 8] {
     let activations = rows * spec.activation_len();
     let widest = rows * spec.max_width();
     [
@@ -323,7 +359,7 @@ fn region_lens(spec: &NetworkSpec<'_>, rows: usize) -> [usize; 8] {
 }
 
 impl<'w, T> Regions<'w, T> {
-    fn split(workspace: &'w mut [T], lens: [usize; 8]) -> Self {
+    pub(crate) fn split(workspace: &'w mut [T], lens: [usize; 8]) -> Self {
         let (vhat, rest) = workspace.split_at_mut(lens[0]);
         let (beliefs, rest) = rest.split_at_mut(lens[1]);
         let (errors, rest) = rest.split_at_mut(lens[2]);
@@ -567,10 +603,30 @@ pub fn infer_with<'w, 's, T: Scalar, B: Backend<T>>(
             index: 0,
         });
     }
+    let mut step_size = settings.step_size;
     let report = match settings.algorithm {
         Algorithm::Exact => exact::run(&problem, &mut regions, updates),
         Algorithm::FixedPred => fixed_pred::run(&problem, &mut regions, updates)?,
-        Algorithm::Strict => strict::run(&problem, &mut regions, updates)?,
+        Algorithm::Strict => match settings.safe_step {
+            None => strict::run(&problem, &mut regions, updates)?,
+            Some(rule) => {
+                let curvature = crate::stability::estimate(&problem, &mut regions, &rule);
+                step_size = if curvature.step_size < settings.step_size {
+                    curvature.step_size
+                } else {
+                    settings.step_size
+                };
+                let safe = Settings {
+                    step_size,
+                    ..*settings
+                };
+                let problem = Problem {
+                    settings: &safe,
+                    ..problem
+                };
+                strict::run(&problem, &mut regions, updates)?
+            }
+        },
     };
     if let Err(PcError::NonFinite { index, .. }) = check_finite("parameter updates", updates) {
         return Err(PcError::NonFinite {
@@ -584,11 +640,12 @@ pub fn infer_with<'w, 's, T: Scalar, B: Backend<T>>(
         workspace: &workspace[..used],
         loss,
         report,
+        step_size,
     })
 }
 
 /// Checks everything once, up front; returns the number of rows.
-fn check_problem<T: Scalar>(
+pub(crate) fn check_problem<T: Scalar>(
     spec: &NetworkSpec<'_>,
     params: &[T],
     batch: Batch<'_, T>,
@@ -659,6 +716,12 @@ impl<'w, 's, T: Scalar> Inference<'w, 's, T> {
     /// The relaxation report.
     pub fn report(&self) -> Report<T> {
         self.report
+    }
+
+    /// The step size the relaxation ran with: [`Settings::step_size`], or for Strict with
+    /// [`Settings::with_safe_step_size`] the smaller of it and the safe step size.
+    pub fn step_size(&self) -> T {
+        self.step_size
     }
 
     /// Number of rows of the batch.
