@@ -8,3 +8,11 @@
 //! ```
 
 pub use pc_core as core;
+
+pub use error::Error;
+
+pub mod data;
+mod error;
+pub mod network;
+pub mod rng;
+pub mod train;

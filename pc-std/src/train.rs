@@ -1,0 +1,615 @@
+//! Training loop: epochs over seeded, shuffled minibatches with any algorithm and any
+//! optimizer, per-epoch loss and accuracy, and the paper's per-layer comparison of PC's
+//! updates with backprop's.
+//!
+//! # Example
+//! ```
+//! use pc_std::core::{Activation, Adam, Loss, Settings};
+//! use pc_std::{data, network::Network, train::{train, TrainConfig}};
+//!
+//! let (train_set, test_set) = data::digits_split::<f32>()?;
+//! let mut net = Network::<f32>::mlp("64-32-10", Activation::Relu, Loss::CrossEntropy, 0)?;
+//! let config = TrainConfig::new(Settings::fixed_pred(1.0, 2), 2, 100).with_seed(1);
+//! let history = train(&mut net, Adam::new(0.01), &train_set, Some(&test_set), &config)
+//!     .map_err(|stopped| stopped.error)?;
+//! assert_eq!(history.epochs.len(), 3); // before training, and after each of 2 epochs
+//! assert!(history.epochs[2].test_accuracy.unwrap() > 0.5);
+//! # Ok::<(), pc_std::Error>(())
+//! ```
+
+use crate::{data::Dataset, network::Network, rng::SplitMix64, Error};
+use pc_core::{Algorithm, Batch, Inference, NetworkSpec, Optimizer, PcError, Scalar, Settings};
+use std::{fmt, io::IsTerminal};
+
+/// The one place pc-std runs a relaxation. Every caller (networks, training, the
+/// diagnostics) goes through it, so switching to a faster runner is a one-line change.
+///
+/// It is [`pc_core::infer`] with the portable kernels for now.
+///
+/// # Errors
+/// Every error of [`pc_core::infer`].
+pub fn relax<'w, 's, T: Scalar>(
+    spec: &NetworkSpec<'s>,
+    parameters: &[T],
+    batch: Batch<'_, T>,
+    settings: &Settings<'_, T>,
+    workspace: &'w mut [T],
+    updates: &mut [T],
+) -> Result<Inference<'w, 's, T>, PcError> {
+    pc_core::infer(spec, parameters, batch, settings, workspace, updates)
+}
+
+/// How PC's update of one layer's weight compares with backprop's gradient (the paper's
+/// metrics, computed for the first linear op of each layer, `model[l][0].weight`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LayerComparison {
+    /// `|g_pc - g_bp| / |g_bp|` (0 when both are zero, infinite when only `g_bp` is).
+    pub relative_error: f64,
+    /// The angle between `g_pc` and `g_bp` in degrees; 90 when either is zero (as
+    /// PyTorch's `cosine_similarity` gives 0 then).
+    pub angle_degrees: f64,
+}
+
+/// Compares two parameter-update vectors layer by layer, on each layer's first linear
+/// weight. Sums are taken in `f64`.
+///
+/// ```
+/// use pc_std::core::{Activation, Loss};
+/// use pc_std::{network::Network, train::compare_updates};
+/// let net = Network::<f64>::mlp("2-2-1", Activation::Tanh, Loss::Mse, 0)?;
+/// let bp = vec![1.0; net.parameters().len()];
+/// let half: Vec<f64> = bp.iter().map(|g| 0.5 * g).collect();
+/// let layers = compare_updates(&net, &half, &bp);
+/// assert_eq!(layers[0].relative_error, 0.5);
+/// assert_eq!(layers[0].angle_degrees, 0.0);
+/// # Ok::<(), pc_std::Error>(())
+/// ```
+pub fn compare_updates<T: Scalar>(
+    network: &Network<T>,
+    pc: &[T],
+    bp: &[T],
+) -> Vec<LayerComparison> {
+    (1..=network.depth())
+        .map(|layer| match network.linear(layer) {
+            Ok(at) => compare_slices(&pc[at.weight_range()], &bp[at.weight_range()]),
+            Err(_) => LayerComparison {
+                relative_error: f64::NAN,
+                angle_degrees: f64::NAN,
+            },
+        })
+        .collect()
+}
+
+fn compare_slices<T: Scalar>(pc: &[T], bp: &[T]) -> LayerComparison {
+    let (mut diff, mut norm_pc, mut norm_bp, mut dot) = (0.0, 0.0, 0.0, 0.0);
+    for (&a, &b) in pc.iter().zip(bp) {
+        let (a, b) = (Scalar::to_f64(a), Scalar::to_f64(b));
+        diff += (a - b) * (a - b);
+        norm_pc += a * a;
+        norm_bp += b * b;
+        dot += a * b;
+    }
+    let relative_error = if norm_bp > 0.0 {
+        (diff / norm_bp).sqrt()
+    } else if diff == 0.0 {
+        0.0
+    } else {
+        f64::INFINITY
+    };
+    let denominator = norm_pc.sqrt() * norm_bp.sqrt();
+    let cosine = if denominator > 0.0 {
+        (dot / denominator).clamp(-1.0, 1.0)
+    } else {
+        0.0
+    };
+    LayerComparison {
+        relative_error,
+        angle_degrees: cosine.acos().to_degrees(),
+    }
+}
+
+/// How to train.
+#[derive(Clone, Copy, Debug)]
+pub struct TrainConfig<T: 'static> {
+    /// The relaxation run for every minibatch (its algorithm, step size, iterations).
+    pub settings: Settings<'static, T>,
+    /// Passes over the training data.
+    pub epochs: usize,
+    /// Samples per minibatch (the last minibatch of an epoch is dropped when smaller,
+    /// as PyTorch's `drop_last`, so every step sees the same batch size).
+    pub batch_size: usize,
+    /// Seed of the minibatch order (reshuffled every epoch).
+    pub seed: u64,
+    /// Evaluate loss and accuracy on the whole training and test sets before training
+    /// and after every epoch (off for timing runs).
+    pub evaluate: bool,
+    /// Compare every step's updates with backprop's on the same batch (costs one
+    /// backprop pass per step; ignored when the algorithm is Exact).
+    pub diagnostics: bool,
+    /// Show a progress bar on standard error when it is a terminal.
+    pub progress: bool,
+}
+
+impl<T: Scalar> TrainConfig<T> {
+    /// `epochs` epochs of minibatches of `batch_size`, seed 0, evaluation on, diagnostics
+    /// off, progress bar on.
+    pub fn new(settings: Settings<'static, T>, epochs: usize, batch_size: usize) -> Self {
+        TrainConfig {
+            settings,
+            epochs,
+            batch_size,
+            seed: 0,
+            evaluate: true,
+            diagnostics: false,
+            progress: true,
+        }
+    }
+
+    /// With the minibatch-order seed.
+    pub fn with_seed(self, seed: u64) -> Self {
+        TrainConfig { seed, ..self }
+    }
+
+    /// With or without per-step diagnostics.
+    pub fn with_diagnostics(self, diagnostics: bool) -> Self {
+        TrainConfig {
+            diagnostics,
+            ..self
+        }
+    }
+
+    /// With or without per-epoch evaluation.
+    pub fn with_evaluation(self, evaluate: bool) -> Self {
+        TrainConfig { evaluate, ..self }
+    }
+
+    /// With or without a progress bar.
+    pub fn with_progress(self, progress: bool) -> Self {
+        TrainConfig { progress, ..self }
+    }
+}
+
+/// Loss and accuracy after an epoch (epoch 0: before training).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochRecord {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Mean of the minibatch losses of the epoch, each before its update (`None` for
+    /// epoch 0).
+    pub mean_batch_loss: Option<f64>,
+    /// Loss on the whole training set after the epoch (when evaluating).
+    pub train_loss: Option<f64>,
+    /// Accuracy on the whole training set after the epoch (when evaluating).
+    pub train_accuracy: Option<f64>,
+    /// Loss on the test set after the epoch (when evaluating with a test set).
+    pub test_loss: Option<f64>,
+    /// Accuracy on the test set after the epoch (when evaluating with a test set).
+    pub test_accuracy: Option<f64>,
+}
+
+/// One training step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepRecord {
+    /// 1-based step number over the whole run.
+    pub step: usize,
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// The minibatch loss before the update.
+    pub batch_loss: f64,
+    /// Per layer, PC's update against backprop's gradient (empty without diagnostics).
+    pub layers: Vec<LayerComparison>,
+}
+
+/// What a training run recorded.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct History {
+    /// One record before training and one after every completed epoch.
+    pub epochs: Vec<EpochRecord>,
+    /// One record per completed step.
+    pub steps: Vec<StepRecord>,
+}
+
+/// Training stopped early: the error, where it happened, and what was recorded until
+/// then. The network keeps the parameters of the last completed step.
+#[derive(Debug)]
+pub struct Stopped {
+    /// 1-based epoch of the failed step.
+    pub epoch: usize,
+    /// 1-based step number of the failed step.
+    pub step: usize,
+    /// What went wrong.
+    pub error: Error,
+    /// Everything recorded before the failure.
+    pub history: History,
+}
+
+impl fmt::Display for Stopped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "training stopped at epoch {}, step {}: {}; the network keeps the parameters after step {}",
+            self.epoch,
+            self.step,
+            self.error,
+            self.step.saturating_sub(1)
+        )
+    }
+}
+
+impl std::error::Error for Stopped {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// Loss and accuracy of `network` on a whole data set (in blocks of 256 rows, so the
+/// workspace stays small; the loss is the mean over all rows).
+///
+/// # Errors
+/// [`Error::Format`] when the data do not fit the network; the engine's errors.
+pub fn evaluate<T: Scalar>(network: &Network<T>, data: &Dataset<T>) -> Result<(f64, f64), Error> {
+    if data.features() != network.input_len() || data.is_empty() {
+        return Err(Error::format(
+            "evaluation data",
+            format!(
+                "{} samples of {} features for a network of {} inputs",
+                data.len(),
+                data.features(),
+                network.input_len()
+            ),
+        ));
+    }
+    const BLOCK: usize = 256;
+    let spec = network.spec();
+    let outputs = network.output_len();
+    let mut workspace = vec![T::zero(); spec.workspace_len(BLOCK.min(data.len()))];
+    let mut updates = vec![T::zero(); spec.parameter_len()];
+    let (mut loss, mut correct) = (0.0, 0usize);
+    let indices: Vec<usize> = (0..data.len()).collect();
+    let (mut inputs, mut labels) = (Vec::new(), Vec::new());
+    for block in indices.chunks(BLOCK) {
+        data.gather_into(block, &mut inputs, &mut labels);
+        let targets = network.targets(&labels)?;
+        let batch = Batch::new(inputs.as_slice(), targets.as_targets()).block_of(data.len());
+        let inference = relax(
+            &spec,
+            network.parameters(),
+            batch,
+            &Settings::exact(),
+            &mut workspace,
+            &mut updates,
+        )?;
+        loss += Scalar::to_f64(inference.loss());
+        let output = inference.feedforward(spec.depth());
+        correct += count_correct(output, outputs, &labels);
+    }
+    Ok((loss, correct as f64 / data.len() as f64))
+}
+
+/// Number of rows whose largest output is at the label (ties go to the first maximum).
+fn count_correct<T: Scalar>(output: &[T], outputs: usize, labels: &[usize]) -> usize {
+    output
+        .chunks_exact(outputs)
+        .zip(labels)
+        .filter(|(row, &label)| {
+            let best = row
+                .iter()
+                .enumerate()
+                .fold((0, T::neg_infinity()), |(bi, bv), (i, &v)| {
+                    if v > bv {
+                        (i, v)
+                    } else {
+                        (bi, bv)
+                    }
+                })
+                .0;
+            best == label
+        })
+        .count()
+}
+
+fn progress_bar(total: u64, enabled: bool, algorithm: Algorithm) -> indicatif::ProgressBar {
+    if !enabled || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{prefix:>10} [{bar:30}] {pos}/{len} steps, {elapsed} ({eta} left) {msg}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(algorithm.name());
+    bar
+}
+
+/// Trains `network` with `optimizer` on `train_set`, evaluating on `test_set` when given.
+///
+/// Every epoch the training set is shuffled with a generator seeded from `config.seed`
+/// and cut into minibatches of `config.batch_size` (a final partial batch is dropped).
+/// Each step relaxes the minibatch with `config.settings`, then the optimizer applies the
+/// updates. With `config.diagnostics`, each step also computes backprop's gradient on the
+/// same batch at the same parameters and records [`compare_updates`].
+///
+/// # Errors
+/// [`Stopped`] when a step fails (a diverged relaxation, a non-finite update or
+/// parameter, data that do not fit the network): the network keeps the parameters of the
+/// last completed step, and `Stopped::history` holds what was recorded.
+pub fn train<T: Scalar, O: Optimizer<T>>(
+    network: &mut Network<T>,
+    mut optimizer: O,
+    train_set: &Dataset<T>,
+    test_set: Option<&Dataset<T>>,
+    config: &TrainConfig<T>,
+) -> Result<History, Stopped> {
+    let mut history = History::default();
+    let stop = |epoch, step, error: Error, history: &mut History| Stopped {
+        epoch,
+        step,
+        error,
+        history: std::mem::take(history),
+    };
+    if config.batch_size == 0 || train_set.len() < config.batch_size {
+        let error = Error::format(
+            "training data",
+            format!(
+                "{} samples cannot make a minibatch of {}",
+                train_set.len(),
+                config.batch_size
+            ),
+        );
+        return Err(stop(1, 1, error, &mut history));
+    }
+    if let Err(error) = optimizer.validate() {
+        return Err(stop(1, 1, error.into(), &mut history));
+    }
+    let parameter_len = network.parameters().len();
+    let mut state = vec![T::zero(); O::state_len(parameter_len)];
+    let mut workspace = vec![T::zero(); network.spec().workspace_len(config.batch_size)];
+    let mut updates = vec![T::zero(); parameter_len];
+    let mut gradient = vec![T::zero(); parameter_len];
+    let (mut inputs, mut labels) = (Vec::new(), Vec::new());
+    let mut order: Vec<usize> = (0..train_set.len()).collect();
+    let mut rng = SplitMix64::new(config.seed);
+    let steps_per_epoch = train_set.len() / config.batch_size;
+    let compare = config.diagnostics && config.settings.algorithm != Algorithm::Exact;
+    let bar = progress_bar(
+        (steps_per_epoch * config.epochs) as u64,
+        config.progress,
+        config.settings.algorithm,
+    );
+
+    let record_epoch = |network: &Network<T>,
+                        epoch: usize,
+                        mean_batch_loss: Option<f64>|
+     -> Result<EpochRecord, Error> {
+        let mut record = EpochRecord {
+            epoch,
+            mean_batch_loss,
+            train_loss: None,
+            train_accuracy: None,
+            test_loss: None,
+            test_accuracy: None,
+        };
+        if config.evaluate {
+            let (loss, accuracy) = evaluate(network, train_set)?;
+            record.train_loss = Some(loss);
+            record.train_accuracy = Some(accuracy);
+            if let Some(test) = test_set {
+                let (loss, accuracy) = evaluate(network, test)?;
+                record.test_loss = Some(loss);
+                record.test_accuracy = Some(accuracy);
+            }
+        }
+        Ok(record)
+    };
+    match record_epoch(network, 0, None) {
+        Ok(record) => history.epochs.push(record),
+        Err(error) => return Err(stop(1, 1, error, &mut history)),
+    }
+
+    let mut step = 0;
+    for epoch in 1..=config.epochs {
+        rng.shuffle(&mut order);
+        let mut loss_sum = 0.0;
+        for chunk in order.chunks_exact(config.batch_size) {
+            step += 1;
+            train_set.gather_into(chunk, &mut inputs, &mut labels);
+            let targets = match network.targets(&labels) {
+                Ok(targets) => targets,
+                Err(error) => return Err(stop(epoch, step, error.into(), &mut history)),
+            };
+            let batch = Batch::new(inputs.as_slice(), targets.as_targets());
+            let spec = network.spec();
+            let loss = match relax(
+                &spec,
+                network.parameters(),
+                batch,
+                &config.settings,
+                &mut workspace,
+                &mut updates,
+            ) {
+                Ok(inference) => Scalar::to_f64(inference.loss()),
+                Err(error) => return Err(stop(epoch, step, error.into(), &mut history)),
+            };
+            let mut layers = Vec::new();
+            if compare {
+                if let Err(error) = relax(
+                    &spec,
+                    network.parameters(),
+                    batch,
+                    &Settings::exact(),
+                    &mut workspace,
+                    &mut gradient,
+                ) {
+                    return Err(stop(epoch, step, error.into(), &mut history));
+                }
+                layers = compare_updates(network, &updates, &gradient);
+            }
+            // All-or-nothing: a non-finite new value leaves parameters and state untouched.
+            if let Err(error) = optimizer.step(network.parameters_mut(), &updates, &mut state) {
+                return Err(stop(epoch, step, error.into(), &mut history));
+            }
+            loss_sum += loss;
+            history.steps.push(StepRecord {
+                step,
+                epoch,
+                batch_loss: loss,
+                layers,
+            });
+            bar.inc(1);
+        }
+        match record_epoch(network, epoch, Some(loss_sum / steps_per_epoch as f64)) {
+            Ok(record) => {
+                if let Some(accuracy) = record.test_accuracy {
+                    bar.set_message(format!("test accuracy {accuracy:.3}"));
+                }
+                history.epochs.push(record);
+            }
+            Err(error) => return Err(stop(epoch, step, error, &mut history)),
+        }
+    }
+    bar.finish_and_clear();
+    Ok(history)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pc_core::{Activation, Adam, Loss, Sgd};
+
+    fn tiny_data() -> Dataset<f64> {
+        // Two well separated classes in 2-D.
+        let mut inputs = Vec::new();
+        let mut labels = Vec::new();
+        let mut rng = SplitMix64::new(4);
+        for i in 0..64 {
+            let class = i % 2;
+            let centre = if class == 0 { -1.0 } else { 1.0 };
+            inputs.push(centre + rng.uniform(-0.3, 0.3));
+            inputs.push(-centre + rng.uniform(-0.3, 0.3));
+            labels.push(class);
+        }
+        Dataset::new(inputs, labels, 2, 2).unwrap()
+    }
+
+    #[test]
+    fn every_algorithm_learns_a_separable_problem() {
+        let data = tiny_data();
+        for settings in [
+            Settings::exact(),
+            Settings::fixed_pred(0.5, 10),
+            Settings::strict(0.1, 20),
+        ] {
+            let mut net =
+                Network::<f64>::mlp("2-8-8-2", Activation::Tanh, Loss::CrossEntropy, 1).unwrap();
+            let config = TrainConfig::new(settings, 20, 16)
+                .with_progress(false)
+                .with_diagnostics(true);
+            let history = train(&mut net, Adam::new(0.02), &data, Some(&data), &config).unwrap();
+            assert_eq!(history.steps.len(), 20 * 4);
+            let last = history.epochs.last().unwrap();
+            assert_eq!(last.test_accuracy, Some(1.0), "{:?}", settings.algorithm);
+            assert!(last.train_loss.unwrap() < history.epochs[0].train_loss.unwrap());
+        }
+    }
+
+    #[test]
+    fn same_seed_same_history_and_parameters() {
+        let data = tiny_data();
+        let run = |seed| {
+            let mut net = Network::<f64>::mlp("2-4-2", Activation::Tanh, Loss::Mse, 3).unwrap();
+            let config = TrainConfig::new(Settings::strict(0.1, 5), 3, 8)
+                .with_seed(seed)
+                .with_progress(false);
+            let history = train(&mut net, Sgd::new(0.1), &data, None, &config).unwrap();
+            (history, net)
+        };
+        assert_eq!(run(1), run(1));
+        assert_ne!(run(1).1, run(2).1);
+    }
+
+    #[test]
+    fn fixed_pred_relative_errors_are_the_binomial_constants() {
+        // With eta = 0.1, n = 20, L = 3: rel error of layer l = P[Bin(19, 0.1) < L - l].
+        let data = tiny_data();
+        let mut net =
+            Network::<f64>::mlp("2-6-6-2", Activation::Tanh, Loss::CrossEntropy, 2).unwrap();
+        let config = TrainConfig::new(Settings::fixed_pred(0.1, 20), 1, 16)
+            .with_progress(false)
+            .with_diagnostics(true);
+        let history = train(&mut net, Adam::new(0.01), &data, None, &config).unwrap();
+        let below = |d: u32| -> f64 {
+            (0..d)
+                .map(|j| binomial(19, j) * 0.1f64.powi(j as i32) * 0.9f64.powi(19 - j as i32))
+                .sum()
+        };
+        for step in &history.steps {
+            for (l, layer) in step.layers.iter().enumerate() {
+                let expected = below(3 - (l as u32 + 1));
+                assert!(
+                    (layer.relative_error - expected).abs() < 1e-10,
+                    "{} vs {expected}",
+                    layer.relative_error
+                );
+                assert!(layer.angle_degrees < 1e-4);
+            }
+        }
+    }
+
+    fn binomial(n: u32, k: u32) -> f64 {
+        (0..k).fold(1.0, |acc, i| acc * f64::from(n - i) / f64::from(i + 1))
+    }
+
+    #[test]
+    fn a_failing_step_stops_training_and_keeps_the_last_good_parameters() {
+        let data = tiny_data();
+        let mut net = Network::<f64>::mlp("2-4-2", Activation::Identity, Loss::Mse, 3).unwrap();
+        // Steps of 1e300 times the gradient: the parameters, then the output, overflow
+        // within a few steps.
+        let config = TrainConfig::new(Settings::exact(), 5, 8).with_progress(false);
+        let stopped = train(&mut net, Sgd::new(1e300), &data, None, &config).unwrap_err();
+        assert_eq!(stopped.history.steps.len(), stopped.step - 1);
+        assert!(stopped.to_string().contains("non-finite"), "{stopped}");
+        assert!(net.parameters().iter().all(|p| p.is_finite()));
+        // The kept parameters are those after the last completed step: replaying that
+        // many steps of the same run gives them exactly.
+        let mut replay = Network::<f64>::mlp("2-4-2", Activation::Identity, Loss::Mse, 3).unwrap();
+        let mut sgd = Sgd::new(1e300);
+        let mut state =
+            vec![0.0; <Sgd<f64> as Optimizer<f64>>::state_len(replay.parameters().len())];
+        let mut order: Vec<usize> = (0..data.len()).collect();
+        let mut rng = SplitMix64::new(0);
+        let mut done = 0;
+        'outer: for _ in 0..5 {
+            rng.shuffle(&mut order);
+            for chunk in order.chunks_exact(8) {
+                if done == stopped.step - 1 {
+                    break 'outer;
+                }
+                let batch = data.subset(chunk);
+                let targets = replay.targets(batch.labels()).unwrap();
+                let g = replay
+                    .updates(batch.inputs(), targets.as_targets(), &Settings::exact())
+                    .unwrap();
+                sgd.step(replay.parameters_mut(), &g.updates, &mut state)
+                    .unwrap();
+                done += 1;
+            }
+        }
+        assert_eq!(replay, net);
+    }
+
+    #[test]
+    fn comparisons_follow_the_definitions() {
+        let c = compare_slices(&[1.0_f64, 0.0], &[0.0, 1.0]);
+        assert!((c.relative_error - 2f64.sqrt()).abs() < 1e-15);
+        assert!((c.angle_degrees - 90.0).abs() < 1e-12);
+        let zero = compare_slices(&[0.0_f64, 0.0], &[0.0, 2.0]);
+        assert_eq!((zero.relative_error, zero.angle_degrees), (1.0, 90.0));
+        let opposite = compare_slices(&[-1.0_f64], &[1.0]);
+        assert_eq!(
+            (opposite.relative_error, opposite.angle_degrees),
+            (2.0, 180.0)
+        );
+    }
+}
