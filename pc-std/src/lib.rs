@@ -11,8 +11,10 @@ pub use pc_core as core;
 
 pub use error::Error;
 
+pub mod batch;
 pub mod data;
 mod error;
+pub mod fast;
 pub mod network;
 pub mod rng;
 pub mod train;

@@ -1,0 +1,438 @@
+//! Batched, parallel predictive coding whose results never depend on the thread count.
+//!
+//! [`BatchRunner`] splits a batch into row blocks of [`BLOCK_ROWS`] rows (the last block
+//! may be shorter), runs pc-core's relaxation schedule ([`pc_core::infer_with`]) on each
+//! block with [`Batch::block_of`] (so each block's loss and `dLoss/dy` carry the whole
+//! batch's `1/B`) in the block's own preallocated workspace, and then adds the blocks'
+//! parameter updates and losses **in block order**. PC relaxation is per sample, so with a
+//! fixed iteration count each block computes exactly what a whole-batch call computes for
+//! its rows; only the order of the final sums over rows differs from a single call, and it
+//! is fixed by [`BLOCK_ROWS`] alone. Which thread runs which block does not matter, so the
+//! bits are the same for any [`Par`]. A tolerance or Strict's divergence test is applied
+//! per block.
+//!
+//! The runner owns every buffer; after the first call on a given network and batch size
+//! it allocates nothing of its own (the `gemm` crate allocates small packing buffers
+//! inside products with more than one row; see the crate README).
+//!
+//! # Example
+//! ```
+//! use pc_core::{Activation, Batch, Layer, Loss, NetworkSpec, Settings, Sgd, Targets};
+//! use pc_std::batch::{BatchRunner, Par};
+//!
+//! let layers = [Layer::dense(4, 16, Activation::Relu), Layer::dense(16, 3, Activation::Identity)];
+//! let spec = NetworkSpec::new(&layers, Loss::CrossEntropy);
+//! let mut params: Vec<f32> = (0..spec.parameter_len()).map(|i| ((i * 7 % 13) as f32 - 6.0) / 20.0).collect();
+//! let inputs: Vec<f32> = (0..4 * 100).map(|i| ((i % 9) as f32 - 4.0) / 4.0).collect();
+//! let classes: Vec<usize> = (0..100).map(|r| r % 3).collect();
+//! let batch = Batch::new(&inputs, Targets::Classes(&classes));
+//! let settings = Settings::fixed_pred(0.1, 20);
+//!
+//! let mut runner = BatchRunner::new();
+//! // One relaxation: loss, updates (what Torch2PC writes into .grad), outputs.
+//! let outcome = runner.run(Par::Rayon(2), &spec, &params, batch, &settings)?;
+//! let correct = outcome.correct(&classes);
+//! assert!(correct <= 100 && outcome.updates().len() == spec.parameter_len());
+//!
+//! // A learning step: the same, then the optimizer; all-or-nothing.
+//! let mut sgd = Sgd::new(0.05);
+//! let mut state = vec![0.0_f32; spec.parameter_len()];
+//! let loss = runner.learn(Par::Seq, &spec, &mut params, &mut sgd, &mut state, batch, &settings)?.loss();
+//! assert!(loss.is_finite());
+//! # Ok::<(), pc_core::PcError>(())
+//! ```
+
+use crate::fast::Fast;
+use pc_core::{
+    infer_with, Backend, Batch, NetworkSpec, Optimizer, PcError, Report, Scalar, Settings,
+};
+use rayon::prelude::*;
+
+/// Rows per block. Results depend on this constant (it fixes the order in which
+/// per-row contributions to the parameter updates and the loss are added) and on nothing
+/// else; it is a trade-off between matrix-product efficiency (more rows per product) and
+/// parallelism and cache use (more, smaller blocks). With 64, a batch of 256 gives four
+/// blocks, enough for 2 to 4 threads, while a block of a 784-256-256-10 network keeps its
+/// relaxation state (about 1 MiB in f32) near the core.
+pub const BLOCK_ROWS: usize = 64;
+
+/// Parameters per chunk when block updates are added in parallel (each chunk still adds
+/// the blocks in order, so the split does not change a bit).
+const REDUCE_CHUNK: usize = 1 << 14;
+
+/// How much parallelism a call may use (as faer's `Par`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Par {
+    /// Everything on the calling thread.
+    #[default]
+    Seq,
+    /// Row blocks spread over a rayon pool of this many threads (0: one per available
+    /// core). A batch of one block runs on the calling thread whatever this says, and no
+    /// more threads are used than there are blocks.
+    Rayon(usize),
+}
+
+impl Par {
+    /// The number of threads this asks for (`Rayon(0)` resolved to the available cores).
+    pub fn threads(&self) -> usize {
+        match *self {
+            Par::Seq => 1,
+            Par::Rayon(0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            Par::Rayon(threads) => threads,
+        }
+    }
+}
+
+/// One block's buffers and results.
+#[derive(Debug)]
+struct Block<T> {
+    workspace: Vec<T>,
+    updates: Vec<T>,
+    loss: T,
+    report: Option<Report<T>>,
+    error: Option<PcError>,
+}
+
+impl<T: Scalar> Block<T> {
+    fn new() -> Self {
+        Block {
+            workspace: Vec::new(),
+            updates: Vec::new(),
+            loss: T::zero(),
+            report: None,
+            error: None,
+        }
+    }
+}
+
+/// An owned, reusable runner for batched relaxations on a backend (by default [`Fast`]).
+///
+/// See the [module documentation](self) for what it computes and an example.
+#[derive(Debug)]
+pub struct BatchRunner<T, B = Fast> {
+    backend: B,
+    blocks: Vec<Block<T>>,
+    reports: Vec<Report<T>>,
+    outputs: Vec<T>,
+    pool: Option<(usize, rayon::ThreadPool)>,
+}
+
+impl<T: Scalar> Default for BatchRunner<T, Fast>
+where
+    Fast: Backend<T>,
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Scalar> BatchRunner<T, Fast>
+where
+    Fast: Backend<T>,
+{
+    /// A runner on the [`Fast`] kernels. It allocates its buffers on first use.
+    pub fn new() -> Self {
+        Self::with_backend(Fast)
+    }
+}
+
+/// The result of [`BatchRunner::run`]: views into the runner's buffers.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchOutcome<'r, T> {
+    loss: T,
+    rows: usize,
+    output_width: usize,
+    updates: &'r [T],
+    outputs: &'r [T],
+    reports: &'r [Report<T>],
+}
+
+impl<'r, T: Scalar> BatchOutcome<'r, T> {
+    /// The batch loss at the feedforward output (the blocks' losses added in order).
+    pub fn loss(&self) -> T {
+        self.loss
+    }
+
+    /// Rows of the batch.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The parameter updates of the whole batch (what Torch2PC writes into `.grad`), in
+    /// the layout of the parameters.
+    pub fn updates(&self) -> &'r [T] {
+        self.updates
+    }
+
+    /// The feedforward network outputs `vhat_L`, rows x outputs (for accuracy).
+    pub fn outputs(&self) -> &'r [T] {
+        self.outputs
+    }
+
+    /// Each block's relaxation report, in block order.
+    pub fn block_reports(&self) -> &'r [Report<T>] {
+        self.reports
+    }
+
+    /// The blocks' reports combined: the most iterations, the largest residual, the
+    /// summed energy (Strict; the whole batch's energy), converged when every block did.
+    pub fn report(&self) -> Report<T> {
+        let mut combined = Report {
+            iterations: 0,
+            residual: T::zero(),
+            energy: None,
+            converged: true,
+        };
+        for report in self.reports {
+            combined.iterations = combined.iterations.max(report.iterations);
+            if report.residual > combined.residual || report.residual.is_nan() {
+                combined.residual = report.residual;
+            }
+            combined.energy = match (combined.energy, report.energy) {
+                (Some(sum), Some(energy)) => Some(sum + energy),
+                (None, energy) => energy,
+                (sum, None) => sum,
+            };
+            combined.converged &= report.converged;
+        }
+        combined
+    }
+
+    /// How many rows' largest output (first one on ties) is the given class.
+    pub fn correct(&self, classes: &[usize]) -> usize {
+        if self.output_width == 0 {
+            return 0;
+        }
+        self.outputs
+            .chunks_exact(self.output_width)
+            .zip(classes)
+            .filter(|(row, &class)| {
+                let mut best = 0;
+                for (index, &value) in row.iter().enumerate() {
+                    if value > row[best] {
+                        best = index;
+                    }
+                }
+                best == class
+            })
+            .count()
+    }
+}
+
+impl<T: Scalar, B: Backend<T> + Sync> BatchRunner<T, B> {
+    /// A runner on any backend (e.g. [`pc_core::Portable`] for comparisons).
+    pub fn with_backend(backend: B) -> Self {
+        BatchRunner {
+            backend,
+            blocks: Vec::new(),
+            reports: Vec::new(),
+            outputs: Vec::new(),
+            pool: None,
+        }
+    }
+
+    /// Sizes the buffers for `blocks` blocks of this network (allocates only when they
+    /// grow).
+    fn prepare(&mut self, spec: &NetworkSpec<'_>, rows: usize, blocks: usize) {
+        let workspace_len = spec.workspace_len(BLOCK_ROWS.min(rows));
+        if self.blocks.len() < blocks {
+            self.blocks.resize_with(blocks, Block::new);
+        }
+        for block in &mut self.blocks[..blocks] {
+            if block.workspace.len() < workspace_len {
+                block.workspace.resize(workspace_len, T::zero());
+            }
+            block.updates.resize(spec.parameter_len(), T::zero());
+        }
+        self.reports.clear();
+        self.reports.reserve(blocks);
+        self.outputs.resize(rows * spec.output_len(), T::zero());
+    }
+
+    /// Starts the rayon pool for `threads` threads on first use (and again only when the
+    /// thread count changes).
+    fn ensure_pool(&mut self, threads: usize) -> Result<(), PcError> {
+        if self.pool.as_ref().map(|(count, _)| *count) != Some(threads) {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .map_err(|_| PcError::InvalidSettings {
+                    reason: "could not start the rayon thread pool",
+                })?;
+            self.pool = Some((threads, pool));
+        }
+        Ok(())
+    }
+
+    /// Runs one relaxation of the whole batch: forward pass, relaxation, parameter
+    /// updates (no optimizer step). See the [module documentation](self).
+    ///
+    /// # Errors
+    /// Every error of [`pc_core::infer_with`] (the first block's in block order, with the
+    /// same meaning), [`PcError::EmptyBatch`], and [`PcError::InvalidSettings`] when a
+    /// thread pool cannot be started. On error the parameters are untouched (they are
+    /// only read).
+    pub fn run<'r>(
+        &'r mut self,
+        par: Par,
+        spec: &NetworkSpec<'_>,
+        params: &[T],
+        batch: Batch<'_, T>,
+        settings: &Settings<'_, T>,
+    ) -> Result<BatchOutcome<'r, T>, PcError> {
+        spec.validate()?;
+        let input_width = spec.input_len();
+        let output_width = spec.output_len();
+        if batch.inputs.is_empty() {
+            return Err(PcError::EmptyBatch);
+        }
+        if batch.inputs.len() % input_width != 0 {
+            return Err(PcError::LengthMismatch {
+                what: "inputs",
+                expected: (batch.inputs.len() / input_width + 1) * input_width,
+                given: batch.inputs.len(),
+            });
+        }
+        let rows = batch.inputs.len() / input_width;
+        batch.targets.check(spec.loss(), rows, output_width)?;
+        if settings.initial_beliefs.is_some() {
+            return Err(PcError::InvalidSettings {
+                reason: "the batch runner does not take initial beliefs; use pc_core::infer_with",
+            });
+        }
+        let total_rows = batch.loss_rows.unwrap_or(rows);
+        let block_count = rows.div_ceil(BLOCK_ROWS);
+        self.prepare(spec, rows, block_count);
+        let threads = par.threads().min(block_count);
+
+        if threads > 1 {
+            self.ensure_pool(threads)?;
+        }
+        let pool = match &self.pool {
+            Some((_, pool)) if threads > 1 => Some(pool),
+            _ => None,
+        };
+        let backend = &self.backend;
+        let run_block = |(index, (block, outputs)): (usize, (&mut Block<T>, &mut [T]))| {
+            let start = index * BLOCK_ROWS;
+            let count = (rows - start).min(BLOCK_ROWS);
+            let block_batch = Batch::new(
+                &batch.inputs[start * input_width..(start + count) * input_width],
+                batch.targets.rows(start, count, output_width),
+            )
+            .block_of(total_rows);
+            match infer_with(
+                backend,
+                spec,
+                params,
+                block_batch,
+                settings,
+                &mut block.workspace,
+                &mut block.updates,
+            ) {
+                Ok(inference) => {
+                    outputs.copy_from_slice(inference.feedforward(spec.depth()));
+                    block.loss = inference.loss();
+                    block.report = Some(inference.report());
+                    block.error = None;
+                }
+                Err(error) => {
+                    block.report = None;
+                    block.error = Some(error);
+                }
+            }
+        };
+        let chunk = BLOCK_ROWS * output_width.max(1);
+        let blocks = &mut self.blocks[..block_count];
+        match pool {
+            None => blocks
+                .iter_mut()
+                .zip(self.outputs.chunks_mut(chunk))
+                .enumerate()
+                .for_each(run_block),
+            Some(pool) => pool.install(|| {
+                blocks
+                    .par_iter_mut()
+                    .zip(self.outputs.par_chunks_mut(chunk))
+                    .enumerate()
+                    .for_each(run_block)
+            }),
+        }
+
+        // Errors and reports in block order.
+        for block in &self.blocks[..block_count] {
+            if let Some(error) = block.error {
+                return Err(error);
+            }
+        }
+        let mut loss = T::zero();
+        for block in &self.blocks[..block_count] {
+            loss = loss + block.loss;
+            if let Some(report) = block.report {
+                self.reports.push(report);
+            }
+        }
+
+        // updates = block 0 + block 1 + ... in block order, element by element.
+        let (first, rest) = self.blocks[..block_count].split_at_mut(1);
+        let total = &mut first[0].updates;
+        let add_range = |(chunk_index, target): (usize, &mut [T])| {
+            let start = chunk_index * REDUCE_CHUNK;
+            for block in rest.iter() {
+                let source = &block.updates[start..start + target.len()];
+                for (sum, &value) in target.iter_mut().zip(source) {
+                    *sum = *sum + value;
+                }
+            }
+        };
+        match (rest.is_empty(), pool) {
+            (true, _) => {}
+            (false, None) => total
+                .chunks_mut(REDUCE_CHUNK)
+                .enumerate()
+                .for_each(add_range),
+            (false, Some(pool)) => pool.install(|| {
+                total
+                    .par_chunks_mut(REDUCE_CHUNK)
+                    .enumerate()
+                    .for_each(add_range)
+            }),
+        }
+        if let Some(index) = total.iter().position(|value| !value.is_finite()) {
+            return Err(PcError::NonFinite {
+                what: "parameter updates",
+                index,
+            });
+        }
+        Ok(BatchOutcome {
+            loss,
+            rows,
+            output_width,
+            updates: &self.blocks[0].updates,
+            outputs: &self.outputs,
+            reports: &self.reports,
+        })
+    }
+
+    /// One learning step: [`BatchRunner::run`], then `optimizer` applies the updates to
+    /// `params` (with its state slice `state`).
+    ///
+    /// # Errors
+    /// Every error of [`BatchRunner::run`] and [`Optimizer::step`]. All-or-nothing: after
+    /// an error the parameters, the optimizer state and its step count are unchanged.
+    #[allow(clippy::too_many_arguments)]
+    pub fn learn<'r, O: Optimizer<T>>(
+        &'r mut self,
+        par: Par,
+        spec: &NetworkSpec<'_>,
+        params: &mut [T],
+        optimizer: &mut O,
+        state: &mut [T],
+        batch: Batch<'_, T>,
+        settings: &Settings<'_, T>,
+    ) -> Result<BatchOutcome<'r, T>, PcError> {
+        let outcome = self.run(par, spec, params, batch, settings)?;
+        optimizer.step(params, outcome.updates(), state)?;
+        Ok(outcome)
+    }
+}

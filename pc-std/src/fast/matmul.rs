@@ -1,0 +1,357 @@
+//! The one place where pc touches `unsafe`: a safe, checked wrapper around the `gemm`
+//! crate's pointer-based matrix product.
+//!
+//! [`gemm`] computes `dst = lhs * rhs` or `dst += lhs * rhs` for strided matrix views
+//! ([`MatRef`], [`MatMut`]). Every view is checked when it is built, so that each element
+//! it addresses lies inside its slice; the product checks that the shapes fit. The
+//! `unsafe` call below relies on those checks only (see the `SAFETY` comment).
+//!
+//! The `gemm` crate is compiled with its `x86-v4` feature (AVX-512 kernels chosen at run
+//! time when the CPU has them, AVX2/FMA or SSE otherwise), and is always called single
+//! threaded: pc's parallelism splits batches into row blocks one level up, so results never
+//! depend on the number of threads.
+#![allow(unsafe_code)]
+
+use pc_core::{PcError, Scalar};
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+/// The scalar types the fast kernels handle: `f32` and `f64`.
+///
+/// Sealed: the `gemm` crate panics on any other type, so no other type can name this
+/// trait, and a call with one is a compile error.
+pub trait GemmScalar: Scalar + sealed::Sealed {}
+impl GemmScalar for f32 {}
+impl GemmScalar for f64 {}
+
+/// A read-only strided matrix view: element `(i, j)` is `data[i * row_stride + j * column_stride]`.
+///
+/// # Example
+/// ```
+/// use pc_std::fast::MatRef;
+/// let data = [1.0_f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+/// let a = MatRef::row_major(&data, 2, 3)?;      // [[1, 2, 3], [4, 5, 6]]
+/// assert_eq!(a.transpose().get(2, 1), Some(6.0)); // column 2 of row 1
+/// # Ok::<(), pc_core::PcError>(())
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct MatRef<'a, T> {
+    data: &'a [T],
+    rows: usize,
+    columns: usize,
+    row_stride: usize,
+    column_stride: usize,
+}
+
+/// A writable matrix view, row-major or column-major (so that distinct elements never
+/// share memory): element `(i, j)` is `data[i * row_stride + j * column_stride]`.
+///
+/// # Example
+/// ```
+/// use pc_std::fast::MatMut;
+/// let mut data = [0.0_f64; 6];
+/// let c = MatMut::row_major(&mut data, 2, 3)?;
+/// assert_eq!((c.rows(), c.columns()), (2, 3));
+/// # Ok::<(), pc_core::PcError>(())
+/// ```
+#[derive(Debug)]
+pub struct MatMut<'a, T> {
+    data: &'a mut [T],
+    rows: usize,
+    columns: usize,
+    row_stride: usize,
+    column_stride: usize,
+}
+
+/// The number of elements a strided view spans, `(rows-1) rs + (columns-1) cs + 1`, or
+/// `None` on overflow; 0 for an empty view.
+fn span(rows: usize, columns: usize, row_stride: usize, column_stride: usize) -> Option<usize> {
+    if rows == 0 || columns == 0 {
+        return Some(0);
+    }
+    (rows - 1)
+        .checked_mul(row_stride)?
+        .checked_add((columns - 1).checked_mul(column_stride)?)?
+        .checked_add(1)
+}
+
+/// Strides must fit in `isize` for the pointer arithmetic of `gemm`.
+fn stride_fits(stride: usize) -> bool {
+    isize::try_from(stride).is_ok()
+}
+
+fn check_view(
+    what: &'static str,
+    len: usize,
+    rows: usize,
+    columns: usize,
+    row_stride: usize,
+    column_stride: usize,
+) -> Result<(), PcError> {
+    match span(rows, columns, row_stride, column_stride) {
+        Some(needed) if stride_fits(row_stride) && stride_fits(column_stride) => {
+            if needed <= len {
+                Ok(())
+            } else {
+                Err(PcError::BufferTooSmall {
+                    what,
+                    needed,
+                    given: len,
+                })
+            }
+        }
+        _ => Err(PcError::InvalidHyperparameter {
+            name: "matrix stride",
+            value: row_stride.max(column_stride) as f64,
+            min: 0.0,
+            max: isize::MAX as f64,
+        }),
+    }
+}
+
+impl<'a, T: Copy> MatRef<'a, T> {
+    /// A strided view.
+    ///
+    /// # Errors
+    /// [`PcError::BufferTooSmall`] when an element would lie outside `data`,
+    /// [`PcError::InvalidHyperparameter`] when the strides overflow.
+    pub fn new(
+        data: &'a [T],
+        rows: usize,
+        columns: usize,
+        row_stride: usize,
+        column_stride: usize,
+    ) -> Result<Self, PcError> {
+        check_view(
+            "matrix view",
+            data.len(),
+            rows,
+            columns,
+            row_stride,
+            column_stride,
+        )?;
+        Ok(MatRef {
+            data,
+            rows,
+            columns,
+            row_stride,
+            column_stride,
+        })
+    }
+
+    /// A row-major `rows x columns` view of the first `rows * columns` elements.
+    ///
+    /// # Errors
+    /// As [`MatRef::new`].
+    pub fn row_major(data: &'a [T], rows: usize, columns: usize) -> Result<Self, PcError> {
+        Self::new(data, rows, columns, columns, 1)
+    }
+
+    /// The transposed view (no data moves).
+    pub fn transpose(self) -> Self {
+        MatRef {
+            rows: self.columns,
+            columns: self.rows,
+            row_stride: self.column_stride,
+            column_stride: self.row_stride,
+            ..self
+        }
+    }
+
+    /// Rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Columns.
+    pub fn columns(&self) -> usize {
+        self.columns
+    }
+
+    /// Element `(row, column)`, if inside the view.
+    pub fn get(&self, row: usize, column: usize) -> Option<T> {
+        (row < self.rows && column < self.columns)
+            .then(|| self.data[row * self.row_stride + column * self.column_stride])
+    }
+}
+
+impl<'a, T: Copy> MatMut<'a, T> {
+    /// A row-major `rows x columns` view with `row_stride >= columns` between rows.
+    ///
+    /// # Errors
+    /// As [`MatRef::new`], and [`PcError::InvalidHyperparameter`] when
+    /// `row_stride < columns` (rows would overlap).
+    pub fn row_major_strided(
+        data: &'a mut [T],
+        rows: usize,
+        columns: usize,
+        row_stride: usize,
+    ) -> Result<Self, PcError> {
+        if row_stride < columns && rows > 1 {
+            return Err(PcError::InvalidHyperparameter {
+                name: "row stride",
+                value: row_stride as f64,
+                min: columns as f64,
+                max: isize::MAX as f64,
+            });
+        }
+        check_view("output matrix", data.len(), rows, columns, row_stride, 1)?;
+        Ok(MatMut {
+            data,
+            rows,
+            columns,
+            row_stride,
+            column_stride: 1,
+        })
+    }
+
+    /// A row-major `rows x columns` view of the first `rows * columns` elements.
+    ///
+    /// # Errors
+    /// As [`MatRef::new`].
+    pub fn row_major(data: &'a mut [T], rows: usize, columns: usize) -> Result<Self, PcError> {
+        Self::row_major_strided(data, rows, columns, columns)
+    }
+
+    /// A column-major `rows x columns` view (element `(i, j)` at `i + j * rows`).
+    ///
+    /// # Errors
+    /// As [`MatRef::new`].
+    pub fn column_major(data: &'a mut [T], rows: usize, columns: usize) -> Result<Self, PcError> {
+        check_view("output matrix", data.len(), rows, columns, 1, rows)?;
+        Ok(MatMut {
+            data,
+            rows,
+            columns,
+            row_stride: 1,
+            column_stride: rows,
+        })
+    }
+
+    /// Rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Columns.
+    pub fn columns(&self) -> usize {
+        self.columns
+    }
+}
+
+/// Whether [`gemm`] overwrites its output or adds to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accumulate {
+    /// `dst = lhs * rhs` (the old contents are never read, so they may be NaN).
+    Overwrite,
+    /// `dst = dst + lhs * rhs`.
+    Add,
+}
+
+/// The matrix product `dst = lhs * rhs` (or `dst += lhs * rhs`) with the `gemm` crate's
+/// blocked SIMD kernels, single threaded.
+///
+/// `lhs` is `m x k`, `rhs` is `k x n`, `dst` is `m x n`; any strides. A product with
+/// `k = 0` writes zeros (or leaves `dst` as it is when accumulating). Each element is a
+/// length-`k` dot product summed in an order of the kernel's choosing (blocked, with FMA),
+/// so it is within `gamma_k sum |a_i b_i|` of the exact value, like any summation order.
+/// The order depends on the shapes only, never on timing or thread count.
+///
+/// This is the function for other fast paths of pc-std (e.g. convolution as im2col):
+/// build the views once over existing buffers and call it; it allocates only what the
+/// `gemm` crate allocates for packing.
+///
+/// # Errors
+/// [`PcError::ShapeMismatch`] when the shapes do not chain (`layer` and `op` are 0,
+/// `expected`/`given` are the two disagreeing sizes).
+///
+/// # Example
+/// ```
+/// use pc_std::fast::{gemm, Accumulate, MatMut, MatRef};
+/// let a = [1.0_f32, 2.0, 3.0, 4.0]; // 2 x 2
+/// let b = [5.0_f32, 6.0, 7.0, 8.0]; // 2 x 2
+/// let mut c = [f32::NAN; 4];
+/// gemm(
+///     MatMut::row_major(&mut c, 2, 2)?,
+///     MatRef::row_major(&a, 2, 2)?,
+///     MatRef::row_major(&b, 2, 2)?,
+///     Accumulate::Overwrite,
+/// )?;
+/// assert_eq!(c, [19.0, 22.0, 43.0, 50.0]);
+/// # Ok::<(), pc_core::PcError>(())
+/// ```
+pub fn gemm<T: GemmScalar>(
+    dst: MatMut<'_, T>,
+    lhs: MatRef<'_, T>,
+    rhs: MatRef<'_, T>,
+    accumulate: Accumulate,
+) -> Result<(), PcError> {
+    let mismatch = |expected: usize, given: usize| PcError::ShapeMismatch {
+        layer: 0,
+        op: 0,
+        expected,
+        given,
+    };
+    if lhs.columns != rhs.rows {
+        return Err(mismatch(lhs.columns, rhs.rows));
+    }
+    if dst.rows != lhs.rows {
+        return Err(mismatch(lhs.rows, dst.rows));
+    }
+    if dst.columns != rhs.columns {
+        return Err(mismatch(rhs.columns, dst.columns));
+    }
+    let (m, n, k) = (dst.rows, dst.columns, lhs.columns);
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        if accumulate == Accumulate::Overwrite {
+            for i in 0..m {
+                for j in 0..n {
+                    dst.data[i * dst.row_stride + j * dst.column_stride] = T::zero();
+                }
+            }
+        }
+        return Ok(());
+    }
+    let read_dst = accumulate == Accumulate::Add;
+    // SAFETY: `gemm::gemm` reads `lhs` at `i * lhs_rs + p * lhs_cs` for i < m, p < k,
+    // `rhs` at `p * rhs_rs + j * rhs_cs` for p < k, j < n, and reads (only if `read_dst`)
+    // and writes `dst` at `i * dst_rs + j * dst_cs` for i < m, j < n. The view
+    // constructors checked that the largest such offset of each view is inside its slice
+    // and that every stride fits in `isize`, and the checks above make the shapes agree,
+    // so every access is in bounds. `dst` is an exclusive borrow, so it aliases neither
+    // input, and its row-major or column-major layout (enforced by its constructors) makes
+    // distinct elements distinct memory, so no element is written twice concurrently.
+    // `T` is f32 or f64 (sealed trait), the types `gemm` supports without panicking.
+    // `Parallelism::None` runs on this thread only.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.data.as_mut_ptr(),
+            dst.column_stride as isize,
+            dst.row_stride as isize,
+            read_dst,
+            lhs.data.as_ptr(),
+            lhs.column_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.column_stride as isize,
+            rhs.row_stride as isize,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+    Ok(())
+}

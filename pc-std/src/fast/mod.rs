@@ -1,0 +1,206 @@
+//! Fast f32/f64 kernels: the [`Fast`] backend and the safe [`gemm`] it is built on.
+//!
+//! [`Fast`] implements [`pc_core::Backend`] for `f32` and `f64`, so the relaxation
+//! schedule of pc-core runs unchanged on top of it (`pc_core::infer_with(&Fast, ...)`).
+//! The three products of a linear op map onto one [`gemm`] call each:
+//!
+//! | product | shape (`m x k` times `k x n`) |
+//! |---|---|
+//! | forward `out = x W^T + b` | rows x inputs times inputs x outputs (`W^T` is a strided view) |
+//! | input VJP `g_in = g W` | rows x outputs times outputs x inputs |
+//! | parameter VJP `g_W = g^T x` | outputs x rows times rows x inputs |
+//!
+//! With one row (batch 1) the `gemm` crate takes its matrix-vector path (dot products
+//! over contiguous weight rows for the forward pass, scaled row sums for the input VJP,
+//! an outer product for the parameter VJP) and packs nothing. Larger blocks use its
+//! packed, cache-blocked AVX-512/AVX2 kernels.
+//!
+//! Results differ from [`pc_core::Portable`] only by summation order: every product
+//! element is within `gamma_k sum |a_i b_i|` of the exact value for both.
+//! `pc_core::Scalar` is sealed to f32 and f64, so every scalar pc computes in has a fast
+//! path; code generic over any `T: Scalar` that cannot name `Fast: Backend<T>` uses
+//! [`pc_core::Portable`].
+
+mod matmul;
+
+pub use matmul::{gemm, Accumulate, GemmScalar, MatMut, MatRef};
+
+use pc_core::{Backend, LinearDims};
+
+/// The fast backend: `gemm`-crate matrix products, single threaded per call.
+///
+/// # Example
+/// ```
+/// use pc_core::{infer_with, Activation, Batch, Layer, Loss, NetworkSpec, Settings, Targets};
+/// use pc_std::fast::Fast;
+/// let layers = [Layer::dense(3, 4, Activation::Relu), Layer::dense(4, 2, Activation::Identity)];
+/// let spec = NetworkSpec::new(&layers, Loss::CrossEntropy);
+/// let params: Vec<f32> = (0..spec.parameter_len()).map(|i| ((i % 7) as f32 - 3.0) / 10.0).collect();
+/// let mut workspace = vec![0.0; spec.workspace_len(2)];
+/// let mut updates = vec![0.0; spec.parameter_len()];
+/// let batch = Batch::new(&[1.0, 0.5, -1.0, 0.0, 2.0, 1.0], Targets::Classes(&[1, 0]));
+/// let inference = infer_with(&Fast, &spec, &params, batch, &Settings::strict(0.1, 20), &mut workspace, &mut updates)?;
+/// assert!(inference.loss() > 0.0);
+/// # Ok::<(), pc_core::PcError>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fast;
+
+/// The views below are built from lengths pc-core's schedule checked up front, so they
+/// cannot fail; if they ever did (a broken caller of the trait), fall back to the
+/// portable kernel, which indexes with bounds checks, rather than return garbage.
+macro_rules! impl_fast {
+    ($t:ty) => {
+        impl Backend<$t> for Fast {
+            fn linear_forward(
+                &self,
+                dims: LinearDims,
+                input: &[$t],
+                weight: &[$t],
+                bias: &[$t],
+                output: &mut [$t],
+            ) {
+                if forward(dims, input, weight, bias, output).is_err() {
+                    pc_core::kernels::portable::linear_forward(dims, input, weight, bias, output);
+                }
+            }
+
+            fn linear_backward_input(
+                &self,
+                dims: LinearDims,
+                grad_output: &[$t],
+                weight: &[$t],
+                grad_input: &mut [$t],
+            ) {
+                if backward_input(dims, grad_output, weight, grad_input).is_err() {
+                    pc_core::kernels::portable::linear_backward_input(
+                        dims,
+                        grad_output,
+                        weight,
+                        grad_input,
+                    );
+                }
+            }
+
+            fn linear_backward_parameters(
+                &self,
+                dims: LinearDims,
+                grad_output: &[$t],
+                input: &[$t],
+                grad_weight: &mut [$t],
+                grad_bias: &mut [$t],
+            ) {
+                if backward_parameters(dims, grad_output, input, grad_weight, grad_bias).is_err() {
+                    pc_core::kernels::portable::linear_backward_parameters(
+                        dims,
+                        grad_output,
+                        input,
+                        grad_weight,
+                        grad_bias,
+                    );
+                }
+            }
+        }
+    };
+}
+
+impl_fast!(f32);
+impl_fast!(f64);
+
+use pc_core::PcError;
+
+fn forward<T: GemmScalar>(
+    dims: LinearDims,
+    input: &[T],
+    weight: &[T],
+    bias: &[T],
+    output: &mut [T],
+) -> Result<(), PcError> {
+    let LinearDims {
+        rows,
+        inputs,
+        outputs,
+    } = dims;
+    let bias = bias.get(..outputs).ok_or(PcError::BufferTooSmall {
+        what: "bias",
+        needed: outputs,
+        given: bias.len(),
+    })?;
+    let out_len = rows * outputs;
+    if output.len() < out_len {
+        return Err(PcError::BufferTooSmall {
+            what: "output",
+            needed: out_len,
+            given: output.len(),
+        });
+    }
+    if outputs == 0 {
+        return Ok(());
+    }
+    for row in output[..out_len].chunks_exact_mut(outputs) {
+        row.copy_from_slice(bias);
+    }
+    gemm(
+        MatMut::row_major(output, rows, outputs)?,
+        MatRef::row_major(input, rows, inputs)?,
+        MatRef::row_major(weight, outputs, inputs)?.transpose(),
+        Accumulate::Add,
+    )
+}
+
+fn backward_input<T: GemmScalar>(
+    dims: LinearDims,
+    grad_output: &[T],
+    weight: &[T],
+    grad_input: &mut [T],
+) -> Result<(), PcError> {
+    let LinearDims {
+        rows,
+        inputs,
+        outputs,
+    } = dims;
+    gemm(
+        MatMut::row_major(grad_input, rows, inputs)?,
+        MatRef::row_major(grad_output, rows, outputs)?,
+        MatRef::row_major(weight, outputs, inputs)?,
+        Accumulate::Overwrite,
+    )
+}
+
+fn backward_parameters<T: GemmScalar>(
+    dims: LinearDims,
+    grad_output: &[T],
+    input: &[T],
+    grad_weight: &mut [T],
+    grad_bias: &mut [T],
+) -> Result<(), PcError> {
+    let LinearDims {
+        rows,
+        inputs,
+        outputs,
+    } = dims;
+    let gradient = MatRef::row_major(grad_output, rows, outputs)?;
+    gemm(
+        MatMut::row_major(grad_weight, outputs, inputs)?,
+        gradient.transpose(),
+        MatRef::row_major(input, rows, inputs)?,
+        Accumulate::Overwrite,
+    )?;
+    let given = grad_bias.len();
+    let grad_bias = grad_bias
+        .get_mut(..outputs)
+        .ok_or(PcError::BufferTooSmall {
+            what: "bias gradient",
+            needed: outputs,
+            given,
+        })?;
+    grad_bias.fill(T::zero());
+    if outputs > 0 {
+        for row in grad_output[..rows * outputs].chunks_exact(outputs) {
+            for (sum, &g) in grad_bias.iter_mut().zip(row) {
+                *sum = *sum + g;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! After the first call on a shape, a relaxation and a learning step allocate nothing.
+//!
+//! A counting global allocator (this test binary only) counts every allocation; each
+//! check runs a warm-up call and then counts the allocations of later calls. The
+//! allocator is the only `unsafe` here: it forwards every call to `System` unchanged.
+#![allow(unsafe_code)]
+
+use pc_core::{Activation, Batch, Layer, Loss, NetworkSpec, Portable, Settings, Sgd, Targets};
+use pc_std::batch::{BatchRunner, Par};
+use std::{
+    alloc::{GlobalAlloc, Layout, System},
+    sync::atomic::{AtomicBool, AtomicUsize, Ordering},
+};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+static COUNTING: AtomicBool = AtomicBool::new(false);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::SeqCst) {
+            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        }
+        // SAFETY: forwards the caller's layout to the system allocator unchanged.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System.alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::SeqCst) {
+            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        }
+        // SAFETY: as `alloc` and `dealloc`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+fn settle() {
+    std::thread::sleep(std::time::Duration::from_millis(200));
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn count<R>(f: impl FnOnce() -> R) -> (usize, R) {
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    let result = f();
+    COUNTING.store(false, Ordering::SeqCst);
+    (ALLOCATIONS.load(Ordering::SeqCst), result)
+}
+
+const LAYERS: [Layer; 3] = [
+    Layer::dense(30, 24, Activation::Relu),
+    Layer::dense(24, 24, Activation::Tanh),
+    Layer::dense(24, 4, Activation::Identity),
+];
+
+fn check<B: pc_core::Backend<f32> + Sync>(backend: B, rows: usize, par: Par) {
+    let spec = NetworkSpec::new(&LAYERS, Loss::CrossEntropy);
+    let mut params: Vec<f32> = (0..spec.parameter_len())
+        .map(|i| ((i * 37 % 23) as f32 - 11.0) / 40.0)
+        .collect();
+    let inputs: Vec<f32> = (0..rows * 30)
+        .map(|i| ((i * 13 % 17) as f32 - 8.0) / 8.0)
+        .collect();
+    let classes: Vec<usize> = (0..rows).map(|r| r % 4).collect();
+    let batch = Batch::new(&inputs, Targets::Classes(&classes));
+    let mut runner = BatchRunner::with_backend(backend);
+    let mut sgd = Sgd::new(0.01);
+    let mut state = vec![0.0_f32; spec.parameter_len()];
+    for settings in [
+        Settings::exact(),
+        Settings::fixed_pred(0.1, 20),
+        Settings::strict(0.1, 20),
+    ] {
+        // First call on this shape: buffers (and a thread pool) are allocated here.
+        runner.run(par, &spec, &params, batch, &settings).unwrap();
+        runner
+            .learn(
+                par,
+                &spec,
+                &mut params,
+                &mut sgd,
+                &mut state,
+                batch,
+                &settings,
+            )
+            .unwrap();
+        // Pool threads allocate their own state while they start (and exit); that is
+        // set-up, not the loop: give them time to settle before counting.
+        settle();
+        let (relax, _) = count(|| {
+            runner
+                .run(par, &spec, &params, batch, &settings)
+                .map(|o| o.loss())
+        });
+        let (learn, _) = count(|| {
+            runner
+                .learn(
+                    par,
+                    &spec,
+                    &mut params,
+                    &mut sgd,
+                    &mut state,
+                    batch,
+                    &settings,
+                )
+                .map(|o| o.loss())
+        });
+        assert_eq!(
+            (relax, learn),
+            (0, 0),
+            "{:?}, {rows} rows, {par:?}: allocations in a relaxation and a learning step",
+            settings.algorithm
+        );
+    }
+}
+
+/// A plain `main` (`harness = false` in Cargo.toml): the counter is process-wide, and
+/// libtest's own threads allocate now and then. Rayon's worker threads are counted too.
+fn main() {
+    check(Portable, 1, Par::Seq);
+    check(Portable, 150, Par::Seq);
+    check(Portable, 150, Par::Rayon(2));
+    settle(); // the dropped runner's pool threads exit
+              // One row: the fast kernels take the gemm crate's matrix-vector paths, which pack nothing.
+    check(pc_std::fast::Fast, 1, Par::Seq);
+    println!("no_alloc: a relaxation and a learning step allocated nothing after the first call");
+}
