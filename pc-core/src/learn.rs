@@ -132,7 +132,10 @@ impl<'a, 's, T: Scalar, O: Optimizer<T>> Learner<'a, 's, T, O> {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Activation, Adam, Batch, Layer, Learner, Loss, NetworkSpec, Optimizer, PcError, Settings, Targets};
+    use crate::{
+        Activation, Adam, Batch, Layer, Learner, Loss, NetworkSpec, Optimizer, PcError, Settings,
+        Targets,
+    };
     use std::vec;
 
     const LAYERS: [Layer; 3] = [
@@ -143,7 +146,9 @@ mod tests {
     const SPEC: NetworkSpec<'static> = NetworkSpec::new(&LAYERS, Loss::Mse);
 
     fn parameters(scale: f64) -> std::vec::Vec<f64> {
-        (0..SPEC.parameter_len()).map(|i| scale * (((i * 37) % 23) as f64 / 11.0 - 1.0)).collect()
+        (0..SPEC.parameter_len())
+            .map(|i| scale * (((i * 37) % 23) as f64 / 11.0 - 1.0))
+            .collect()
     }
 
     /// A failed step (bad input, diverged relaxation) leaves parameters, optimizer state
@@ -159,13 +164,28 @@ mod tests {
         let targets = [1.0, 0.0, -1.0, 0.5];
         let batch = Batch::new(&inputs[..], Targets::Values(&targets[..]));
         let mut learner = Learner::new(SPEC, &mut params, Adam::new(0.01), &mut state).unwrap();
-        learner.step(batch, &Settings::strict(0.1, 10), &mut workspace, &mut updates).unwrap();
-        let (saved_params, saved_state) = (learner.parameters().to_vec(), learner.optimizer_state().to_vec());
+        learner
+            .step(
+                batch,
+                &Settings::strict(0.1, 10),
+                &mut workspace,
+                &mut updates,
+            )
+            .unwrap();
+        let (saved_params, saved_state) = (
+            learner.parameters().to_vec(),
+            learner.optimizer_state().to_vec(),
+        );
 
         let nan_inputs = [f64::NAN; 6];
         let bad = Batch::new(&nan_inputs[..], Targets::Values(&targets[..]));
         assert!(matches!(
-            learner.step(bad, &Settings::strict(0.1, 10), &mut workspace, &mut updates),
+            learner.step(
+                bad,
+                &Settings::strict(0.1, 10),
+                &mut workspace,
+                &mut updates
+            ),
             Err(PcError::NonFinite { what: "inputs", .. })
         ));
         let diverging = Settings::strict(1.99, 5000);
@@ -177,7 +197,14 @@ mod tests {
         assert_eq!(learner.optimizer_state(), &saved_state[..]);
         assert_eq!(learner.optimizer().steps, 1);
 
-        learner.step(batch, &Settings::strict(0.1, 10), &mut workspace, &mut updates).unwrap();
+        learner
+            .step(
+                batch,
+                &Settings::strict(0.1, 10),
+                &mut workspace,
+                &mut updates,
+            )
+            .unwrap();
         let continued = learner.parameters().to_vec();
 
         let mut fresh_params = saved_params.clone();
@@ -185,7 +212,14 @@ mod tests {
         let mut adam = Adam::new(0.01);
         adam.steps = 1;
         let mut fresh = Learner::new(SPEC, &mut fresh_params, adam, &mut fresh_state).unwrap();
-        fresh.step(batch, &Settings::strict(0.1, 10), &mut workspace, &mut updates).unwrap();
+        fresh
+            .step(
+                batch,
+                &Settings::strict(0.1, 10),
+                &mut workspace,
+                &mut updates,
+            )
+            .unwrap();
         assert_eq!(fresh.parameters(), &continued[..]);
     }
 
@@ -195,12 +229,18 @@ mod tests {
         let mut short_state = vec![0.0; 3];
         assert!(matches!(
             Learner::new(SPEC, &mut params, Adam::new(0.01), &mut short_state),
-            Err(PcError::LengthMismatch { what: "optimizer state", .. })
+            Err(PcError::LengthMismatch {
+                what: "optimizer state",
+                ..
+            })
         ));
         let mut state = vec![0.0; 2 * SPEC.parameter_len()];
         assert!(matches!(
             Learner::new(SPEC, &mut params[1..], Adam::new(0.01), &mut state[2..]),
-            Err(PcError::LengthMismatch { what: "parameters", .. })
+            Err(PcError::LengthMismatch {
+                what: "parameters",
+                ..
+            })
         ));
     }
 }

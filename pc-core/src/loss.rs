@@ -195,7 +195,8 @@ mod tests {
     fn numeric_gradient(loss: Loss, output: &[f64], outputs: usize, targets: Targets<'_, f64>) {
         let rows = output.len() / outputs;
         let mut grad = std::vec![0.0; output.len()];
-        loss.value_and_gradient(output, outputs, targets, rows, &mut grad).unwrap();
+        loss.value_and_gradient(output, outputs, targets, rows, &mut grad)
+            .unwrap();
         let h = 1e-6;
         let mut scratch = std::vec![0.0; output.len()];
         for i in 0..output.len() {
@@ -203,10 +204,18 @@ mod tests {
             let mut minus = output.to_vec();
             plus[i] += h;
             minus[i] -= h;
-            let fp = loss.value_and_gradient(&plus, outputs, targets, rows, &mut scratch).unwrap();
-            let fm = loss.value_and_gradient(&minus, outputs, targets, rows, &mut scratch).unwrap();
+            let fp = loss
+                .value_and_gradient(&plus, outputs, targets, rows, &mut scratch)
+                .unwrap();
+            let fm = loss
+                .value_and_gradient(&minus, outputs, targets, rows, &mut scratch)
+                .unwrap();
             let numeric = (fp - fm) / (2.0 * h);
-            assert!((numeric - grad[i]).abs() < 1e-8, "{loss:?}[{i}]: {numeric} vs {}", grad[i]);
+            assert!(
+                (numeric - grad[i]).abs() < 1e-8,
+                "{loss:?}[{i}]: {numeric} vs {}",
+                grad[i]
+            );
         }
     }
 

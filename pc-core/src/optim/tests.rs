@@ -34,7 +34,11 @@ fn sgd_weight_decay_and_dampening() {
     let (p, _) = run(Sgd::new(0.5).with_weight_decay(0.1), 2.0, &[0.0]);
     assert_eq!(p, 2.0 - 0.5 * 0.2);
     // Buffers: 1, then 0.9 * 1 + 0.5 * 1 = 1.4.
-    let (p, _) = run(Sgd::new(0.1).with_momentum(0.9).with_dampening(0.5), 0.0, &[1.0, 1.0]);
+    let (p, _) = run(
+        Sgd::new(0.1).with_momentum(0.9).with_dampening(0.5),
+        0.0,
+        &[1.0, 1.0],
+    );
     assert!((p + 0.1 * 2.4).abs() < 1e-15);
 }
 
@@ -45,7 +49,14 @@ fn sgd_weight_decay_and_dampening() {
 fn adam_matches_textbook_form() {
     let gradients = [0.3, -1.2, 0.05, 2.0, -0.7];
     let (lr, b1, b2, eps, wd) = (0.01, 0.8, 0.99, 1e-6, 0.1);
-    let (p, _) = run(Adam::new(lr).with_betas(b1, b2).with_epsilon(eps).with_weight_decay(wd), 0.5, &gradients);
+    let (p, _) = run(
+        Adam::new(lr)
+            .with_betas(b1, b2)
+            .with_epsilon(eps)
+            .with_weight_decay(wd),
+        0.5,
+        &gradients,
+    );
     let (mut expected, mut m, mut v) = (0.5_f64, 0.0, 0.0);
     for (t, &g) in gradients.iter().enumerate() {
         let g = g + wd * expected;
@@ -87,12 +98,21 @@ fn overflowing_step_writes_nothing() {
     sgd.steps = 4;
     let before = (params, state);
     let error = sgd.step(&mut params, &[0.1, 10.0], &mut state).unwrap_err();
-    assert_eq!(error, PcError::NonFinite { what: "new parameters", index: 1 });
+    assert_eq!(
+        error,
+        PcError::NonFinite {
+            what: "new parameters",
+            index: 1
+        }
+    );
     assert_eq!((params, state), before);
     assert_eq!(sgd.steps, 4);
     assert_eq!(
         sgd.step(&mut params, &[f64::NAN, 0.0], &mut state),
-        Err(PcError::NonFinite { what: "gradients", index: 0 })
+        Err(PcError::NonFinite {
+            what: "gradients",
+            index: 0
+        })
     );
     assert_eq!((params, state), before);
 }
@@ -104,10 +124,16 @@ fn bad_hyperparameters_are_errors() {
     let cases: Vec<Result<(), PcError>> = std::vec![
         Sgd::new(-1.0).step(&mut params, &[1.0], &mut [0.0]),
         Sgd::new(f64::NAN).step(&mut params, &[1.0], &mut [0.0]),
-        Sgd::new(0.1).with_nesterov(0.0).step(&mut params, &[1.0], &mut [0.0]),
-        Adam::new(0.1).with_betas(1.0, 0.9).step(&mut params, &[1.0], &mut [0.0, 0.0]),
+        Sgd::new(0.1)
+            .with_nesterov(0.0)
+            .step(&mut params, &[1.0], &mut [0.0]),
+        Adam::new(0.1)
+            .with_betas(1.0, 0.9)
+            .step(&mut params, &[1.0], &mut [0.0, 0.0]),
         Adam::new(0.1).step(&mut params, &[1.0], &mut [0.0]),
-        AdamW::new(0.1).with_weight_decay(-1.0).step(&mut params, &[1.0], &mut [0.0, 0.0]),
+        AdamW::new(0.1)
+            .with_weight_decay(-1.0)
+            .step(&mut params, &[1.0], &mut [0.0, 0.0]),
     ];
     for case in cases {
         assert!(case.is_err());

@@ -10,7 +10,10 @@ struct Sequence(u64);
 
 impl Sequence {
     fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((self.0 >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
     }
     fn vec(&mut self, len: usize, scale: f64) -> Vec<f64> {
@@ -28,7 +31,13 @@ struct Fixture {
 }
 
 impl Fixture {
-    fn new(widths: &[usize], activations: &[Activation], loss: Loss, rows: usize, seed: u64) -> Fixture {
+    fn new(
+        widths: &[usize],
+        activations: &[Activation],
+        loss: Loss,
+        rows: usize,
+        seed: u64,
+    ) -> Fixture {
         let layers: Vec<Layer> = widths
             .windows(2)
             .zip(activations)
@@ -41,7 +50,14 @@ impl Fixture {
         let out = *widths.last().unwrap();
         let values = seq.vec(rows * out, 1.0);
         let classes = (0..rows).map(|r| (r * 7 + seed as usize) % out).collect();
-        Fixture { layers, loss, params, inputs, values, classes }
+        Fixture {
+            layers,
+            loss,
+            params,
+            inputs,
+            values,
+            classes,
+        }
     }
 
     fn spec(&self) -> NetworkSpec<'_> {
@@ -64,25 +80,45 @@ impl Fixture {
         self.run_with(&self.params, &self.inputs, settings)
     }
 
-    fn run_with(&self, params: &[f64], inputs: &[f64], settings: &Settings<'_, f64>) -> Result<Run, PcError> {
+    fn run_with(
+        &self,
+        params: &[f64],
+        inputs: &[f64],
+        settings: &Settings<'_, f64>,
+    ) -> Result<Run, PcError> {
         let spec = self.spec();
         let rows = inputs.len() / spec.input_len();
         let mut workspace = vec![0.0; spec.workspace_len(rows)];
         let mut updates = vec![0.0; spec.parameter_len()];
         let targets = self.targets();
-        let result = infer(&spec, params, Batch::new(inputs, targets), settings, &mut workspace, &mut updates)?;
+        let result = infer(
+            &spec,
+            params,
+            Batch::new(inputs, targets),
+            settings,
+            &mut workspace,
+            &mut updates,
+        )?;
         Ok(Run {
             loss: result.loss(),
             report: result.report(),
-            vhat: (0..=spec.depth()).map(|l| result.feedforward(l).to_vec()).collect(),
-            beliefs: (0..=spec.depth()).map(|l| result.beliefs(l).to_vec()).collect(),
-            errors: (0..=spec.depth()).map(|l| result.errors(l).to_vec()).collect(),
+            vhat: (0..=spec.depth())
+                .map(|l| result.feedforward(l).to_vec())
+                .collect(),
+            beliefs: (0..=spec.depth())
+                .map(|l| result.beliefs(l).to_vec())
+                .collect(),
+            errors: (0..=spec.depth())
+                .map(|l| result.errors(l).to_vec())
+                .collect(),
             updates,
         })
     }
 
     fn loss_at(&self, params: &[f64], inputs: &[f64]) -> f64 {
-        self.run_with(params, inputs, &Settings::exact()).unwrap().loss
+        self.run_with(params, inputs, &Settings::exact())
+            .unwrap()
+            .loss
     }
 }
 
@@ -97,17 +133,55 @@ struct Run {
 
 fn max_relative(actual: &[f64], expected: &[f64]) -> f64 {
     assert_eq!(actual.len(), expected.len());
-    let scale = expected.iter().fold(0.0_f64, |m, v| m.max(v.abs())).max(1e-300);
-    actual.iter().zip(expected).fold(0.0, |m, (a, e)| m.max((a - e).abs() / scale))
+    let scale = expected
+        .iter()
+        .fold(0.0_f64, |m, v| m.max(v.abs()))
+        .max(1e-300);
+    actual
+        .iter()
+        .zip(expected)
+        .fold(0.0, |m, (a, e)| m.max((a - e).abs() / scale))
 }
 
-const SMOOTH: [Activation; 4] = [Activation::Tanh, Activation::Sigmoid, Activation::Softplus, Activation::Identity];
+const SMOOTH: [Activation; 4] = [
+    Activation::Tanh,
+    Activation::Sigmoid,
+    Activation::Softplus,
+    Activation::Identity,
+];
 
 fn fixtures() -> Vec<Fixture> {
     vec![
-        Fixture::new(&[3, 5, 4, 2], &SMOOTH[..3].to_vec().into_iter().chain([Activation::Identity]).collect::<Vec<_>>(), Loss::Mse, 3, 1),
-        Fixture::new(&[4, 6, 6, 5, 3], &[Activation::Tanh, Activation::Softplus, Activation::Sigmoid, Activation::Identity], Loss::CrossEntropy, 4, 2),
-        Fixture::new(&[2, 3, 1], &[Activation::Sigmoid, Activation::Tanh], Loss::MseSum, 2, 3),
+        Fixture::new(
+            &[3, 5, 4, 2],
+            &SMOOTH[..3]
+                .to_vec()
+                .into_iter()
+                .chain([Activation::Identity])
+                .collect::<Vec<_>>(),
+            Loss::Mse,
+            3,
+            1,
+        ),
+        Fixture::new(
+            &[4, 6, 6, 5, 3],
+            &[
+                Activation::Tanh,
+                Activation::Softplus,
+                Activation::Sigmoid,
+                Activation::Identity,
+            ],
+            Loss::CrossEntropy,
+            4,
+            2,
+        ),
+        Fixture::new(
+            &[2, 3, 1],
+            &[Activation::Sigmoid, Activation::Tanh],
+            Loss::MseSum,
+            2,
+            3,
+        ),
         Fixture::new(&[5, 4], &[Activation::Softplus], Loss::CrossEntropy, 2, 4),
     ]
 }
@@ -125,10 +199,15 @@ fn exact_updates_match_finite_differences() {
                 let mut minus = fixture.params.clone();
                 plus[i] += h;
                 minus[i] -= h;
-                (fixture.loss_at(&plus, &fixture.inputs) - fixture.loss_at(&minus, &fixture.inputs)) / (2.0 * h)
+                (fixture.loss_at(&plus, &fixture.inputs) - fixture.loss_at(&minus, &fixture.inputs))
+                    / (2.0 * h)
             })
             .collect();
-        assert!(max_relative(&run.updates, &numeric) < 1e-7, "{:?}", fixture.loss);
+        assert!(
+            max_relative(&run.updates, &numeric) < 1e-7,
+            "{:?}",
+            fixture.loss
+        );
     }
 }
 
@@ -160,7 +239,11 @@ fn exact_errors_match_finite_differences() {
                 })
                 .collect();
             assert!(max_relative(&run.errors[l], &numeric) < 1e-7, "layer {l}");
-            let expected_beliefs: Vec<f64> = run.vhat[l].iter().zip(&run.errors[l]).map(|(v, e)| v - e).collect();
+            let expected_beliefs: Vec<f64> = run.vhat[l]
+                .iter()
+                .zip(&run.errors[l])
+                .map(|(v, e)| v - e)
+                .collect();
             assert_eq!(run.beliefs[l], expected_beliefs);
         }
     }
@@ -176,12 +259,21 @@ fn fixed_pred_step_one_and_n_equal_depth_is_backprop() {
         let fixed = fixture.run(&Settings::fixed_pred(1.0, depth)).unwrap();
         assert!(max_relative(&fixed.updates, &exact.updates) <= 1e-12);
         for l in 1..=depth {
-            assert!(max_relative(&fixed.errors[l], &exact.errors[l]) <= 1e-12, "layer {l}");
+            assert!(
+                max_relative(&fixed.errors[l], &exact.errors[l]) <= 1e-12,
+                "layer {l}"
+            );
         }
         for l in 1..depth {
-            assert!(max_relative(&fixed.beliefs[l], &exact.beliefs[l]) <= 1e-12, "layer {l}");
+            assert!(
+                max_relative(&fixed.beliefs[l], &exact.beliefs[l]) <= 1e-12,
+                "layer {l}"
+            );
         }
-        assert_eq!(fixed.report.residual, 0.0, "the nilpotent iteration stops moving exactly");
+        assert_eq!(
+            fixed.report.residual, 0.0,
+            "the nilpotent iteration stops moving exactly"
+        );
         assert!(fixed.report.converged);
     }
 }
@@ -209,12 +301,19 @@ fn fixed_pred_errors_follow_the_binomial_law() {
     for &(eta, n) in &[(0.1, 20), (0.5, 3), (1.5, 7), (0.3, 1)] {
         let run = fixture.run(&Settings::fixed_pred(eta, n)).unwrap();
         for l in 1..=depth {
-            let c = if l == depth { 1.0 } else { binomial_tail(n - 1, eta, depth - l) };
+            let c = if l == depth {
+                1.0
+            } else {
+                binomial_tail(n - 1, eta, depth - l)
+            };
             let expected: Vec<f64> = exact.errors[l].iter().map(|d| c * d).collect();
             if c == 0.0 {
                 assert!(run.errors[l].iter().all(|&e| e == 0.0));
             } else {
-                assert!(max_relative(&run.errors[l], &expected) <= 1e-12, "eta {eta}, n {n}, layer {l}");
+                assert!(
+                    max_relative(&run.errors[l], &expected) <= 1e-12,
+                    "eta {eta}, n {n}, layer {l}"
+                );
             }
         }
     }
@@ -233,7 +332,8 @@ fn signal_front_is_exactly_zero() {
             for l in 1..depth {
                 let range = spec.parameter_offset(l)..spec.parameter_offset(l + 1);
                 let reached = n >= depth - l + 1;
-                let zero = run.errors[l].iter().all(|&e| e.to_bits() == 0) && run.updates[range].iter().all(|&u| u.to_bits() == 0);
+                let zero = run.errors[l].iter().all(|&e| e.to_bits() == 0)
+                    && run.updates[range].iter().all(|&u| u.to_bits() == 0);
                 assert_eq!(zero, !reached, "{:?}, n {n}, layer {l}", settings.algorithm);
             }
         }
@@ -257,11 +357,15 @@ fn strict_is_gradient_descent_on_its_energy() {
         }
         assert_eq!(initial.len(), hidden_len);
         let energy = |beliefs: &[f64]| -> f64 {
-            let run = fixture.run(&Settings::strict(0.1, 0).with_initial_beliefs(beliefs)).unwrap();
+            let run = fixture
+                .run(&Settings::strict(0.1, 0).with_initial_beliefs(beliefs))
+                .unwrap();
             run.report.energy.unwrap()
         };
         let eta = 0.05;
-        let run = fixture.run(&Settings::strict(eta, 1).with_initial_beliefs(&initial)).unwrap();
+        let run = fixture
+            .run(&Settings::strict(eta, 1).with_initial_beliefs(&initial))
+            .unwrap();
         let moved: Vec<f64> = (1..depth).flat_map(|l| run.beliefs[l].clone()).collect();
         let h = 1e-6;
         let expected: Vec<f64> = (0..initial.len())
@@ -278,7 +382,12 @@ fn strict_is_gradient_descent_on_its_energy() {
         assert!(max_relative(&step, &expected_step) < 1e-7);
         let mut previous = f64::INFINITY;
         for n in 0..30 {
-            let e = fixture.run(&Settings::strict(eta, n).with_initial_beliefs(&initial)).unwrap().report.energy.unwrap();
+            let e = fixture
+                .run(&Settings::strict(eta, n).with_initial_beliefs(&initial))
+                .unwrap()
+                .report
+                .energy
+                .unwrap();
             assert!(e <= previous + 1e-14, "energy rose at n = {n}");
             previous = e;
         }
@@ -293,11 +402,19 @@ fn strict_honours_initial_beliefs() {
     let spec = fixture.spec();
     let rows = fixture.rows();
     let hidden: usize = (1..spec.depth()).map(|l| spec.width(l)).sum();
-    let initial: Vec<f64> = (0..rows * hidden).map(|i| (i as f64 * 0.37).sin()).collect();
-    let run = fixture.run(&Settings::strict(0.1, 0).with_initial_beliefs(&initial)).unwrap();
-    let returned: Vec<f64> = (1..spec.depth()).flat_map(|l| run.beliefs[l].clone()).collect();
+    let initial: Vec<f64> = (0..rows * hidden)
+        .map(|i| (i as f64 * 0.37).sin())
+        .collect();
+    let run = fixture
+        .run(&Settings::strict(0.1, 0).with_initial_beliefs(&initial))
+        .unwrap();
+    let returned: Vec<f64> = (1..spec.depth())
+        .flat_map(|l| run.beliefs[l].clone())
+        .collect();
     assert_eq!(returned, initial);
-    let warm = fixture.run(&Settings::strict(0.1, 5).with_initial_beliefs(&initial)).unwrap();
+    let warm = fixture
+        .run(&Settings::strict(0.1, 5).with_initial_beliefs(&initial))
+        .unwrap();
     let cold = fixture.run(&Settings::strict(0.1, 5)).unwrap();
     assert_ne!(warm.updates, cold.updates);
 }
@@ -308,13 +425,29 @@ fn strict_honours_initial_beliefs() {
 fn tolerance_stops_early_and_matches_fixed_count() {
     let fixture = &fixtures()[1];
     for algorithm in [Algorithm::FixedPred, Algorithm::Strict] {
-        let base = Settings { algorithm, ..Settings::fixed_pred(0.3, 5000) };
+        let base = Settings {
+            algorithm,
+            ..Settings::fixed_pred(0.3, 5000)
+        };
         let run = fixture.run(&base.with_tolerance(1e-10)).unwrap();
         assert!(run.report.converged && run.report.residual <= 1e-10);
         assert!(run.report.iterations < 5000);
-        let fixed = fixture.run(&Settings { iterations: run.report.iterations, ..base }).unwrap();
+        let fixed = fixture
+            .run(&Settings {
+                iterations: run.report.iterations,
+                ..base
+            })
+            .unwrap();
         assert_eq!(fixed.updates, run.updates);
-        let capped = fixture.run(&Settings { iterations: 3, ..base }.with_tolerance(1e-10)).unwrap();
+        let capped = fixture
+            .run(
+                &Settings {
+                    iterations: 3,
+                    ..base
+                }
+                .with_tolerance(1e-10),
+            )
+            .unwrap();
         assert_eq!(capped.report.iterations, 3);
         assert!(!capped.report.converged);
     }
@@ -327,9 +460,13 @@ fn free_input_gives_the_input_gradient() {
     let fixture = &fixtures()[1];
     let depth = fixture.layers.len();
     let exact = fixture.run(&Settings::exact().with_free_input()).unwrap();
-    let run = fixture.run(&Settings::fixed_pred(1.0, depth + 1).with_free_input()).unwrap();
+    let run = fixture
+        .run(&Settings::fixed_pred(1.0, depth + 1).with_free_input())
+        .unwrap();
     assert!(max_relative(&run.errors[0], &exact.errors[0]) <= 1e-12);
-    let run = fixture.run(&Settings::fixed_pred(1.0, depth).with_free_input()).unwrap();
+    let run = fixture
+        .run(&Settings::fixed_pred(1.0, depth).with_free_input())
+        .unwrap();
     assert!(max_relative(&run.beliefs[0], &exact.beliefs[0]) <= 1e-12);
     let clamped = fixture.run(&Settings::fixed_pred(1.0, depth)).unwrap();
     assert_eq!(clamped.beliefs[0], fixture.inputs);
@@ -344,13 +481,29 @@ fn free_input_gives_the_input_gradient() {
 fn f32_error_space_beats_belief_space() {
     let widths = [6usize, 8, 8, 4];
     let acts = [Activation::Tanh, Activation::Tanh, Activation::Identity];
-    let layers: Vec<Layer> = widths.windows(2).zip(acts).map(|(w, a)| Layer::dense(w[0], w[1], a)).collect();
+    let layers: Vec<Layer> = widths
+        .windows(2)
+        .zip(acts)
+        .map(|(w, a)| Layer::dense(w[0], w[1], a))
+        .collect();
     let spec = NetworkSpec::new(&layers, Loss::Mse);
     let rows = 3;
     let mut seq = Sequence(7);
-    let params64: Vec<f64> = seq.vec(spec.parameter_len(), 0.6).iter().map(|&p| p as f32 as f64).collect();
-    let inputs64: Vec<f64> = seq.vec(rows * 6, 1.0).iter().map(|&p| p as f32 as f64).collect();
-    let targets64: Vec<f64> = seq.vec(rows * 4, 0.3).iter().map(|&p| p as f32 as f64).collect();
+    let params64: Vec<f64> = seq
+        .vec(spec.parameter_len(), 0.6)
+        .iter()
+        .map(|&p| p as f32 as f64)
+        .collect();
+    let inputs64: Vec<f64> = seq
+        .vec(rows * 6, 1.0)
+        .iter()
+        .map(|&p| p as f32 as f64)
+        .collect();
+    let targets64: Vec<f64> = seq
+        .vec(rows * 4, 0.3)
+        .iter()
+        .map(|&p| p as f32 as f64)
+        .collect();
     // The loss is a mean over a nominal million rows (as one block of a huge batch), so
     // delta = 2 (y - t) / (1e6 * 4) ~ 1e-7 while y - t itself is O(0.3) and exact in f32.
     let total_rows = 1_000_000;
@@ -358,10 +511,17 @@ fn f32_error_space_beats_belief_space() {
     let mut updates = vec![0.0; spec.parameter_len()];
     let (eta, n) = (0.1, 60);
     let batch64 = Batch::new(&inputs64[..], Targets::Values(&targets64[..])).block_of(total_rows);
-    let reference = infer(&spec, &params64, batch64, &Settings::fixed_pred(eta, n), &mut work, &mut updates)
-        .unwrap()
-        .errors(1)
-        .to_vec();
+    let reference = infer(
+        &spec,
+        &params64,
+        batch64,
+        &Settings::fixed_pred(eta, n),
+        &mut work,
+        &mut updates,
+    )
+    .unwrap()
+    .errors(1)
+    .to_vec();
 
     let params32: Vec<f32> = params64.iter().map(|&p| p as f32).collect();
     let inputs32: Vec<f32> = inputs64.iter().map(|&p| p as f32).collect();
@@ -369,11 +529,27 @@ fn f32_error_space_beats_belief_space() {
     let mut work32 = vec![0.0_f32; spec.workspace_len(rows)];
     let mut updates32 = vec![0.0_f32; spec.parameter_len()];
     let batch32 = Batch::new(&inputs32[..], Targets::Values(&targets32[..])).block_of(total_rows);
-    let ours = infer(&spec, &params32, batch32, &Settings::fixed_pred(eta as f32, n), &mut work32, &mut updates32).unwrap();
+    let ours = infer(
+        &spec,
+        &params32,
+        batch32,
+        &Settings::fixed_pred(eta as f32, n),
+        &mut work32,
+        &mut updates32,
+    )
+    .unwrap();
     let ours: Vec<f64> = ours.errors(1).iter().map(|&e| e as f64).collect();
 
     // Belief-space f32 FixedPred, Torch2PC's loop, written out for this dense network.
-    let exact32 = infer(&spec, &params32, batch32, &Settings::exact(), &mut work32, &mut updates32).unwrap();
+    let exact32 = infer(
+        &spec,
+        &params32,
+        batch32,
+        &Settings::exact(),
+        &mut work32,
+        &mut updates32,
+    )
+    .unwrap();
     let vhat: Vec<Vec<f32>> = (0..=3).map(|l| exact32.feedforward(l).to_vec()).collect();
     let dldy = exact32.output_gradient().to_vec();
     let mut beliefs = vhat.clone();
@@ -421,56 +597,140 @@ fn every_bad_input_gets_its_error() {
     let mut updates = vec![0.0; spec.parameter_len()];
     let batch = Batch::new(&fixture.inputs[..], fixture.targets());
     let good = Settings::strict(0.1, 3);
-    let mut call = |params: &[f64], batch: Batch<'_, f64>, settings: &Settings<'_, f64>, work: &mut [f64], updates: &mut [f64]| {
+    let mut call = |params: &[f64],
+                    batch: Batch<'_, f64>,
+                    settings: &Settings<'_, f64>,
+                    work: &mut [f64],
+                    updates: &mut [f64]| {
         infer(&spec, params, batch, settings, work, updates).map(|_| ())
     };
-    assert_eq!(call(&fixture.params, batch, &good, &mut work, &mut updates), Ok(()));
+    assert_eq!(
+        call(&fixture.params, batch, &good, &mut work, &mut updates),
+        Ok(())
+    );
     assert_eq!(
         call(&fixture.params[1..], batch, &good, &mut work, &mut updates),
-        Err(PcError::LengthMismatch { what: "parameters", expected: fixture.params.len(), given: fixture.params.len() - 1 })
+        Err(PcError::LengthMismatch {
+            what: "parameters",
+            expected: fixture.params.len(),
+            given: fixture.params.len() - 1
+        })
     );
     let mut nan_params = fixture.params.clone();
     nan_params[4] = f64::NAN;
-    assert_eq!(call(&nan_params, batch, &good, &mut work, &mut updates), Err(PcError::NonFinite { what: "parameters", index: 4 }));
+    assert_eq!(
+        call(&nan_params, batch, &good, &mut work, &mut updates),
+        Err(PcError::NonFinite {
+            what: "parameters",
+            index: 4
+        })
+    );
     let short = spec.workspace_len(rows) - 1;
     assert_eq!(
-        call(&fixture.params, batch, &good, &mut work[..short], &mut updates),
-        Err(PcError::BufferTooSmall { what: "workspace", needed: short + 1, given: short })
+        call(
+            &fixture.params,
+            batch,
+            &good,
+            &mut work[..short],
+            &mut updates
+        ),
+        Err(PcError::BufferTooSmall {
+            what: "workspace",
+            needed: short + 1,
+            given: short
+        })
     );
     assert!(matches!(
         call(&fixture.params, batch, &good, &mut work, &mut updates[1..]),
-        Err(PcError::LengthMismatch { what: "updates", .. })
+        Err(PcError::LengthMismatch {
+            what: "updates",
+            ..
+        })
     ));
     let empty = Batch::new(&[][..], Targets::Values(&[][..]));
-    assert_eq!(call(&fixture.params, empty, &good, &mut work, &mut updates), Err(PcError::EmptyBatch));
+    assert_eq!(
+        call(&fixture.params, empty, &good, &mut work, &mut updates),
+        Err(PcError::EmptyBatch)
+    );
     let ragged = Batch::new(&fixture.inputs[1..], fixture.targets());
-    assert!(matches!(call(&fixture.params, ragged, &good, &mut work, &mut updates), Err(PcError::LengthMismatch { what: "inputs", .. })));
+    assert!(matches!(
+        call(&fixture.params, ragged, &good, &mut work, &mut updates),
+        Err(PcError::LengthMismatch { what: "inputs", .. })
+    ));
     let mut inf_inputs = fixture.inputs.clone();
     inf_inputs[2] = f64::INFINITY;
     let bad = Batch::new(&inf_inputs[..], fixture.targets());
-    assert_eq!(call(&fixture.params, bad, &good, &mut work, &mut updates), Err(PcError::NonFinite { what: "inputs", index: 2 }));
+    assert_eq!(
+        call(&fixture.params, bad, &good, &mut work, &mut updates),
+        Err(PcError::NonFinite {
+            what: "inputs",
+            index: 2
+        })
+    );
     for eta in [0.0, -0.1, 2.0, 2.5, f64::NAN, f64::INFINITY] {
         assert!(matches!(
-            call(&fixture.params, batch, &Settings::strict(eta, 3), &mut work, &mut updates),
-            Err(PcError::InvalidHyperparameter { name: "step size", .. })
+            call(
+                &fixture.params,
+                batch,
+                &Settings::strict(eta, 3),
+                &mut work,
+                &mut updates
+            ),
+            Err(PcError::InvalidHyperparameter {
+                name: "step size",
+                ..
+            })
         ));
     }
     assert!(matches!(
-        call(&fixture.params, batch, &Settings::fixed_pred(0.5, MAX_ITERATIONS + 1), &mut work, &mut updates),
-        Err(PcError::InvalidHyperparameter { name: "iterations", .. })
+        call(
+            &fixture.params,
+            batch,
+            &Settings::fixed_pred(0.5, MAX_ITERATIONS + 1),
+            &mut work,
+            &mut updates
+        ),
+        Err(PcError::InvalidHyperparameter {
+            name: "iterations",
+            ..
+        })
     ));
     assert!(matches!(
-        call(&fixture.params, batch, &good.with_tolerance(f64::NAN), &mut work, &mut updates),
-        Err(PcError::InvalidHyperparameter { name: "tolerance", .. })
+        call(
+            &fixture.params,
+            batch,
+            &good.with_tolerance(f64::NAN),
+            &mut work,
+            &mut updates
+        ),
+        Err(PcError::InvalidHyperparameter {
+            name: "tolerance",
+            ..
+        })
     ));
     let beliefs = vec![0.0; 3];
     assert!(matches!(
-        call(&fixture.params, batch, &Settings::fixed_pred(0.5, 3).with_initial_beliefs(&beliefs), &mut work, &mut updates),
+        call(
+            &fixture.params,
+            batch,
+            &Settings::fixed_pred(0.5, 3).with_initial_beliefs(&beliefs),
+            &mut work,
+            &mut updates
+        ),
         Err(PcError::InvalidSettings { .. })
     ));
     assert!(matches!(
-        call(&fixture.params, batch, &good.with_initial_beliefs(&beliefs), &mut work, &mut updates),
-        Err(PcError::LengthMismatch { what: "initial beliefs", .. })
+        call(
+            &fixture.params,
+            batch,
+            &good.with_initial_beliefs(&beliefs),
+            &mut work,
+            &mut updates
+        ),
+        Err(PcError::LengthMismatch {
+            what: "initial beliefs",
+            ..
+        })
     ));
 
     // Cross-entropy targets out of range, and the wrong kind of targets.
@@ -481,18 +741,54 @@ fn every_bad_input_gets_its_error() {
     let mut ce_work = vec![0.0; ce_spec.workspace_len(2)];
     let mut ce_updates = vec![0.0; ce_spec.parameter_len()];
     assert_eq!(
-        infer(&ce_spec, &ce.params, ce_batch, &Settings::exact(), &mut ce_work, &mut ce_updates).map(|_| ()),
-        Err(PcError::ClassOutOfRange { row: 1, class: 9, classes: 4 })
+        infer(
+            &ce_spec,
+            &ce.params,
+            ce_batch,
+            &Settings::exact(),
+            &mut ce_work,
+            &mut ce_updates
+        )
+        .map(|_| ()),
+        Err(PcError::ClassOutOfRange {
+            row: 1,
+            class: 9,
+            classes: 4
+        })
     );
     let wrong_kind = Batch::new(&ce.inputs[..], Targets::Values(&ce.values[..]));
-    assert!(infer(&ce_spec, &ce.params, wrong_kind, &Settings::exact(), &mut ce_work, &mut ce_updates).is_err());
+    assert!(infer(
+        &ce_spec,
+        &ce.params,
+        wrong_kind,
+        &Settings::exact(),
+        &mut ce_work,
+        &mut ce_updates
+    )
+    .is_err());
 
     // A malformed network.
-    let broken = [Layer::dense(3, 4, Activation::Tanh), Layer::dense(5, 2, Activation::Identity)];
+    let broken = [
+        Layer::dense(3, 4, Activation::Tanh),
+        Layer::dense(5, 2, Activation::Identity),
+    ];
     let broken_spec = NetworkSpec::new(&broken, Loss::Mse);
     assert_eq!(
-        infer(&broken_spec, &fixture.params, batch, &good, &mut work, &mut updates).map(|_| ()),
-        Err(PcError::ShapeMismatch { layer: 2, op: 0, expected: 5, given: 4 })
+        infer(
+            &broken_spec,
+            &fixture.params,
+            batch,
+            &good,
+            &mut work,
+            &mut updates
+        )
+        .map(|_| ()),
+        Err(PcError::ShapeMismatch {
+            layer: 2,
+            op: 0,
+            expected: 5,
+            given: 4
+        })
     );
 }
 
@@ -500,7 +796,18 @@ fn every_bad_input_gets_its_error() {
 /// divergence with the iteration, instead of returning NaN results.
 #[test]
 fn strict_divergence_is_reported_with_its_iteration() {
-    let fixture = Fixture::new(&[4, 16, 16, 16, 3], &[Activation::Tanh, Activation::Identity, Activation::Identity, Activation::Identity], Loss::Mse, 2, 11);
+    let fixture = Fixture::new(
+        &[4, 16, 16, 16, 3],
+        &[
+            Activation::Tanh,
+            Activation::Identity,
+            Activation::Identity,
+            Activation::Identity,
+        ],
+        Loss::Mse,
+        2,
+        11,
+    );
     let mut params = fixture.params.clone();
     for p in params.iter_mut() {
         *p *= 4.0;
@@ -512,6 +819,8 @@ fn strict_divergence_is_reported_with_its_iteration() {
         Ok(_) => panic!("no divergence reported"),
     }
     // The same network relaxes fine with a small step.
-    let calm = fixture.run_with(&params, &fixture.inputs, &Settings::strict(0.001, 20)).unwrap();
+    let calm = fixture
+        .run_with(&params, &fixture.inputs, &Settings::strict(0.001, 20))
+        .unwrap();
     assert!(calm.report.energy.unwrap().is_finite());
 }
