@@ -13,10 +13,14 @@
 //! }
 //! ```
 
-use pc_core::{infer, Activation, Algorithm, Batch, Layer, Loss, NetworkSpec, Settings, Targets};
+use pc_core::{
+    infer, Activation, Algorithm, Batch, Conv2d, ImageShape, Layer, Loss, NetworkSpec, Op, Pool2d,
+    Settings, Targets,
+};
 use serde_json::Value;
 use std::{
     fmt,
+    ops::Range,
     path::{Path, PathBuf},
 };
 
@@ -59,6 +63,9 @@ impl std::error::Error for CaseError {}
 pub enum CaseKind {
     /// A dense network the library runs.
     Dense(Box<DenseCase>),
+    /// A network of op-chain layers (convolution, pooling, flatten, linear, activations),
+    /// the `conv/` cases; parsed into the same form as a dense case.
+    OpChain(Box<DenseCase>),
     /// A case the library cannot run yet (convolutional op chains), with the reason.
     Unsupported(String),
 }
@@ -74,7 +81,8 @@ pub struct Case {
     pub kind: CaseKind,
 }
 
-/// A dense case, parsed.
+/// A parsed case, dense or op-chain: the network in pc-core's form and every expected
+/// array, flattened row-major (NCHW for images).
 #[derive(Debug, Clone)]
 pub struct DenseCase {
     /// The algorithm.
@@ -89,6 +97,11 @@ pub struct DenseCase {
     pub layers: Vec<Layer>,
     /// Flat parameters in pc-core's layout.
     pub params: Vec<f64>,
+    /// Features per input sample.
+    pub input_len: usize,
+    /// The range of the update slice each expected gradient field compares against, in
+    /// the order of the gradient fields at the end of `expected`.
+    pub update_ranges: Vec<Range<usize>>,
     /// Inputs, rows x width.
     pub x: Vec<f64>,
     /// Rows.
@@ -256,12 +269,11 @@ pub fn parse_case(file: &Path, text: &str) -> Result<Case, CaseError> {
         .as_array()
         .ok_or_else(|| reader.err("layers", "expected an array"))?;
     if layers_json.iter().any(|layer| layer.get("ops").is_some()) {
+        let case = parse_op_chain(&reader, &root, layers_json)?;
         return Ok(Case {
             file: file.to_path_buf(),
             name,
-            kind: CaseKind::Unsupported(
-                "op-chain (convolutional) layers are not supported yet".into(),
-            ),
+            kind: CaseKind::OpChain(Box::new(case)),
         });
     }
     let dense = parse_dense(&reader, &root, layers_json)?;
@@ -277,20 +289,7 @@ fn parse_dense(
     root: &Value,
     layers_json: &[Value],
 ) -> Result<DenseCase, CaseError> {
-    let algorithm_name = reader.string(reader.get(root, "algorithm", "algorithm")?, "algorithm")?;
-    let algorithm = Algorithm::from_name(algorithm_name)
-        .ok_or_else(|| reader.err("algorithm", format!("unknown algorithm `{algorithm_name}`")))?;
-    let (eta, n) = if algorithm == Algorithm::Exact {
-        (1.0, 0)
-    } else {
-        (
-            reader.number(reader.get(root, "eta", "eta")?, "eta")?,
-            reader.count(reader.get(root, "n", "n")?, "n")?,
-        )
-    };
-    let loss_name = reader.string(reader.get(root, "loss", "loss")?, "loss")?;
-    let loss = Loss::from_name(loss_name)
-        .ok_or_else(|| reader.err("loss", format!("unknown loss `{loss_name}`")))?;
+    let header = parse_header(reader, root)?;
     if layers_json.is_empty() {
         return Err(reader.err("layers", "no layers"));
     }
@@ -328,13 +327,359 @@ fn parse_dense(
         )?);
         layers.push(Layer::dense(inputs, outputs, activation));
     }
+    let shapes: Vec<Vec<usize>> = widths.iter().map(|&w| vec![w]).collect();
+    let mut case = parse_body(reader, root, &header, layers, params, &shapes)?;
+    // Dense gradients: every layer's weight, then every layer's bias.
+    let spec = NetworkSpec::new(&case.layers, case.loss);
+    let expected_json = reader.get(root, "expected", "expected")?;
+    let depth = case.layers.len();
+    let mut weight_fields = Vec::new();
+    let mut bias_fields = Vec::new();
+    for (key, is_weight) in [("grad_weight", true), ("grad_bias", false)] {
+        let field = format!("expected.{key}");
+        let items = reader
+            .get(expected_json, key, "expected")?
+            .as_array()
+            .ok_or_else(|| reader.err(&field, "expected an array"))?;
+        if items.len() != depth {
+            return Err(reader.err(
+                &field,
+                format!("expected {depth} entries, found {}", items.len()),
+            ));
+        }
+        for (l, item) in items.iter().enumerate() {
+            let name = format!("{field}[{l}]");
+            let (inputs, outputs) = (widths[l], widths[l + 1]);
+            let offset = spec.parameter_offset(l + 1);
+            let (shape, range): (&[usize], _) = if is_weight {
+                (&[outputs, inputs], offset..offset + outputs * inputs)
+            } else {
+                (
+                    &[outputs],
+                    offset + outputs * inputs..offset + outputs * inputs + outputs,
+                )
+            };
+            let entry = (
+                name.clone(),
+                Some(reader.tensor(item, shape, &name)?),
+                range,
+            );
+            if is_weight {
+                weight_fields.push(entry);
+            } else {
+                bias_fields.push(entry);
+            }
+        }
+    }
+    for (name, values, range) in weight_fields.into_iter().chain(bias_fields) {
+        case.expected.push((name, values));
+        case.update_ranges.push(range);
+    }
+    Ok(case)
+}
+
+/// Algorithm, step size, iterations and loss of a case.
+struct Header {
+    algorithm: Algorithm,
+    eta: f64,
+    n: usize,
+    loss: Loss,
+}
+
+fn parse_header(reader: &Reader<'_>, root: &Value) -> Result<Header, CaseError> {
+    let algorithm_name = reader.string(reader.get(root, "algorithm", "algorithm")?, "algorithm")?;
+    let algorithm = Algorithm::from_name(algorithm_name)
+        .ok_or_else(|| reader.err("algorithm", format!("unknown algorithm `{algorithm_name}`")))?;
+    let (eta, n) = if algorithm == Algorithm::Exact {
+        (1.0, 0)
+    } else {
+        (
+            reader.number(reader.get(root, "eta", "eta")?, "eta")?,
+            reader.count(reader.get(root, "n", "n")?, "n")?,
+        )
+    };
+    let loss_name = reader.string(reader.get(root, "loss", "loss")?, "loss")?;
+    let loss = Loss::from_name(loss_name)
+        .ok_or_else(|| reader.err("loss", format!("unknown loss `{loss_name}`")))?;
+    Ok(Header {
+        algorithm,
+        eta,
+        n,
+        loss,
+    })
+}
+
+/// The shape of a nested JSON array, following first elements (`[]` for a number).
+fn nested_shape(value: &Value) -> Vec<usize> {
+    let mut shape = Vec::new();
+    let mut current = value;
+    while let Some(items) = current.as_array() {
+        shape.push(items.len());
+        match items.first() {
+            Some(first) => current = first,
+            None => break,
+        }
+    }
+    shape
+}
+
+/// A pair `[a, b]` of counts.
+fn pair(reader: &Reader<'_>, op: &Value, key: &str, field: &str) -> Result<[usize; 2], CaseError> {
+    let field = format!("{field}.{key}");
+    let items = reader
+        .get(op, key, &field)?
+        .as_array()
+        .ok_or_else(|| reader.err(&field, "expected an array [a, b]"))?;
+    if items.len() != 2 {
+        return Err(reader.err(&field, "expected two entries"));
+    }
+    Ok([
+        reader.count(&items[0], &format!("{field}[0]"))?,
+        reader.count(&items[1], &format!("{field}[1]"))?,
+    ])
+}
+
+/// Per-sample shape flowing through an op chain.
+#[derive(Clone, Copy)]
+enum Flow {
+    Image(ImageShape),
+    Flat(usize),
+}
+
+impl Flow {
+    fn dims(&self) -> Vec<usize> {
+        match *self {
+            Flow::Image(shape) => vec![shape.channels, shape.height, shape.width],
+            Flow::Flat(width) => vec![width],
+        }
+    }
+}
+
+fn parse_op_chain(
+    reader: &Reader<'_>,
+    root: &Value,
+    layers_json: &[Value],
+) -> Result<DenseCase, CaseError> {
+    let header = parse_header(reader, root)?;
+    if layers_json.is_empty() {
+        return Err(reader.err("layers", "no layers"));
+    }
+    let x_shape = nested_shape(reader.get(root, "x", "x")?);
+    let mut flow = match x_shape.as_slice() {
+        [_, channels, height, width] => Flow::Image(ImageShape::new(*channels, *height, *width)),
+        [_, width] => Flow::Flat(*width),
+        _ => return Err(reader.err("x", "expected batch x C x H x W or batch x features")),
+    };
+    let mut shapes = vec![flow.dims()];
+    let mut layers = Vec::new();
+    let mut params = Vec::new();
+    // (json layer, json op index, parameter range of its weight, of its bias, shapes)
+    let mut parametrised = Vec::new();
+    for (l, layer) in layers_json.iter().enumerate() {
+        let field = format!("layers[{l}]");
+        let ops_json = reader
+            .get(layer, "ops", &field)?
+            .as_array()
+            .ok_or_else(|| reader.err(&format!("{field}.ops"), "expected an array"))?;
+        let mut ops = Vec::new();
+        let mut param_index = 0;
+        for (k, op) in ops_json.iter().enumerate() {
+            let field = format!("{field}.ops[{k}]");
+            let kind = reader.string(reader.get(op, "op", &field)?, &format!("{field}.op"))?;
+            let image = |flow: Flow| match flow {
+                Flow::Image(shape) => Ok(shape),
+                Flow::Flat(_) => Err(reader.err(&field, format!("`{kind}` needs an image input"))),
+            };
+            let parsed = match kind {
+                "conv2d" => {
+                    let input = image(flow)?;
+                    let in_channels = reader.count(
+                        reader.get(op, "in_channels", &field)?,
+                        &format!("{field}.in_channels"),
+                    )?;
+                    if in_channels != input.channels {
+                        return Err(reader.err(
+                            &format!("{field}.in_channels"),
+                            format!("expected {} (the input's channels)", input.channels),
+                        ));
+                    }
+                    let out_channels = reader.count(
+                        reader.get(op, "out_channels", &field)?,
+                        &format!("{field}.out_channels"),
+                    )?;
+                    let conv =
+                        Conv2d::new(input, out_channels, pair(reader, op, "kernel", &field)?)
+                            .with_stride(pair(reader, op, "stride", &field)?)
+                            .with_padding(pair(reader, op, "padding", &field)?);
+                    let [kh, kw] = conv.kernel;
+                    let weight_shape = vec![out_channels, in_channels, kh, kw];
+                    let start = params.len();
+                    params.extend(reader.tensor(
+                        reader.get(op, "weight", &field)?,
+                        &weight_shape,
+                        &format!("{field}.weight"),
+                    )?);
+                    let middle = params.len();
+                    params.extend(reader.tensor(
+                        reader.get(op, "bias", &field)?,
+                        &[out_channels],
+                        &format!("{field}.bias"),
+                    )?);
+                    parametrised.push((
+                        l,
+                        param_index,
+                        start..middle,
+                        middle..params.len(),
+                        weight_shape,
+                        vec![out_channels],
+                    ));
+                    param_index += 1;
+                    flow = Flow::Image(conv.output_shape());
+                    Op::Conv2d(conv)
+                }
+                "linear" => {
+                    let width = match flow {
+                        Flow::Flat(width) => width,
+                        Flow::Image(_) => {
+                            return Err(
+                                reader.err(&field, "`linear` needs a flat input (add a flatten)")
+                            )
+                        }
+                    };
+                    let inputs =
+                        reader.count(reader.get(op, "in", &field)?, &format!("{field}.in"))?;
+                    let outputs =
+                        reader.count(reader.get(op, "out", &field)?, &format!("{field}.out"))?;
+                    if inputs != width {
+                        return Err(reader.err(
+                            &format!("{field}.in"),
+                            format!("expected {width} (the input's features)"),
+                        ));
+                    }
+                    let start = params.len();
+                    params.extend(reader.tensor(
+                        reader.get(op, "weight", &field)?,
+                        &[outputs, inputs],
+                        &format!("{field}.weight"),
+                    )?);
+                    let middle = params.len();
+                    params.extend(reader.tensor(
+                        reader.get(op, "bias", &field)?,
+                        &[outputs],
+                        &format!("{field}.bias"),
+                    )?);
+                    parametrised.push((
+                        l,
+                        param_index,
+                        start..middle,
+                        middle..params.len(),
+                        vec![outputs, inputs],
+                        vec![outputs],
+                    ));
+                    param_index += 1;
+                    flow = Flow::Flat(outputs);
+                    Op::Linear { inputs, outputs }
+                }
+                "activation" => {
+                    let act_field = format!("{field}.activation");
+                    let name = reader.string(reader.get(op, "activation", &field)?, &act_field)?;
+                    let activation = Activation::from_name(name).ok_or_else(|| {
+                        reader.err(&act_field, format!("unknown activation `{name}`"))
+                    })?;
+                    Op::Activation(activation)
+                }
+                "maxpool2d" | "avgpool2d" => {
+                    let pool = Pool2d::new(image(flow)?, pair(reader, op, "kernel", &field)?)
+                        .with_stride(pair(reader, op, "stride", &field)?);
+                    flow = Flow::Image(pool.output_shape());
+                    if kind == "maxpool2d" {
+                        Op::MaxPool2d(pool)
+                    } else {
+                        Op::AvgPool2d(pool)
+                    }
+                }
+                "flatten" => {
+                    flow = Flow::Flat(flow.dims().iter().product());
+                    Op::Flatten
+                }
+                other => {
+                    return Err(reader.err(&format!("{field}.op"), format!("unknown op `{other}`")))
+                }
+            };
+            ops.push(parsed);
+        }
+        let layer = Layer::from_ops(&ops)
+            .map_err(|error| reader.err(&format!("{field}.ops"), error.to_string()))?;
+        layers.push(layer);
+        shapes.push(flow.dims());
+    }
+    let input_len = shapes[0].iter().product();
+    let spec = NetworkSpec::new(&layers, header.loss).with_input_len(input_len);
+    spec.validate()
+        .map_err(|error| reader.err("layers", error.to_string()))?;
+    let mut case = parse_body(reader, root, &header, layers, params, &shapes)?;
+    let expected_json = reader.get(root, "expected", "expected")?;
+    let grads = reader
+        .get(expected_json, "grads", "expected")?
+        .as_array()
+        .ok_or_else(|| reader.err("expected.grads", "expected an array"))?;
+    if grads.len() != case.layers.len() {
+        return Err(reader.err(
+            "expected.grads",
+            format!(
+                "expected {} entries, found {}",
+                case.layers.len(),
+                grads.len()
+            ),
+        ));
+    }
+    for (l, k, weight_range, bias_range, weight_shape, bias_shape) in parametrised {
+        let field = format!("expected.grads[{l}][{k}]");
+        let entry = grads[l]
+            .as_array()
+            .and_then(|ops| ops.get(k))
+            .ok_or_else(|| reader.err(&field, "missing entry for a parametrised op"))?;
+        for (key, range, shape) in [
+            ("weight", weight_range, weight_shape),
+            ("bias", bias_range, bias_shape),
+        ] {
+            let name = format!("{field}.{key}");
+            let values = reader.tensor(reader.get(entry, key, &field)?, &shape, &name)?;
+            case.expected.push((name, Some(values)));
+            case.update_ranges.push(range);
+        }
+    }
+    Ok(case)
+}
+
+/// Parses `x`, `y` and the per-layer expected arrays (`loss`, `dldy`, `vhat`, `v`,
+/// `epsilon`) of a network whose activation `l` has per-sample shape `shapes[l]`.
+fn parse_body(
+    reader: &Reader<'_>,
+    root: &Value,
+    header: &Header,
+    layers: Vec<Layer>,
+    params: Vec<f64>,
+    shapes: &[Vec<usize>],
+) -> Result<DenseCase, CaseError> {
+    let Header {
+        algorithm,
+        eta,
+        n,
+        loss,
+    } = *header;
+    let with_rows = |rows: usize, shape: &[usize]| -> Vec<usize> {
+        let mut full = vec![rows];
+        full.extend_from_slice(shape);
+        full
+    };
     let x_json = reader.get(root, "x", "x")?;
     let rows = x_json
         .as_array()
         .map(Vec::len)
         .ok_or_else(|| reader.err("x", "expected an array"))?;
-    let x = reader.tensor(x_json, &[rows, widths[0]], "x")?;
-    let out_width = *widths.last().unwrap_or(&0);
+    let x = reader.tensor(x_json, &with_rows(rows, &shapes[0]), "x")?;
+    let out_shape = with_rows(rows, shapes.last().map_or(&[][..], Vec::as_slice));
     let y_json = reader.get(root, "y", "y")?;
     let (y_values, y_classes) = match loss {
         Loss::CrossEntropy => {
@@ -354,7 +699,7 @@ fn parse_dense(
                 .collect::<Result<Vec<_>, _>>()?;
             (Vec::new(), classes)
         }
-        _ => (reader.tensor(y_json, &[rows, out_width], "y")?, Vec::new()),
+        _ => (reader.tensor(y_json, &out_shape, "y")?, Vec::new()),
     };
     let expected_json = reader.get(root, "expected", "expected")?;
     let mut expected = Vec::new();
@@ -370,7 +715,7 @@ fn parse_dense(
         "expected.dldy".to_string(),
         Some(reader.tensor(
             reader.get(expected_json, "dldy", "expected")?,
-            &[rows, out_width],
+            &out_shape,
             "expected.dldy",
         )?),
     ));
@@ -395,33 +740,12 @@ fn parse_dense(
             let value = if item.is_null() {
                 None
             } else {
-                Some(reader.tensor(item, &[rows, widths[l]], &name)?)
+                Some(reader.tensor(item, &with_rows(rows, &shapes[l]), &name)?)
             };
             expected.push((name, value));
         }
     }
-    for (key, is_weight) in [("grad_weight", true), ("grad_bias", false)] {
-        let field = format!("expected.{key}");
-        let items = reader
-            .get(expected_json, key, "expected")?
-            .as_array()
-            .ok_or_else(|| reader.err(&field, "expected an array"))?;
-        if items.len() != depth {
-            return Err(reader.err(
-                &field,
-                format!("expected {depth} entries, found {}", items.len()),
-            ));
-        }
-        for (l, item) in items.iter().enumerate() {
-            let name = format!("{field}[{l}]");
-            let shape: &[usize] = if is_weight {
-                &[widths[l + 1], widths[l]]
-            } else {
-                &[widths[l + 1]]
-            };
-            expected.push((name.clone(), Some(reader.tensor(item, shape, &name)?)));
-        }
-    }
+    let input_len = shapes[0].iter().product();
     Ok(DenseCase {
         algorithm,
         eta,
@@ -429,6 +753,8 @@ fn parse_dense(
         loss,
         layers,
         params,
+        input_len,
+        update_ranges: Vec::new(),
         x,
         rows,
         y_values,
@@ -451,7 +777,7 @@ impl DenseCase {
     /// Runs the case with pc-core in f64 and returns every computed field, in the order of
     /// `expected`. FixedPred runs with a free input belief, as Torch2PC does.
     pub fn compute(&self) -> Result<Vec<Vec<f64>>, pc_core::PcError> {
-        let spec = NetworkSpec::new(&self.layers, self.loss);
+        let spec = NetworkSpec::new(&self.layers, self.loss).with_input_len(self.input_len);
         let targets = match self.loss {
             Loss::CrossEntropy => Targets::Classes(&self.y_classes),
             _ => Targets::Values(&self.y_values),
@@ -477,17 +803,8 @@ impl DenseCase {
         computed.extend((0..=depth).map(|l| result.feedforward(l).to_vec()));
         computed.extend((0..=depth).map(|l| result.beliefs(l).to_vec()));
         computed.extend((0..=depth).map(|l| result.errors(l).to_vec()));
-        for l in 1..=depth {
-            let offset = spec.parameter_offset(l);
-            let layer = &self.layers[l - 1];
-            let weights = layer.parameter_len() - spec.width(l);
-            computed.push(updates[offset..offset + weights].to_vec());
-        }
-        for l in 1..=depth {
-            let offset = spec.parameter_offset(l);
-            let layer = &self.layers[l - 1];
-            let weights = layer.parameter_len() - spec.width(l);
-            computed.push(updates[offset + weights..offset + layer.parameter_len()].to_vec());
+        for range in &self.update_ranges {
+            computed.push(updates[range.clone()].to_vec());
         }
         Ok(computed)
     }
@@ -502,7 +819,7 @@ impl Case {
                     reason: reason.clone(),
                 }
             }
-            CaseKind::Dense(dense) => dense,
+            CaseKind::Dense(dense) | CaseKind::OpChain(dense) => dense,
         };
         let computed = match dense.compute() {
             Ok(computed) => computed,

@@ -56,6 +56,16 @@ pub enum PcError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// An operation's own description is unusable (a zero stride, a kernel larger than
+    /// its padded input, ...).
+    InvalidOp {
+        /// Layer index, 1-based.
+        layer: usize,
+        /// Operation index within the layer, 0-based.
+        op: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// A batch with no rows.
     EmptyBatch,
     /// A class index of a cross-entropy target is not below the number of outputs.
@@ -138,6 +148,9 @@ impl fmt::Display for PcError {
                 } else {
                     write!(f, "invalid network, layer {layer}: {reason}")
                 }
+            }
+            PcError::InvalidOp { layer, op, reason } => {
+                write!(f, "invalid network, layer {layer}, op {op}: {reason}")
             }
             PcError::EmptyBatch => write!(f, "the batch has no rows"),
             PcError::ClassOutOfRange {

@@ -6,7 +6,7 @@
 //! `vmla.f32`); pc-std implements [`Backend`] for its SIMD/blocked kernels, and the
 //! schedule does not change.
 
-use crate::Scalar;
+use crate::{ops::conv, Conv2d, Scalar};
 
 /// Sizes of one linear op applied to a block of rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +73,58 @@ pub trait Backend<T: Scalar> {
         grad_bias: &mut [T],
     ) {
         portable::linear_backward_parameters(dims, grad_output, input, grad_weight, grad_bias);
+    }
+
+    /// A 2-d convolution of `rows` NCHW samples:
+    /// `output[r][o][p] = bias[o] + sum_{i,ki,kj} weight[o][i][ki][kj] * input[r][i][p + (ki,kj)]`
+    /// (PyTorch's cross-correlation with zero padding; overwrites `output`).
+    ///
+    /// Lengths: `input` rows x `conv.input.len()`, `weight` [`Conv2d::weight_len`], `bias`
+    /// `conv.out_channels`, `output` rows x `conv.output_shape().len()`.
+    fn conv2d_forward(
+        &self,
+        conv: &Conv2d,
+        rows: usize,
+        input: &[T],
+        weight: &[T],
+        bias: &[T],
+        output: &mut [T],
+    ) {
+        conv::forward(conv, rows, input, weight, bias, output);
+    }
+
+    /// The input gradient of a 2-d convolution (the transposed convolution of
+    /// `grad_output`; overwrites `grad_input`).
+    ///
+    /// Lengths: `grad_output` rows x `conv.output_shape().len()`, `weight`
+    /// [`Conv2d::weight_len`], `grad_input` rows x `conv.input.len()`.
+    fn conv2d_backward_input(
+        &self,
+        conv: &Conv2d,
+        rows: usize,
+        grad_output: &[T],
+        weight: &[T],
+        grad_input: &mut [T],
+    ) {
+        conv::backward_input(conv, rows, grad_output, weight, grad_input);
+    }
+
+    /// The parameter gradient of a 2-d convolution, summed over the rows:
+    /// `grad_weight[o][i][ki][kj] = sum_{r,p} grad_output[r][o][p] * input[r][i][p + (ki,kj)]`,
+    /// `grad_bias[o] = sum_{r,p} grad_output[r][o][p]` (both overwritten).
+    ///
+    /// Lengths: `grad_output` rows x `conv.output_shape().len()`, `input` rows x
+    /// `conv.input.len()`, `grad_weight` [`Conv2d::weight_len`], `grad_bias` `conv.out_channels`.
+    fn conv2d_backward_parameters(
+        &self,
+        conv: &Conv2d,
+        rows: usize,
+        grad_output: &[T],
+        input: &[T],
+        grad_weight: &mut [T],
+        grad_bias: &mut [T],
+    ) {
+        conv::backward_parameters(conv, rows, grad_output, input, grad_weight, grad_bias);
     }
 }
 

@@ -5,7 +5,11 @@
 //! respect to the layer input and/or its parameters, at the point the trace was taken.
 //! The kind of each op is matched once per op and call, never per element.
 
-use crate::{kernels::LinearDims, Backend, Layer, Op, Scalar, MAX_OPS_PER_LAYER};
+use crate::{
+    kernels::LinearDims,
+    ops::{conv, pool},
+    Backend, Layer, Op, Scalar, MAX_OPS_PER_LAYER,
+};
 
 /// One layer applied to a block of `rows` samples with its parameters.
 #[derive(Clone, Copy, Debug)]
@@ -91,6 +95,15 @@ impl<T: Scalar> LayerView<'_, T> {
                     backend.linear_forward(dims, source, weight, &bias[..outputs], target);
                 }
                 Op::Activation(activation) => activation.forward(source, target),
+                Op::Conv2d(conv) => {
+                    let weights = &self.params[plan.param_offsets[k]..];
+                    let (weight, bias) = weights.split_at(conv.weight_len());
+                    let bias = &bias[..conv.out_channels];
+                    backend.conv2d_forward(&conv, rows, source, weight, bias, target);
+                }
+                Op::MaxPool2d(pool) => pool::max_forward(&pool, rows, source, target),
+                Op::AvgPool2d(pool) => pool::avg_forward(&pool, rows, source, target),
+                Op::Flatten => target.copy_from_slice(source),
             }
         }
     }
@@ -154,6 +167,19 @@ impl<T: Scalar> LayerView<'_, T> {
                     &mut grad_bias[..outputs],
                 );
             }
+            if let (Op::Conv2d(conv), Some(params_out)) = (op, grad_params.as_deref_mut()) {
+                let offset = plan.param_offsets[k];
+                let (grad_weight, grad_bias) = params_out[offset..].split_at_mut(conv.weight_len());
+                let grad_bias = &mut grad_bias[..conv.out_channels];
+                backend.conv2d_backward_parameters(
+                    &conv,
+                    rows,
+                    gradient,
+                    op_input,
+                    grad_weight,
+                    grad_bias,
+                );
+            }
             let target: &mut [T] = if k == 0 {
                 match grad_input.as_deref_mut() {
                     Some(target) => target,
@@ -177,6 +203,16 @@ impl<T: Scalar> LayerView<'_, T> {
                 Op::Activation(activation) => {
                     activation.backward(op_input, op_output, gradient, target)
                 }
+                Op::Conv2d(conv) => {
+                    let offset = plan.param_offsets[k];
+                    let weight = &self.params[offset..offset + conv.weight_len()];
+                    backend.conv2d_backward_input(&conv, rows, gradient, weight, target);
+                }
+                Op::MaxPool2d(pool) => {
+                    pool::max_backward(&pool, rows, op_input, op_output, gradient, target)
+                }
+                Op::AvgPool2d(pool) => pool::avg_backward(&pool, rows, gradient, target),
+                Op::Flatten => target.copy_from_slice(gradient),
             }
             current = if current == 1 { 2 } else { 1 };
         }
@@ -244,6 +280,19 @@ impl<T: Scalar> LayerView<'_, T> {
                 Op::Activation(activation) => {
                     activation.backward(op_input, op_output, tangent, target)
                 }
+                // Linear: the convolution of the tangent without the bias.
+                Op::Conv2d(conv) => {
+                    let offset = plan.param_offsets[k];
+                    let weight = &self.params[offset..offset + conv.weight_len()];
+                    conv::jvp(&conv, rows, tangent, weight, target);
+                }
+                // The tangent of each window's first maximum (the winners at `values`).
+                Op::MaxPool2d(pool) => {
+                    pool::max_jvp(&pool, rows, op_input, op_output, tangent, target)
+                }
+                // Linear: the average of the tangent.
+                Op::AvgPool2d(pool) => pool::avg_forward(&pool, rows, tangent, target),
+                Op::Flatten => target.copy_from_slice(tangent),
             }
             current = if current == 1 { 2 } else { 1 };
         }

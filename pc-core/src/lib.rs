@@ -72,6 +72,7 @@ mod layer;
 mod learn;
 mod loss;
 pub mod model_bytes;
+pub mod ops;
 pub mod optim;
 mod relax;
 mod scalar;
@@ -85,6 +86,7 @@ pub use error::PcError;
 pub use kernels::{Backend, LinearDims, Portable};
 pub use learn::Learner;
 pub use loss::{Loss, Targets};
+pub use ops::{Conv2d, ImageShape, Pool2d};
 pub use optim::{Adam, AdamW, Optimizer, Sgd};
 pub use relax::{
     infer, infer_with, Algorithm, Batch, Inference, InputBelief, Report, Settings, MAX_ITERATIONS,

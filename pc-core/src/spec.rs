@@ -22,7 +22,7 @@
 //! assert!(WORK > 0);
 //! ```
 
-use crate::{Activation, Loss, PcError};
+use crate::{Activation, Conv2d, Loss, PcError, Pool2d};
 
 /// The most operations one layer may chain.
 pub const MAX_OPS_PER_LAYER: usize = 6;
@@ -40,6 +40,15 @@ pub enum Op {
     },
     /// An elementwise nonlinearity.
     Activation(Activation),
+    /// A 2-d convolution (`nn.Conv2d`) on NCHW samples; see [`Conv2d`].
+    Conv2d(Conv2d),
+    /// Max pooling (`nn.MaxPool2d`) on NCHW samples; see [`Pool2d`].
+    MaxPool2d(Pool2d),
+    /// Average pooling (`nn.AvgPool2d`) on NCHW samples; see [`Pool2d`].
+    AvgPool2d(Pool2d),
+    /// `nn.Flatten`: NCHW samples to feature rows. Samples are already stored as rows, so
+    /// this is the identity on the data; it exists so descriptions mirror PyTorch's.
+    Flatten,
 }
 
 impl Op {
@@ -49,7 +58,8 @@ impl Op {
             Op::Linear { inputs, outputs } => {
                 inputs.saturating_mul(outputs).saturating_add(outputs)
             }
-            Op::Activation(_) => 0,
+            Op::Conv2d(conv) => conv.parameter_len(),
+            Op::Activation(_) | Op::MaxPool2d(_) | Op::AvgPool2d(_) | Op::Flatten => 0,
         }
     }
 
@@ -57,7 +67,9 @@ impl Op {
     pub const fn output_len(&self, input: usize) -> usize {
         match *self {
             Op::Linear { outputs, .. } => outputs,
-            Op::Activation(_) => input,
+            Op::Conv2d(conv) => conv.output_shape().len(),
+            Op::MaxPool2d(pool) | Op::AvgPool2d(pool) => pool.output_shape().len(),
+            Op::Activation(_) | Op::Flatten => input,
         }
     }
 
@@ -65,7 +77,9 @@ impl Op {
     pub const fn required_input_len(&self) -> Option<usize> {
         match *self {
             Op::Linear { inputs, .. } => Some(inputs),
-            Op::Activation(_) => None,
+            Op::Conv2d(conv) => Some(conv.input.len()),
+            Op::MaxPool2d(pool) | Op::AvgPool2d(pool) => Some(pool.input.len()),
+            Op::Activation(_) | Op::Flatten => None,
         }
     }
 }
@@ -380,6 +394,13 @@ impl<'a> NetworkSpec<'a> {
                 });
             }
             for (op_index, op) in layer.ops().iter().enumerate() {
+                if let Some(reason) = op.shape_problem() {
+                    return Err(PcError::InvalidOp {
+                        layer: index + 1,
+                        op: op_index,
+                        reason,
+                    });
+                }
                 if let Some(required) = op.required_input_len() {
                     if required != width {
                         return Err(PcError::ShapeMismatch {

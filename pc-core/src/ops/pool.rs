@@ -1,0 +1,188 @@
+//! Max and average pooling over NCHW rows (no padding, floor rounding, as PyTorch's
+//! `nn.MaxPool2d(k, s)` / `nn.AvgPool2d(k, s)`).
+//!
+//! Max pooling needs the winner of each window in its backward pass. It is recomputed
+//! from the op's input and output (the first window element equal to the output is the
+//! first maximum, exactly the element the forward pass picked), so the trace stays "the
+//! output of every op" and the workspace grows by nothing. Strict evaluates the trace at
+//! the current beliefs, so the winners are those of the beliefs.
+
+use super::Pool2d;
+use crate::Scalar;
+
+impl Pool2d {
+    /// Calls `visit(channel_plane_offset, out_index, window_origin)` for every window of
+    /// one sample: `window_origin` is the input index of its top-left element.
+    #[inline]
+    fn for_each_window(&self, mut visit: impl FnMut(usize, usize)) {
+        let out = self.output_shape();
+        let (width, plane) = (self.input.width, self.input.plane());
+        let mut out_index = 0;
+        for c in 0..self.input.channels {
+            for oh in 0..out.height {
+                for ow in 0..out.width {
+                    let origin = c * plane + oh * self.stride[0] * width + ow * self.stride[1];
+                    visit(out_index, origin);
+                    out_index += 1;
+                }
+            }
+        }
+    }
+}
+
+/// `output[r][c][p] = max` of the window of `p` (NaN if the window holds a NaN).
+///
+/// Lengths: `input` rows x `pool.input.len()`, `output` rows x `pool.output_shape().len()`.
+pub fn max_forward<T: Scalar>(pool: &Pool2d, rows: usize, input: &[T], output: &mut [T]) {
+    let (in_len, out_len) = (pool.input.len(), pool.output_shape().len());
+    let (kh, kw, width) = (pool.kernel[0], pool.kernel[1], pool.input.width);
+    for (x, y) in input[..rows * in_len]
+        .chunks_exact(in_len)
+        .zip(output[..rows * out_len].chunks_exact_mut(out_len))
+    {
+        pool.for_each_window(|o, origin| {
+            let mut best = x[origin];
+            for i in 0..kh {
+                for &v in &x[origin + i * width..origin + i * width + kw] {
+                    if v > best || v.is_nan() {
+                        best = v;
+                    }
+                }
+            }
+            y[o] = best;
+        });
+    }
+}
+
+/// Index (in the sample) of the first element of the window at `origin` equal to `best`.
+#[inline]
+fn winner<T: Scalar>(
+    x: &[T],
+    origin: usize,
+    kh: usize,
+    kw: usize,
+    width: usize,
+    best: T,
+) -> Option<usize> {
+    for i in 0..kh {
+        let start = origin + i * width;
+        if let Some(j) = x[start..start + kw].iter().position(|&v| v == best) {
+            return Some(start + j);
+        }
+    }
+    None
+}
+
+/// Vector-Jacobian product of max pooling: each window's gradient goes to its first
+/// maximum (overlapping windows add up). `output` is [`max_forward`]'s output at `input`.
+///
+/// Lengths: `input` and `grad_input` rows x `pool.input.len()`, `output` and
+/// `grad_output` rows x `pool.output_shape().len()`.
+pub fn max_backward<T: Scalar>(
+    pool: &Pool2d,
+    rows: usize,
+    input: &[T],
+    output: &[T],
+    grad_output: &[T],
+    grad_input: &mut [T],
+) {
+    let (in_len, out_len) = (pool.input.len(), pool.output_shape().len());
+    let (kh, kw, width) = (pool.kernel[0], pool.kernel[1], pool.input.width);
+    for (((x, y), g), gx) in input[..rows * in_len]
+        .chunks_exact(in_len)
+        .zip(output[..rows * out_len].chunks_exact(out_len))
+        .zip(grad_output[..rows * out_len].chunks_exact(out_len))
+        .zip(grad_input[..rows * in_len].chunks_exact_mut(in_len))
+    {
+        gx.fill(T::zero());
+        pool.for_each_window(|o, origin| {
+            if let Some(k) = winner(x, origin, kh, kw, width, y[o]) {
+                gx[k] = gx[k] + g[o];
+            }
+        });
+    }
+}
+
+/// Jacobian-vector product of max pooling: each output takes the tangent of its window's
+/// first maximum. `output` is [`max_forward`]'s output at `input`.
+///
+/// Lengths: `input` and `tangent_input` rows x `pool.input.len()`, `output` and
+/// `tangent_output` rows x `pool.output_shape().len()`.
+pub fn max_jvp<T: Scalar>(
+    pool: &Pool2d,
+    rows: usize,
+    input: &[T],
+    output: &[T],
+    tangent_input: &[T],
+    tangent_output: &mut [T],
+) {
+    let (in_len, out_len) = (pool.input.len(), pool.output_shape().len());
+    let (kh, kw, width) = (pool.kernel[0], pool.kernel[1], pool.input.width);
+    for (((x, y), t), ty) in input[..rows * in_len]
+        .chunks_exact(in_len)
+        .zip(output[..rows * out_len].chunks_exact(out_len))
+        .zip(tangent_input[..rows * in_len].chunks_exact(in_len))
+        .zip(tangent_output[..rows * out_len].chunks_exact_mut(out_len))
+    {
+        pool.for_each_window(|o, origin| {
+            ty[o] = match winner(x, origin, kh, kw, width, y[o]) {
+                Some(k) => t[k],
+                None => T::nan(),
+            };
+        });
+    }
+}
+
+/// `output[r][c][p] =` mean of the window of `p` (sum divided by `kh * kw`). Linear, so it
+/// is also its own Jacobian-vector product.
+///
+/// Lengths: `input` rows x `pool.input.len()`, `output` rows x `pool.output_shape().len()`.
+pub fn avg_forward<T: Scalar>(pool: &Pool2d, rows: usize, input: &[T], output: &mut [T]) {
+    let (in_len, out_len) = (pool.input.len(), pool.output_shape().len());
+    let (kh, kw, width) = (pool.kernel[0], pool.kernel[1], pool.input.width);
+    let divisor = T::from_usize(kh * kw);
+    for (x, y) in input[..rows * in_len]
+        .chunks_exact(in_len)
+        .zip(output[..rows * out_len].chunks_exact_mut(out_len))
+    {
+        pool.for_each_window(|o, origin| {
+            let mut sum = T::zero();
+            for i in 0..kh {
+                for &v in &x[origin + i * width..origin + i * width + kw] {
+                    sum = sum + v;
+                }
+            }
+            y[o] = sum / divisor;
+        });
+    }
+}
+
+/// Vector-Jacobian product of average pooling: each window spreads `grad / (kh * kw)` over
+/// its elements (overlapping windows add up).
+///
+/// Lengths: `grad_output` rows x `pool.output_shape().len()`, `grad_input` rows x
+/// `pool.input.len()` (overwritten).
+pub fn avg_backward<T: Scalar>(
+    pool: &Pool2d,
+    rows: usize,
+    grad_output: &[T],
+    grad_input: &mut [T],
+) {
+    let (in_len, out_len) = (pool.input.len(), pool.output_shape().len());
+    let (kh, kw, width) = (pool.kernel[0], pool.kernel[1], pool.input.width);
+    let divisor = T::from_usize(kh * kw);
+    for (g, gx) in grad_output[..rows * out_len]
+        .chunks_exact(out_len)
+        .zip(grad_input[..rows * in_len].chunks_exact_mut(in_len))
+    {
+        gx.fill(T::zero());
+        pool.for_each_window(|o, origin| {
+            let share = g[o] / divisor;
+            for i in 0..kh {
+                for v in &mut gx[origin + i * width..origin + i * width + kw] {
+                    *v = *v + share;
+                }
+            }
+        });
+    }
+}
