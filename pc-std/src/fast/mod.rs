@@ -15,17 +15,20 @@
 //! an outer product for the parameter VJP) and packs nothing. Larger blocks use its
 //! packed, cache-blocked AVX-512/AVX2 kernels.
 //!
+//! Convolutions (`conv2d_*`) are im2col plus one [`gemm`] per sample (see `conv.rs`).
+//!
 //! Results differ from [`pc_core::Portable`] only by summation order: every product
 //! element is within `gamma_k sum |a_i b_i|` of the exact value for both.
 //! `pc_core::Scalar` is sealed to f32 and f64, so every scalar pc computes in has a fast
 //! path; code generic over any `T: Scalar` that cannot name `Fast: Backend<T>` uses
 //! [`pc_core::Portable`].
 
+mod conv;
 mod matmul;
 
 pub use matmul::{gemm, Accumulate, GemmScalar, MatMut, MatRef};
 
-use pc_core::{Backend, LinearDims};
+use pc_core::{Backend, Conv2d, LinearDims};
 
 /// The fast backend: `gemm`-crate matrix products, single threaded per call.
 ///
@@ -93,6 +96,56 @@ macro_rules! impl_fast {
                 if backward_parameters(dims, grad_output, input, grad_weight, grad_bias).is_err() {
                     pc_core::kernels::portable::linear_backward_parameters(
                         dims,
+                        grad_output,
+                        input,
+                        grad_weight,
+                        grad_bias,
+                    );
+                }
+            }
+
+            fn conv2d_forward(
+                &self,
+                conv: &Conv2d,
+                rows: usize,
+                input: &[$t],
+                weight: &[$t],
+                bias: &[$t],
+                output: &mut [$t],
+            ) {
+                if conv::forward(conv, rows, input, weight, bias, output).is_err() {
+                    pc_core::ops::conv::forward(conv, rows, input, weight, bias, output);
+                }
+            }
+
+            fn conv2d_backward_input(
+                &self,
+                conv: &Conv2d,
+                rows: usize,
+                grad_output: &[$t],
+                weight: &[$t],
+                grad_input: &mut [$t],
+            ) {
+                if conv::backward_input(conv, rows, grad_output, weight, grad_input).is_err() {
+                    pc_core::ops::conv::backward_input(conv, rows, grad_output, weight, grad_input);
+                }
+            }
+
+            fn conv2d_backward_parameters(
+                &self,
+                conv: &Conv2d,
+                rows: usize,
+                grad_output: &[$t],
+                input: &[$t],
+                grad_weight: &mut [$t],
+                grad_bias: &mut [$t],
+            ) {
+                if conv::backward_parameters(conv, rows, grad_output, input, grad_weight, grad_bias)
+                    .is_err()
+                {
+                    pc_core::ops::conv::backward_parameters(
+                        conv,
+                        rows,
                         grad_output,
                         input,
                         grad_weight,
