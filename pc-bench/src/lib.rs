@@ -2,3 +2,4 @@
 //! the command line and the test suite.
 
 pub mod reference;
+pub mod reproduce;

@@ -18,8 +18,9 @@ fn main() -> ExitCode {
             Some(dir) if args.len() == 2 => reference(PathBuf::from(dir)),
             _ => usage_error("reference takes exactly one directory"),
         },
+        Some("reproduce") => reproduce(&args[1..]),
         Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
+            println!("{USAGE}\n  {}", pc_bench::reproduce::USAGE);
             ExitCode::SUCCESS
         }
         Some(other) => usage_error(&format!("unknown command `{other}`")),
@@ -28,7 +29,7 @@ fn main() -> ExitCode {
 }
 
 fn usage_error(message: &str) -> ExitCode {
-    eprintln!("pc-bench: {message}\n\n{USAGE}");
+    eprintln!("pc-bench: {message}\n\n{USAGE}\n  {}", pc_bench::reproduce::USAGE);
     ExitCode::from(2)
 }
 
@@ -97,5 +98,23 @@ fn reference(dir: PathBuf) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn reproduce(args: &[String]) -> ExitCode {
+    let options = match pc_bench::reproduce::Options::parse(args) {
+        Ok(options) => options,
+        Err(message) => return usage_error(&format!("reproduce: {message}")),
+    };
+    match pc_bench::reproduce::run(&options) {
+        Ok(summary) => {
+            println!("{summary}");
+            println!("wrote {}", options.out.join("report.md").display());
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("pc-bench reproduce: {message}");
+            ExitCode::FAILURE
+        }
     }
 }
