@@ -29,7 +29,10 @@ fn main() -> ExitCode {
 }
 
 fn usage_error(message: &str) -> ExitCode {
-    eprintln!("pc-bench: {message}\n\n{USAGE}\n  {}", pc_bench::reproduce::USAGE);
+    eprintln!(
+        "pc-bench: {message}\n\n{USAGE}\n  {}",
+        pc_bench::reproduce::USAGE
+    );
     ExitCode::from(2)
 }
 

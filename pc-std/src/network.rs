@@ -23,9 +23,11 @@
 //! # Ok::<(), pc_std::Error>(())
 //! ```
 
-use crate::{rng::SplitMix64, train::relax, Error};
+use crate::{batch::Par, fast::Fast, rng::SplitMix64, train::Relaxer, Error};
 use nalgebra::{DMatrix, DVector};
-use pc_core::{Activation, Batch, Layer, Loss, NetworkSpec, Op, PcError, Report, Scalar, Targets};
+use pc_core::{
+    Activation, Backend, Batch, Layer, Loss, NetworkSpec, Op, PcError, Report, Scalar, Targets,
+};
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 use std::{collections::BTreeMap, path::Path};
 
@@ -506,7 +508,8 @@ impl<T: Scalar> Network<T> {
     }
 
     /// Runs one relaxation on a batch and returns the loss, the parameter updates and
-    /// the output (allocating its workspace; the training loop reuses one instead).
+    /// the output (through pc-std's [`Relaxer`], with new buffers; the training loop
+    /// reuses one instead).
     ///
     /// # Errors
     /// Every error of [`pc_core::infer`].
@@ -515,24 +518,23 @@ impl<T: Scalar> Network<T> {
         inputs: &[T],
         targets: Targets<'_, T>,
         settings: &pc_core::Settings<'_, T>,
-    ) -> Result<Updates<T>, PcError> {
+    ) -> Result<Updates<T>, PcError>
+    where
+        Fast: Backend<T>,
+    {
         let spec = self.spec();
-        let rows = inputs.len() / self.input_len.max(1);
-        let mut workspace = vec![T::zero(); spec.workspace_len(rows.max(1))];
-        let mut updates = vec![T::zero(); spec.parameter_len()];
-        let inference = relax(
+        let mut relaxer = Relaxer::new(Par::Rayon(0));
+        let outcome = relaxer.run(
             &spec,
             &self.parameters,
             Batch::new(inputs, targets),
             settings,
-            &mut workspace,
-            &mut updates,
         )?;
         Ok(Updates {
-            loss: inference.loss(),
-            output: inference.feedforward(spec.depth()).to_vec(),
-            report: inference.report(),
-            updates,
+            loss: outcome.loss(),
+            output: outcome.outputs().to_vec(),
+            report: outcome.report(),
+            updates: outcome.updates().to_vec(),
         })
     }
 

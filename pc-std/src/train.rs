@@ -17,26 +17,49 @@
 //! # Ok::<(), pc_std::Error>(())
 //! ```
 
+use crate::batch::{BatchOutcome, BatchRunner, Par};
+use crate::fast::Fast;
 use crate::{data::Dataset, network::Network, rng::SplitMix64, Error};
-use pc_core::{Algorithm, Batch, Inference, NetworkSpec, Optimizer, PcError, Scalar, Settings};
+use pc_core::{Algorithm, Backend, Batch, NetworkSpec, Optimizer, PcError, Scalar, Settings};
 use std::{fmt, io::IsTerminal};
 
-/// The one place pc-std runs a relaxation. Every caller (networks, training, the
-/// diagnostics) goes through it, so switching to a faster runner is a one-line change.
+/// The one place pc-std runs relaxations: every caller (networks, training, evaluation,
+/// the diagnostics) goes through it, so the engine behind it is a one-line choice.
 ///
-/// It is [`pc_core::infer`] with the portable kernels for now.
-///
-/// # Errors
-/// Every error of [`pc_core::infer`].
-pub fn relax<'w, 's, T: Scalar>(
-    spec: &NetworkSpec<'s>,
-    parameters: &[T],
-    batch: Batch<'_, T>,
-    settings: &Settings<'_, T>,
-    workspace: &'w mut [T],
-    updates: &mut [T],
-) -> Result<Inference<'w, 's, T>, PcError> {
-    pc_core::infer(spec, parameters, batch, settings, workspace, updates)
+/// It is [`BatchRunner`] on the [`Fast`] kernels: the batch is cut into fixed row blocks
+/// relaxed in parallel and reduced in block order, so results do not depend on the
+/// thread count. It keeps its buffers between calls.
+#[derive(Debug)]
+pub struct Relaxer<T> {
+    runner: BatchRunner<T, Fast>,
+    par: Par,
+}
+
+impl<T: Scalar> Relaxer<T>
+where
+    Fast: Backend<T>,
+{
+    /// A relaxer using `par` threads.
+    pub fn new(par: Par) -> Self {
+        Relaxer {
+            runner: BatchRunner::new(),
+            par,
+        }
+    }
+
+    /// Relaxes one batch: loss, parameter updates, outputs, report.
+    ///
+    /// # Errors
+    /// Every error of [`BatchRunner::run`] (those of [`pc_core::infer`]).
+    pub fn run<'r>(
+        &'r mut self,
+        spec: &NetworkSpec<'_>,
+        parameters: &[T],
+        batch: Batch<'_, T>,
+        settings: &Settings<'_, T>,
+    ) -> Result<BatchOutcome<'r, T>, PcError> {
+        self.runner.run(self.par, spec, parameters, batch, settings)
+    }
 }
 
 /// How PC's update of one layer's weight compares with backprop's gradient (the paper's
@@ -128,11 +151,13 @@ pub struct TrainConfig<T: 'static> {
     pub diagnostics: bool,
     /// Show a progress bar on standard error when it is a terminal.
     pub progress: bool,
+    /// Threads for the relaxations (results are the same for any choice).
+    pub par: Par,
 }
 
 impl<T: Scalar> TrainConfig<T> {
     /// `epochs` epochs of minibatches of `batch_size`, seed 0, evaluation on, diagnostics
-    /// off, progress bar on.
+    /// off, progress bar on, every available core.
     pub fn new(settings: Settings<'static, T>, epochs: usize, batch_size: usize) -> Self {
         TrainConfig {
             settings,
@@ -142,6 +167,7 @@ impl<T: Scalar> TrainConfig<T> {
             evaluate: true,
             diagnostics: false,
             progress: true,
+            par: Par::Rayon(0),
         }
     }
 
@@ -161,6 +187,11 @@ impl<T: Scalar> TrainConfig<T> {
     /// With or without per-epoch evaluation.
     pub fn with_evaluation(self, evaluate: bool) -> Self {
         TrainConfig { evaluate, ..self }
+    }
+
+    /// With this much parallelism (results do not depend on it).
+    pub fn with_par(self, par: Par) -> Self {
+        TrainConfig { par, ..self }
     }
 
     /// With or without a progress bar.
@@ -242,12 +273,29 @@ impl std::error::Error for Stopped {
     }
 }
 
-/// Loss and accuracy of `network` on a whole data set (in blocks of 256 rows, so the
-/// workspace stays small; the loss is the mean over all rows).
+/// Loss (mean over all rows) and accuracy of `network` on a whole data set.
 ///
 /// # Errors
 /// [`Error::Format`] when the data do not fit the network; the engine's errors.
-pub fn evaluate<T: Scalar>(network: &Network<T>, data: &Dataset<T>) -> Result<(f64, f64), Error> {
+pub fn evaluate<T: Scalar>(network: &Network<T>, data: &Dataset<T>) -> Result<(f64, f64), Error>
+where
+    Fast: Backend<T>,
+{
+    evaluate_with(&mut Relaxer::new(Par::Rayon(0)), network, data)
+}
+
+/// As [`evaluate`], reusing a [`Relaxer`]'s buffers.
+///
+/// # Errors
+/// As [`evaluate`].
+pub fn evaluate_with<T: Scalar>(
+    relaxer: &mut Relaxer<T>,
+    network: &Network<T>,
+    data: &Dataset<T>,
+) -> Result<(f64, f64), Error>
+where
+    Fast: Backend<T>,
+{
     if data.features() != network.input_len() || data.is_empty() {
         return Err(Error::format(
             "evaluation data",
@@ -259,31 +307,19 @@ pub fn evaluate<T: Scalar>(network: &Network<T>, data: &Dataset<T>) -> Result<(f
             ),
         ));
     }
-    const BLOCK: usize = 256;
     let spec = network.spec();
-    let outputs = network.output_len();
-    let mut workspace = vec![T::zero(); spec.workspace_len(BLOCK.min(data.len()))];
-    let mut updates = vec![T::zero(); spec.parameter_len()];
-    let (mut loss, mut correct) = (0.0, 0usize);
-    let indices: Vec<usize> = (0..data.len()).collect();
-    let (mut inputs, mut labels) = (Vec::new(), Vec::new());
-    for block in indices.chunks(BLOCK) {
-        data.gather_into(block, &mut inputs, &mut labels);
-        let targets = network.targets(&labels)?;
-        let batch = Batch::new(inputs.as_slice(), targets.as_targets()).block_of(data.len());
-        let inference = relax(
-            &spec,
-            network.parameters(),
-            batch,
-            &Settings::exact(),
-            &mut workspace,
-            &mut updates,
-        )?;
-        loss += Scalar::to_f64(inference.loss());
-        let output = inference.feedforward(spec.depth());
-        correct += count_correct(output, outputs, &labels);
-    }
-    Ok((loss, correct as f64 / data.len() as f64))
+    let targets = network.targets(data.labels())?;
+    let outcome = relaxer.run(
+        &spec,
+        network.parameters(),
+        Batch::new(data.inputs(), targets.as_targets()),
+        &Settings::exact(),
+    )?;
+    let correct = count_correct(outcome.outputs(), network.output_len(), data.labels());
+    Ok((
+        Scalar::to_f64(outcome.loss()),
+        correct as f64 / data.len() as f64,
+    ))
 }
 
 /// Number of rows whose largest output is at the label (ties go to the first maximum).
@@ -340,7 +376,10 @@ pub fn train<T: Scalar, O: Optimizer<T>>(
     train_set: &Dataset<T>,
     test_set: Option<&Dataset<T>>,
     config: &TrainConfig<T>,
-) -> Result<History, Stopped> {
+) -> Result<History, Stopped>
+where
+    Fast: Backend<T>,
+{
     let mut history = History::default();
     let stop = |epoch, step, error: Error, history: &mut History| Stopped {
         epoch,
@@ -364,7 +403,8 @@ pub fn train<T: Scalar, O: Optimizer<T>>(
     }
     let parameter_len = network.parameters().len();
     let mut state = vec![T::zero(); O::state_len(parameter_len)];
-    let mut workspace = vec![T::zero(); network.spec().workspace_len(config.batch_size)];
+    let mut relaxer = Relaxer::new(config.par);
+    let mut evaluator = Relaxer::new(config.par);
     let mut updates = vec![T::zero(); parameter_len];
     let mut gradient = vec![T::zero(); parameter_len];
     let (mut inputs, mut labels) = (Vec::new(), Vec::new());
@@ -378,9 +418,9 @@ pub fn train<T: Scalar, O: Optimizer<T>>(
         config.settings.algorithm,
     );
 
-    let record_epoch = |network: &Network<T>,
-                        epoch: usize,
-                        mean_batch_loss: Option<f64>|
+    let mut record_epoch = |network: &Network<T>,
+                            epoch: usize,
+                            mean_batch_loss: Option<f64>|
      -> Result<EpochRecord, Error> {
         let mut record = EpochRecord {
             epoch,
@@ -391,11 +431,11 @@ pub fn train<T: Scalar, O: Optimizer<T>>(
             test_accuracy: None,
         };
         if config.evaluate {
-            let (loss, accuracy) = evaluate(network, train_set)?;
+            let (loss, accuracy) = evaluate_with(&mut evaluator, network, train_set)?;
             record.train_loss = Some(loss);
             record.train_accuracy = Some(accuracy);
             if let Some(test) = test_set {
-                let (loss, accuracy) = evaluate(network, test)?;
+                let (loss, accuracy) = evaluate_with(&mut evaluator, network, test)?;
                 record.test_loss = Some(loss);
                 record.test_accuracy = Some(accuracy);
             }
@@ -420,28 +460,18 @@ pub fn train<T: Scalar, O: Optimizer<T>>(
             };
             let batch = Batch::new(inputs.as_slice(), targets.as_targets());
             let spec = network.spec();
-            let loss = match relax(
-                &spec,
-                network.parameters(),
-                batch,
-                &config.settings,
-                &mut workspace,
-                &mut updates,
-            ) {
-                Ok(inference) => Scalar::to_f64(inference.loss()),
+            let loss = match relaxer.run(&spec, network.parameters(), batch, &config.settings) {
+                Ok(outcome) => {
+                    updates.copy_from_slice(outcome.updates());
+                    Scalar::to_f64(outcome.loss())
+                }
                 Err(error) => return Err(stop(epoch, step, error.into(), &mut history)),
             };
             let mut layers = Vec::new();
             if compare {
-                if let Err(error) = relax(
-                    &spec,
-                    network.parameters(),
-                    batch,
-                    &Settings::exact(),
-                    &mut workspace,
-                    &mut gradient,
-                ) {
-                    return Err(stop(epoch, step, error.into(), &mut history));
+                match relaxer.run(&spec, network.parameters(), batch, &Settings::exact()) {
+                    Ok(outcome) => gradient.copy_from_slice(outcome.updates()),
+                    Err(error) => return Err(stop(epoch, step, error.into(), &mut history)),
                 }
                 layers = compare_updates(network, &updates, &gradient);
             }

@@ -1,8 +1,11 @@
 //! The runs behind each figure: training comparisons, error against iteration count, and
 //! the runtime study. Everything here is deterministic given the seed, except the timings.
 
-use pc_std::core::{safe_step_size, Adam, Algorithm, Batch, PcError, SafeStep, Scalar, Settings};
+use pc_std::core::{
+    safe_step_size, Adam, Algorithm, Backend, Batch, PcError, SafeStep, Scalar, Settings,
+};
 use pc_std::data::Dataset;
+use pc_std::fast::Fast;
 use pc_std::network::Network;
 use pc_std::train::{compare_updates, train, History, LayerComparison, TrainConfig};
 use std::time::Instant;
@@ -116,7 +119,10 @@ pub fn errors_against_iterations<T: Scalar>(
     algorithm: Algorithm,
     step_sizes: &[f64],
     grid: &[usize],
-) -> Result<Vec<Curve>, PcError> {
+) -> Result<Vec<Curve>, PcError>
+where
+    Fast: Backend<T>,
+{
     let targets = network.targets(labels)?;
     let gradient = network
         .updates(inputs, targets.as_targets(), &Settings::exact())?
