@@ -12,7 +12,7 @@ use core::fmt;
 /// ```
 /// use pc_core::{Activation, Layer, NetworkSpec, PcError};
 /// let layers = [Layer::dense(3, 2, Activation::Tanh)];
-/// let spec = NetworkSpec::new(&layers);
+/// let spec = NetworkSpec::new(&layers, pc_core::Loss::Mse);
 /// let too_short = [0.0_f64; 5];
 /// let err = spec.check_parameters(&too_short).unwrap_err();
 /// assert_eq!(err, PcError::LengthMismatch { what: "parameters", expected: 8, given: 5 });

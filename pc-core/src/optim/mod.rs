@@ -27,7 +27,8 @@ pub const MAX_STATE_PER_PARAMETER: usize = 2;
 /// use pc_core::{Optimizer, Sgd};
 /// let mut sgd = Sgd::new(0.5_f64);
 /// let mut params = [1.0, 2.0];
-/// sgd.step(&mut params, &[0.2, -0.4], &mut [])?;
+/// let mut momentum = [0.0; 2]; // one buffer per parameter, unused without momentum
+/// sgd.step(&mut params, &[0.2, -0.4], &mut momentum)?;
 /// assert_eq!(params, [0.9, 2.2]);
 /// # Ok::<(), pc_core::PcError>(())
 /// ```

@@ -7,6 +7,8 @@
 mod exact;
 mod fixed_pred;
 mod strict;
+#[cfg(test)]
+mod tests;
 
 use crate::{
     error::{check_finite, check_len},
@@ -538,20 +540,20 @@ impl<'p, T: Scalar, B: Backend<T>> Problem<'p, '_, T, B> {
 /// # Example
 /// ```
 /// use pc_core::{infer, Activation, Batch, Layer, Loss, NetworkSpec, Settings, Targets};
-/// let layers = [Layer::dense(2, 3, Activation::Tanh), Layer::dense(3, 1, Activation::Identity)];
-/// let spec = NetworkSpec::new(&layers, Loss::Mse);
-/// let params = [0.1, -0.2, 0.3, 0.4, -0.5, 0.6, 0.0, 0.1, -0.1, 0.7, -0.8, 0.9, 0.05];
-/// let mut workspace = [0.0; NetworkSpec::workspace_len(&NetworkSpec::new(&[Layer::dense(2, 3, Activation::Tanh), Layer::dense(3, 1, Activation::Identity)], Loss::Mse), 1)];
-/// let mut updates = [0.0; 13];
+/// const LAYERS: [Layer; 2] = [Layer::dense(2, 3, Activation::Tanh), Layer::dense(3, 1, Activation::Identity)];
+/// const SPEC: NetworkSpec<'static> = NetworkSpec::new(&LAYERS, Loss::Mse);
+/// let params: [f64; SPEC.parameter_len()] =
+///     [0.1, -0.2, 0.3, 0.4, -0.5, 0.6, 0.0, 0.1, -0.1, 0.7, -0.8, 0.9, 0.05];
+/// let mut workspace = [0.0; SPEC.workspace_len(1)];
+/// let mut gradient = [0.0; SPEC.parameter_len()];
+/// let mut updates = [0.0; SPEC.parameter_len()];
 /// let batch = Batch::new(&[1.0, -1.0], Targets::Values(&[0.5]));
-/// let exact = infer(&spec, &params, batch, &Settings::exact(), &mut workspace, &mut updates)?;
-/// let gradient = updates;
-/// let fixed = infer(&spec, &params, batch, &Settings::fixed_pred(1.0, 2), &mut workspace, &mut updates)?;
+/// infer(&SPEC, &params, batch, &Settings::exact(), &mut workspace, &mut gradient)?;
+/// infer(&SPEC, &params, batch, &Settings::fixed_pred(1.0, 2), &mut workspace, &mut updates)?;
 /// // FixedPred with step size 1 and n = L is backpropagation.
 /// for (a, b) in updates.iter().zip(&gradient) {
 ///     assert!((a - b).abs() <= 1e-12 * b.abs().max(1e-12));
 /// }
-/// # let _ = (exact, fixed);
 /// # Ok::<(), pc_core::PcError>(())
 /// ```
 pub fn infer<'w, 's, T: Scalar>(
