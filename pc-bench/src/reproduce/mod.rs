@@ -349,6 +349,7 @@ fn curve_panels(
             .log_x();
             if !angle {
                 panel = panel.log_y();
+                panel.y_label = format!("relative error (0 drawn at {:.0e})", plot::LOG_ZERO);
             }
             for l in 0..depth {
                 let points: Vec<(f64, f64)> = curve
@@ -409,7 +410,7 @@ fn curve_panels(
                     .unwrap_or(1.0);
                 panel = panel.with(Series::marks(
                     format!("diverged at n = {n}"),
-                    3,
+                    plot::BLACK_INDEX,
                     vec![(n as f64, y)],
                 ));
             }

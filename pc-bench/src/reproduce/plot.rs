@@ -12,7 +12,7 @@ const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 const FAMILY: &str = "sans-serif";
 
 /// Colours of successive series (Tableau 10), so "layer 1" has the same colour everywhere.
-const PALETTE: [RGBColor; 8] = [
+const PALETTE: [RGBColor; 9] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -21,7 +21,14 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
     RGBColor(127, 127, 127),
+    RGBColor(0, 0, 0),
 ];
+
+/// Palette index of black, for marks.
+pub const BLACK_INDEX: usize = 8;
+
+/// Where zeros are drawn on logarithmic y axes (they have no place there otherwise).
+pub const LOG_ZERO: f64 = 1e-17;
 
 /// One line of a panel.
 #[derive(Clone, Debug)]
@@ -299,7 +306,18 @@ where
     for series in &panel.series {
         let color = PALETTE[series.color % PALETTE.len()];
         let style = ShapeStyle::from(&color).stroke_width(2);
-        let points: Vec<(f64, f64)> = series.points.iter().filter(usable).copied().collect();
+        let points: Vec<(f64, f64)> = series
+            .points
+            .iter()
+            .map(|&(x, y)| {
+                if panel.y_log && y == 0.0 {
+                    (x, LOG_ZERO)
+                } else {
+                    (x, y)
+                }
+            })
+            .collect();
+        let points: Vec<(f64, f64)> = points.iter().filter(usable).copied().collect();
         if points.is_empty() {
             continue;
         }
