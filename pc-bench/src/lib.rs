@@ -3,4 +3,5 @@
 
 pub mod models;
 pub mod reference;
+pub mod speed;
 pub mod reproduce;

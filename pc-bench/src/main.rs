@@ -19,12 +19,26 @@ fn main() -> ExitCode {
             _ => usage_error("reference takes exactly one directory"),
         },
         Some("reproduce") => reproduce(&args[1..]),
+        Some("speed") => speed_result(pc_bench::speed::speed(&args[1..])),
+        Some("peak") => speed_result(pc_bench::speed::peak(&args[1..])),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}\n  {}", pc_bench::reproduce::USAGE);
+            println!("{}", pc_bench::speed::USAGE);
             ExitCode::SUCCESS
         }
         Some(other) => usage_error(&format!("unknown command `{other}`")),
         None => usage_error("no command given"),
+    }
+}
+
+/// Exit status of `speed` and `peak`: a usage error prints the message and the usage.
+fn speed_result(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("pc-bench: {message}\n\n{}", pc_bench::speed::USAGE);
+            ExitCode::from(2)
+        }
     }
 }
 
