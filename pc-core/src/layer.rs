@@ -208,9 +208,7 @@ impl<T: Scalar> LayerView<'_, T> {
                     let weight = &self.params[offset..offset + conv.weight_len()];
                     backend.conv2d_backward_input(&conv, rows, gradient, weight, target);
                 }
-                Op::MaxPool2d(pool) => {
-                    pool::max_backward(&pool, rows, op_input, op_output, gradient, target)
-                }
+                Op::MaxPool2d(pool) => pool::max_backward(&pool, rows, op_input, gradient, target),
                 Op::AvgPool2d(pool) => pool::avg_backward(&pool, rows, gradient, target),
                 Op::Flatten => target.copy_from_slice(gradient),
             }

@@ -2,10 +2,11 @@
 //! `nn.MaxPool2d(k, s)` / `nn.AvgPool2d(k, s)`).
 //!
 //! Max pooling needs the winner of each window in its backward pass. It is recomputed
-//! from the op's input and output (the first window element equal to the output is the
-//! first maximum, exactly the element the forward pass picked), so the trace stays "the
-//! output of every op" and the workspace grows by nothing. Strict evaluates the trace at
-//! the current beliefs, so the winners are those of the beliefs.
+//! from the op's input by the same branch-free scan the forward pass makes (the first
+//! element strictly greater than every earlier one), so the trace stays "the output of
+//! every op" and the workspace grows by nothing; the scan costs what the forward pass
+//! costs, far less than the convolution beside it. Strict evaluates the trace at the
+//! current beliefs, so the winners are those of the beliefs.
 
 use super::Pool2d;
 use crate::Scalar;
@@ -41,64 +42,59 @@ pub fn max_forward<T: Scalar>(pool: &Pool2d, rows: usize, input: &[T], output: &
         .zip(output[..rows * out_len].chunks_exact_mut(out_len))
     {
         pool.for_each_window(|o, origin| {
-            let mut best = x[origin];
-            for i in 0..kh {
-                for &v in &x[origin + i * width..origin + i * width + kw] {
-                    if v > best || v.is_nan() {
-                        best = v;
-                    }
-                }
-            }
-            y[o] = best;
+            let (best, _, nan) = window_max(x, origin, kh, kw, width);
+            y[o] = if nan { T::nan() } else { best };
         });
     }
 }
 
-/// Index (in the sample) of the first element of the window at `origin` equal to `best`.
-#[inline]
-fn winner<T: Scalar>(
+/// The maximum of the window at `origin`, the index (in the sample) of its first
+/// occurrence, and whether the window holds a NaN (NaNs never win the comparison).
+/// Selects, not branches, so the scan does not stall on unpredictable comparisons.
+#[inline(always)]
+fn window_max<T: Scalar>(
     x: &[T],
     origin: usize,
     kh: usize,
     kw: usize,
     width: usize,
-    best: T,
-) -> Option<usize> {
+) -> (T, usize, bool) {
+    let (mut best, mut at, mut nan) = (x[origin], origin, false);
     for i in 0..kh {
         let start = origin + i * width;
-        if let Some(j) = x[start..start + kw].iter().position(|&v| v == best) {
-            return Some(start + j);
+        for (j, &v) in x[start..start + kw].iter().enumerate() {
+            let better = v > best;
+            best = if better { v } else { best };
+            at = if better { start + j } else { at };
+            nan |= v.is_nan();
         }
     }
-    None
+    (best, at, nan)
 }
 
 /// Vector-Jacobian product of max pooling: each window's gradient goes to its first
-/// maximum (overlapping windows add up). `output` is [`max_forward`]'s output at `input`.
+/// maximum (overlapping windows add up), at `input`.
 ///
-/// Lengths: `input` and `grad_input` rows x `pool.input.len()`, `output` and
-/// `grad_output` rows x `pool.output_shape().len()`.
+/// Lengths: `input` and `grad_input` rows x `pool.input.len()`, `grad_output` rows x
+/// `pool.output_shape().len()`.
 pub fn max_backward<T: Scalar>(
     pool: &Pool2d,
     rows: usize,
     input: &[T],
-    output: &[T],
     grad_output: &[T],
     grad_input: &mut [T],
 ) {
     let (in_len, out_len) = (pool.input.len(), pool.output_shape().len());
     let (kh, kw, width) = (pool.kernel[0], pool.kernel[1], pool.input.width);
-    for (((x, y), g), gx) in input[..rows * in_len]
+    for ((x, g), gx) in input[..rows * in_len]
         .chunks_exact(in_len)
-        .zip(output[..rows * out_len].chunks_exact(out_len))
         .zip(grad_output[..rows * out_len].chunks_exact(out_len))
         .zip(grad_input[..rows * in_len].chunks_exact_mut(in_len))
     {
         gx.fill(T::zero());
         pool.for_each_window(|o, origin| {
-            if let Some(k) = winner(x, origin, kh, kw, width, y[o]) {
-                gx[k] = gx[k] + g[o];
-            }
+            let (_, k, _) = window_max(x, origin, kh, kw, width);
+            gx[k] = gx[k] + g[o];
         });
     }
 }
@@ -125,10 +121,8 @@ pub fn max_jvp<T: Scalar>(
         .zip(tangent_output[..rows * out_len].chunks_exact_mut(out_len))
     {
         pool.for_each_window(|o, origin| {
-            ty[o] = match winner(x, origin, kh, kw, width, y[o]) {
-                Some(k) => t[k],
-                None => T::nan(),
-            };
+            let (_, k, nan) = window_max(x, origin, kh, kw, width);
+            ty[o] = if nan || y[o].is_nan() { T::nan() } else { t[k] };
         });
     }
 }

@@ -91,11 +91,15 @@ fn im2col<T: GemmScalar>(conv: &Conv2d, x: &[T], cols: &mut [T]) {
                     target[..c0].fill(T::zero());
                     target[c1..].fill(T::zero());
                     let first = c0 * sw + kj - pw;
-                    for (t, &s) in target[c0..c1]
-                        .iter_mut()
-                        .zip(source[first..].iter().step_by(sw))
-                    {
-                        *t = s;
+                    if sw == 1 {
+                        target[c0..c1].copy_from_slice(&source[first..first + (c1 - c0)]);
+                    } else {
+                        for (t, &s) in target[c0..c1]
+                            .iter_mut()
+                            .zip(source[first..].iter().step_by(sw))
+                        {
+                            *t = s;
+                        }
                     }
                 }
             }
@@ -121,8 +125,14 @@ fn col2im<T: GemmScalar>(conv: &Conv2d, cols: &[T], gx: &mut [T]) {
                     let target = &mut channel[ih * input.width..(ih + 1) * input.width];
                     let source = &row[oh * output.width + c0..oh * output.width + c1];
                     let first = c0 * sw + kj - pw;
-                    for (t, &s) in target[first..].iter_mut().step_by(sw).zip(source) {
-                        *t = *t + s;
+                    if sw == 1 {
+                        for (t, &s) in target[first..first + source.len()].iter_mut().zip(source) {
+                            *t = *t + s;
+                        }
+                    } else {
+                        for (t, &s) in target[first..].iter_mut().step_by(sw).zip(source) {
+                            *t = *t + s;
+                        }
                     }
                 }
             }
