@@ -170,3 +170,48 @@ fn fast_cnn_relaxation_matches_portable() {
         }
     }
 }
+
+/// A CNN batch split into 64-row blocks gives bit-identical updates on 1 and 2 threads
+/// (the blocks, not the threads, fix every summation order).
+#[test]
+fn cnn_batches_are_bit_identical_for_any_thread_count() {
+    use pc_std::batch::{BatchRunner, Par};
+    const IMAGE: ImageShape = ImageShape::new(1, 10, 10);
+    const CONV: Conv2d = Conv2d::new(IMAGE, 3, [3, 3]);
+    const POOL: Pool2d = Pool2d::new(CONV.output_shape(), [2, 2]);
+    let layers = [
+        Layer::from_ops(&[
+            Op::Conv2d(CONV),
+            Op::Activation(Activation::Relu),
+            Op::MaxPool2d(POOL),
+            Op::Flatten,
+        ])
+        .unwrap(),
+        Layer::dense(POOL.output_shape().len(), 4, Activation::Identity),
+    ];
+    let spec = NetworkSpec::new(&layers, Loss::CrossEntropy);
+    let rows = 150;
+    let params: Vec<f32> = (0..spec.parameter_len())
+        .map(|i| (((i * 2654435761) % 1000) as f32 / 1000.0 - 0.5) * 0.6)
+        .collect();
+    let inputs: Vec<f32> = (0..rows * IMAGE.len())
+        .map(|i| ((i * 37) % 17) as f32 / 17.0)
+        .collect();
+    let classes: Vec<usize> = (0..rows).map(|r| r % 4).collect();
+    let batch = Batch::new(&inputs, Targets::Classes(&classes));
+    for settings in [Settings::exact(), Settings::strict(0.1, 5)] {
+        let mut runner = BatchRunner::<f32>::new();
+        let one = runner
+            .run(Par::Seq, &spec, &params, batch, &settings)
+            .unwrap()
+            .updates()
+            .to_vec();
+        let two = runner
+            .run(Par::Rayon(2), &spec, &params, batch, &settings)
+            .unwrap()
+            .updates()
+            .to_vec();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&one), bits(&two), "{:?}", settings.algorithm);
+    }
+}
