@@ -32,9 +32,16 @@
 //! | | | SGD only: learning rate, momentum, dampening, weight decay (4 scalars), Nesterov (1 byte, 0 or 1), steps (8 bytes), momentum buffers (`P` scalars) |
 //! | end - 4 | 4 | CRC-32 (IEEE 802.3, reflected, as zlib's `crc32`) of all bytes before it |
 //!
-//! An op is a tag byte and its payload: tag 1 `Linear` (inputs, outputs: 4 bytes each),
-//! tag 2 `Activation` (a kind byte: 0 identity, 1 ReLU, 2 leaky ReLU followed by its slope
-//! as 8 bytes of `f64`, 3 tanh, 4 sigmoid, 5 softplus).
+//! An op is a tag byte and its payload, every count 4 bytes:
+//!
+//! | tag | op | payload |
+//! |---|---|---|
+//! | 1 | `Linear` | inputs, outputs |
+//! | 2 | `Activation` | a kind byte: 0 identity, 1 ReLU, 2 leaky ReLU followed by its slope as 8 bytes of `f64`, 3 tanh, 4 sigmoid, 5 softplus |
+//! | 3 | `Conv2d` | input channels, height, width, output channels, kernel (2), stride (2), padding (2) |
+//! | 4 | `MaxPool2d` | input channels, height, width, kernel (2), stride (2) |
+//! | 5 | `AvgPool2d` | as `MaxPool2d` |
+//! | 6 | `Flatten` | none |
 //!
 //! # Example
 //! ```
@@ -63,8 +70,11 @@
 //! # Ok::<(), pc_core::PcError>(())
 //! ```
 
-use crate::{Activation, Layer, Loss, NetworkSpec, Op, Optimizer, PcError, Scalar, Sgd};
 use crate::MAX_OPS_PER_LAYER;
+use crate::{
+    Activation, Conv2d, ImageShape, Layer, Loss, NetworkSpec, Op, Optimizer, PcError, Pool2d,
+    Scalar, Sgd,
+};
 
 /// The first four bytes of every model.
 pub const MAGIC: [u8; 4] = *b"PCNN";
@@ -77,6 +87,14 @@ pub const CRC_LEN: usize = 4;
 
 const TAG_LINEAR: u8 = 1;
 const TAG_ACTIVATION: u8 = 2;
+const TAG_CONV2D: u8 = 3;
+const TAG_MAX_POOL2D: u8 = 4;
+const TAG_AVG_POOL2D: u8 = 5;
+const TAG_FLATTEN: u8 = 6;
+/// Counts in a `Conv2d` payload: input shape (3), output channels, kernel, stride, padding.
+const CONV_COUNTS: usize = 3 + 1 + 2 + 2 + 2;
+/// Counts in a pooling payload: input shape (3), kernel, stride.
+const POOL_COUNTS: usize = 3 + 2 + 2;
 const OPTIMIZER_NONE: u8 = 0;
 const OPTIMIZER_SGD: u8 = 1;
 /// Hyperparameter scalars of SGD: learning rate, momentum, dampening, weight decay.
@@ -182,6 +200,9 @@ const fn op_len(op: &Op) -> Option<usize> {
         Op::Linear { .. } => Some(1 + 4 + 4),
         Op::Activation(Activation::LeakyRelu { .. }) => Some(1 + 1 + 8),
         Op::Activation(_) => Some(1 + 1),
+        Op::Conv2d(_) => Some(1 + 4 * CONV_COUNTS),
+        Op::MaxPool2d(_) | Op::AvgPool2d(_) => Some(1 + 4 * POOL_COUNTS),
+        Op::Flatten => Some(1),
         _ => None,
     }
 }
@@ -344,10 +365,9 @@ pub fn write_model<T: Scalar>(
     }
     for layer in spec.layers() {
         for op in layer.ops() {
-            if let Op::Linear { inputs, outputs } = *op {
-                if !(fits(inputs) && fits(outputs)) {
-                    return Err(too_large());
-                }
+            let mut counts = [0usize; CONV_COUNTS];
+            if !op_counts(op, &mut counts).iter().all(|&n| fits(n)) {
+                return Err(too_large());
             }
         }
     }
@@ -389,6 +409,19 @@ pub fn write_model<T: Scalar>(
                         w.put(&slope.to_le_bytes());
                     }
                 }
+                Op::Conv2d(_) | Op::MaxPool2d(_) | Op::AvgPool2d(_) | Op::Flatten => {
+                    let tag = match *op {
+                        Op::Conv2d(_) => TAG_CONV2D,
+                        Op::MaxPool2d(_) => TAG_MAX_POOL2D,
+                        Op::AvgPool2d(_) => TAG_AVG_POOL2D,
+                        _ => TAG_FLATTEN,
+                    };
+                    w.put(&[tag]);
+                    let mut counts = [0usize; CONV_COUNTS];
+                    for &count in op_counts(op, &mut counts) {
+                        w.put_u32(count);
+                    }
+                }
                 // Unreachable: `layers_len` rejected every other kind above.
                 #[allow(unreachable_patterns)]
                 _ => {}
@@ -416,6 +449,50 @@ pub fn write_model<T: Scalar>(
     let crc = crc32(&w.out[..total - CRC_LEN]);
     w.put(&crc.to_le_bytes());
     Ok(total)
+}
+
+/// The counts an op stores as 4-byte fields: a linear op's widths, a convolution's or
+/// pooling's shape (empty for the others).
+fn op_counts<'c>(op: &Op, counts: &'c mut [usize; CONV_COUNTS]) -> &'c [usize] {
+    let len = match *op {
+        Op::Linear { inputs, outputs } => {
+            counts[..2].copy_from_slice(&[inputs, outputs]);
+            2
+        }
+        Op::Conv2d(conv) => {
+            let ImageShape {
+                channels,
+                height,
+                width,
+            } = conv.input;
+            let ([kh, kw], [sh, sw], [ph, pw]) = (conv.kernel, conv.stride, conv.padding);
+            *counts = [
+                channels,
+                height,
+                width,
+                conv.out_channels,
+                kh,
+                kw,
+                sh,
+                sw,
+                ph,
+                pw,
+            ];
+            CONV_COUNTS
+        }
+        Op::MaxPool2d(pool) | Op::AvgPool2d(pool) => {
+            let ImageShape {
+                channels,
+                height,
+                width,
+            } = pool.input;
+            let ([kh, kw], [sh, sw]) = (pool.kernel, pool.stride);
+            counts[..POOL_COUNTS].copy_from_slice(&[channels, height, width, kh, kw, sh, sw]);
+            POOL_COUNTS
+        }
+        _ => 0,
+    };
+    &counts[..len]
 }
 
 const fn corrupt(reason: &'static str) -> PcError {
@@ -484,8 +561,36 @@ impl<'a> Reader<'a> {
                 };
                 Ok(Op::Activation(activation))
             }
+            TAG_CONV2D => {
+                let input = self.shape()?;
+                let out_channels = self.u32()?;
+                let kernel = [self.u32()?, self.u32()?];
+                let stride = [self.u32()?, self.u32()?];
+                let padding = [self.u32()?, self.u32()?];
+                Ok(Op::Conv2d(
+                    Conv2d::new(input, out_channels, kernel)
+                        .with_stride(stride)
+                        .with_padding(padding),
+                ))
+            }
+            tag @ (TAG_MAX_POOL2D | TAG_AVG_POOL2D) => {
+                let input = self.shape()?;
+                let kernel = [self.u32()?, self.u32()?];
+                let stride = [self.u32()?, self.u32()?];
+                let pool = Pool2d::new(input, kernel).with_stride(stride);
+                Ok(if tag == TAG_MAX_POOL2D {
+                    Op::MaxPool2d(pool)
+                } else {
+                    Op::AvgPool2d(pool)
+                })
+            }
+            TAG_FLATTEN => Ok(Op::Flatten),
             _ => Err(corrupt("unknown op kind")),
         }
+    }
+
+    fn shape(&mut self) -> Result<ImageShape, PcError> {
+        Ok(ImageShape::new(self.u32()?, self.u32()?, self.u32()?))
     }
 
     fn layer(&mut self) -> Result<Layer, PcError> {
@@ -968,6 +1073,61 @@ mod tests {
         let mut page = plain.clone();
         page.extend_from_slice(&[0xFF; 64]);
         assert_eq!(read_info(&page).unwrap().total_len, plain.len());
+    }
+
+    #[test]
+    fn convolution_and_pooling_round_trip_and_reject_every_bit_flip() {
+        let conv = Conv2d::new(ImageShape::new(1, 6, 6), 2, [3, 3]).with_padding([1, 1]);
+        let max = Pool2d::new(ImageShape::new(2, 6, 6), [2, 2]);
+        let avg = Pool2d::new(ImageShape::new(2, 3, 3), [2, 2]).with_stride([1, 1]);
+        let layers = [
+            Layer::from_ops(&[
+                Op::Conv2d(conv),
+                Op::Activation(Activation::Relu),
+                Op::MaxPool2d(max),
+            ])
+            .unwrap(),
+            Layer::from_ops(&[
+                Op::AvgPool2d(avg),
+                Op::Flatten,
+                Op::Linear {
+                    inputs: 8,
+                    outputs: 3,
+                },
+            ])
+            .unwrap(),
+        ];
+        let spec = NetworkSpec::new(&layers, Loss::CrossEntropy);
+        spec.validate().unwrap();
+        let params: Vec<f64> = (0..spec.parameter_len())
+            .map(|i| (i as f64 - 20.0) / 9.0)
+            .collect();
+        let mut bytes = vec![0u8; model_len::<f64>(&spec, OptimizerKind::None)];
+        // Header, 2 op counts, conv 1 + 40, relu 2, pools 2 x 29, flatten 1, linear 9,
+        // parameters (2 * 9 + 2 + 3 * 8 + 3) f64, CRC.
+        assert_eq!(
+            bytes.len(),
+            28 + 2 + 41 + 2 + 2 * 29 + 1 + 9 + (20 + 27) * 8 + 4
+        );
+        write_model(&spec, &params, None, &mut bytes).unwrap();
+        let mut restored_layers = [Layer::dense(1, 1, Activation::Relu); 2];
+        let mut restored = vec![0.0f64; params.len()];
+        let restored_spec = read_model(&bytes, &mut restored_layers, &mut restored).unwrap();
+        assert_eq!(restored_spec, spec);
+        assert_eq!(restored, params);
+        for bit in 0..bytes.len() * 8 {
+            let mut flipped = bytes.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            assert!(read_info(&flipped).is_err(), "bit {bit} accepted");
+        }
+        // A zero stride behind a valid CRC (conv stride h at 28 + 1 + 1 + 6 * 4).
+        let mut zero_stride = bytes.clone();
+        zero_stride[54..58].copy_from_slice(&0u32.to_le_bytes());
+        reseal(&mut zero_stride);
+        assert!(matches!(
+            read_info(&zero_stride),
+            Err(PcError::CorruptModel { .. })
+        ));
     }
 
     #[test]
