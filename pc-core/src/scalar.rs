@@ -131,8 +131,25 @@ impl Scalar for f64 {
 }
 
 /// Returns the first index whose value is not finite, if any.
+///
+/// Checks run on every parameter and update of every call, so they must not cost more
+/// than the arithmetic: each chunk is scanned without a branch per element (an `or` of
+/// comparisons, which vectorises; `!(|v| <= MAX)` holds exactly for NaN and infinities),
+/// and only a chunk that holds a non-finite value is searched element by element.
 pub(crate) fn first_non_finite<T: Scalar>(values: &[T]) -> Option<usize> {
-    values.iter().position(|value| !value.is_finite())
+    const CHUNK: usize = 256;
+    let largest = T::max_value();
+    for (index, chunk) in values.chunks(CHUNK).enumerate() {
+        let mut bad = false;
+        for &value in chunk {
+            bad |= !(value.abs() <= largest);
+        }
+        if bad {
+            let within = chunk.iter().position(|value| !value.is_finite());
+            return Some(index * CHUNK + within.unwrap_or(0));
+        }
+    }
+    None
 }
 
 /// The larger of `current` and `candidate`, where a NaN candidate wins (so a residual
@@ -143,5 +160,30 @@ pub(crate) fn max_or_nan<T: Scalar>(current: T, candidate: T) -> T {
         candidate
     } else {
         current
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_non_finite_finds_the_first_bad_value_in_any_chunk() {
+        let mut values = std::vec![1.0_f32; 1000];
+        assert_eq!(first_non_finite(&values), None);
+        for (index, bad) in [
+            (0, f32::NAN),
+            (255, f32::INFINITY),
+            (256, f32::NEG_INFINITY),
+            (999, f32::NAN),
+        ] {
+            values[index] = bad;
+            assert_eq!(first_non_finite(&values), Some(index));
+            values[index] = f32::MAX;
+        }
+        values[700] = f64::NAN as f32;
+        values[701] = f32::NAN;
+        assert_eq!(first_non_finite(&values), Some(700));
+        assert_eq!(first_non_finite::<f64>(&[]), None);
     }
 }

@@ -398,11 +398,19 @@ impl<T: Scalar, B: Backend<T> + Sync> BatchRunner<T, B> {
                     .for_each(add_range)
             }),
         }
-        if let Some(index) = total.iter().position(|value| !value.is_finite()) {
-            return Err(PcError::NonFinite {
-                what: "parameter updates",
-                index,
-            });
+        // Each block's updates were checked; only a sum of several can overflow.
+        if !rest.is_empty() {
+            let mut bad = false;
+            for &value in total.iter() {
+                bad |= !(value.abs() <= T::max_value());
+            }
+            if bad {
+                let index = total.iter().position(|value| !value.is_finite());
+                return Err(PcError::NonFinite {
+                    what: "parameter updates",
+                    index: index.unwrap_or(0),
+                });
+            }
         }
         Ok(BatchOutcome {
             loss,
