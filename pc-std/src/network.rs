@@ -43,31 +43,49 @@ pub struct Network<T> {
     parameters: Vec<T>,
 }
 
-/// Where one linear op's parameters live.
+/// Where the parameters of one op with a weight and a bias (`nn.Linear`, `nn.Conv2d`)
+/// live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LinearLocation {
+pub struct WeightLocation {
     /// Layer, 1-based as in the paper (`model[layer - 1]` in PyTorch).
     pub layer: usize,
     /// Index of the op within its layer (the module index inside the nested `Sequential`).
     pub module: usize,
-    /// Input features.
+    /// Input features (linear) or input channels (convolution).
     pub inputs: usize,
-    /// Output features.
+    /// Output features (linear) or output channels (convolution).
     pub outputs: usize,
+    /// The kernel `[kh, kw]` of a convolution; `None` for a linear op.
+    pub kernel: Option<[usize; 2]>,
     /// Offset of the weight in the flat parameter vector; the bias follows it.
     pub offset: usize,
 }
 
-impl LinearLocation {
-    /// Range of the weight (`outputs x inputs`, row-major) in the parameter vector.
+impl WeightLocation {
+    /// Weights per output: `inputs` for a linear op, `inputs * kh * kw` for a convolution.
+    pub fn filter_len(&self) -> usize {
+        let [kh, kw] = self.kernel.unwrap_or([1, 1]);
+        self.inputs * kh * kw
+    }
+
+    /// Range of the weight (`outputs x filter_len`, row-major; PyTorch's layout) in the
+    /// parameter vector.
     pub fn weight_range(&self) -> std::ops::Range<usize> {
-        self.offset..self.offset + self.inputs * self.outputs
+        self.offset..self.offset + self.outputs * self.filter_len()
     }
 
     /// Range of the bias in the parameter vector.
     pub fn bias_range(&self) -> std::ops::Range<usize> {
-        let start = self.offset + self.inputs * self.outputs;
+        let start = self.weight_range().end;
         start..start + self.outputs
+    }
+
+    /// The weight's shape in PyTorch: `[out, in]` or `[out, in, kh, kw]`.
+    pub fn torch_shape(&self) -> Vec<usize> {
+        match self.kernel {
+            None => vec![self.outputs, self.inputs],
+            Some([kh, kw]) => vec![self.outputs, self.inputs, kh, kw],
+        }
     }
 
     /// PyTorch `state_dict` name prefix of a Torch2PC-style `nn.Sequential` of nested
@@ -205,10 +223,10 @@ impl<T: Scalar> Network<T> {
         }
     }
 
-    /// A network with these layers, initialised as PyTorch initialises `nn.Linear`: every
-    /// weight and bias of a linear op with `inputs` input features is drawn uniformly from
-    /// `[-1/sqrt(inputs), 1/sqrt(inputs))` (what `kaiming_uniform_(a = sqrt(5))` and the
-    /// bias rule of `nn.Linear.reset_parameters` amount to). Values are drawn in `f64`
+    /// A network with these layers, initialised as PyTorch initialises `nn.Linear` and
+    /// `nn.Conv2d`: every weight and bias of an op with fan-in `k` (input features, or
+    /// `in_channels * kh * kw`) is drawn uniformly from `[-1/sqrt(k), 1/sqrt(k))` (what
+    /// `kaiming_uniform_(a = sqrt(5))` and the bias rule of `reset_parameters` amount to). Values are drawn in `f64`
     /// from [`SplitMix64`] seeded with `seed`, layer after layer, weight (row-major) then
     /// bias, and rounded to `T`: the same seed gives the same network on every machine,
     /// and an `f32` network is the `f64` one rounded.
@@ -232,6 +250,13 @@ impl<T: Scalar> Network<T> {
                     Op::Linear { inputs, outputs } => {
                         let bound = 1.0 / (inputs as f64).sqrt();
                         for _ in 0..inputs * outputs + outputs {
+                            parameters.push(T::from_f64(rng.uniform(-bound, bound)));
+                        }
+                    }
+                    Op::Conv2d(conv) => {
+                        // nn.Conv2d: the same rule with fan-in in * kh * kw.
+                        let bound = 1.0 / (conv.filter_len() as f64).sqrt();
+                        for _ in 0..conv.parameter_len() {
                             parameters.push(T::from_f64(rng.uniform(-bound, bound)));
                         }
                     }
@@ -369,77 +394,85 @@ impl<T: Scalar> Network<T> {
         &mut self.parameters
     }
 
-    /// Every linear op, in parameter order.
-    pub fn linear_ops(&self) -> Vec<LinearLocation> {
+    /// Every op with a weight and a bias (linear and convolution), in parameter order.
+    pub fn weight_ops(&self) -> Vec<WeightLocation> {
         let mut found = Vec::new();
         let mut offset = 0;
         for (index, layer) in self.layers.iter().enumerate() {
             for (module, op) in layer.ops().iter().enumerate() {
-                if let Op::Linear { inputs, outputs } = *op {
-                    found.push(LinearLocation {
-                        layer: index + 1,
-                        module,
-                        inputs,
-                        outputs,
-                        offset,
-                    });
-                }
+                let (inputs, outputs, kernel) = match *op {
+                    Op::Linear { inputs, outputs } => (inputs, outputs, None),
+                    Op::Conv2d(conv) => (conv.input.channels, conv.out_channels, Some(conv.kernel)),
+                    _ => {
+                        offset += op.parameter_len();
+                        continue;
+                    }
+                };
+                found.push(WeightLocation {
+                    layer: index + 1,
+                    module,
+                    inputs,
+                    outputs,
+                    kernel,
+                    offset,
+                });
                 offset += op.parameter_len();
             }
         }
         found
     }
 
-    /// The first linear op of layer `layer` (1-based): the paper's per-layer metrics use
+    /// The first weighted op of layer `layer` (1-based): the paper's per-layer metrics use
     /// `model[layer - 1][0].weight`.
     ///
     /// # Errors
-    /// [`PcError::InvalidNetwork`] when the layer does not exist or has no linear op.
-    pub fn linear(&self, layer: usize) -> Result<LinearLocation, PcError> {
-        self.linear_ops()
+    /// [`PcError::InvalidNetwork`] when the layer does not exist or has no weighted op.
+    pub fn weight_op(&self, layer: usize) -> Result<WeightLocation, PcError> {
+        self.weight_ops()
             .into_iter()
             .find(|location| location.layer == layer)
             .ok_or(PcError::InvalidNetwork {
                 layer,
-                reason: "no such layer, or it has no linear op",
+                reason: "no such layer, or it has no linear or convolution op",
             })
     }
 
-    /// The weight of layer `layer`'s first linear op as a matrix (`out x in`).
+    /// The weight of layer `layer`'s first weighted op as a matrix (`out x in`; for a
+    /// convolution `out x (in * kh * kw)`, one flattened filter per row).
     ///
     /// # Errors
-    /// As [`Network::linear`].
+    /// As [`Network::weight_op`].
     pub fn weight(&self, layer: usize) -> Result<DMatrix<T>, PcError> {
-        let at = self.linear(layer)?;
+        let at = self.weight_op(layer)?;
         Ok(DMatrix::from_row_slice(
             at.outputs,
-            at.inputs,
+            at.filter_len(),
             &self.parameters[at.weight_range()],
         ))
     }
 
-    /// The bias of layer `layer`'s first linear op.
+    /// The bias of layer `layer`'s first weighted op.
     ///
     /// # Errors
-    /// As [`Network::linear`].
+    /// As [`Network::weight_op`].
     pub fn bias(&self, layer: usize) -> Result<DVector<T>, PcError> {
-        let at = self.linear(layer)?;
+        let at = self.weight_op(layer)?;
         Ok(DVector::from_column_slice(
             &self.parameters[at.bias_range()],
         ))
     }
 
-    /// Sets the weight of layer `layer`'s first linear op, all or nothing.
+    /// Sets the weight of layer `layer`'s first weighted op, all or nothing.
     ///
     /// # Errors
     /// [`PcError::ShapeMismatch`] for a matrix of the wrong shape, [`PcError::NonFinite`].
     pub fn set_weight(&mut self, layer: usize, weight: &DMatrix<T>) -> Result<(), PcError> {
-        let at = self.linear(layer)?;
-        if weight.shape() != (at.outputs, at.inputs) {
+        let at = self.weight_op(layer)?;
+        if weight.shape() != (at.outputs, at.filter_len()) {
             return Err(PcError::ShapeMismatch {
                 layer,
                 op: at.module,
-                expected: at.outputs * at.inputs,
+                expected: at.outputs * at.filter_len(),
                 given: weight.len(),
             });
         }
@@ -449,12 +482,12 @@ impl<T: Scalar> Network<T> {
         Ok(())
     }
 
-    /// Sets the bias of layer `layer`'s first linear op, all or nothing.
+    /// Sets the bias of layer `layer`'s first weighted op, all or nothing.
     ///
     /// # Errors
     /// [`PcError::LengthMismatch`] for a vector of the wrong length, [`PcError::NonFinite`].
     pub fn set_bias(&mut self, layer: usize, bias: &DVector<T>) -> Result<(), PcError> {
-        let at = self.linear(layer)?;
+        let at = self.weight_op(layer)?;
         if bias.len() != at.outputs {
             return Err(PcError::LengthMismatch {
                 what: "bias",
@@ -550,10 +583,10 @@ impl<T: Scalar> Network<T> {
         let wide = core::mem::size_of::<T>() == 8;
         let dtype = if wide { Dtype::F64 } else { Dtype::F32 };
         let mut buffers: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-        for at in self.linear_ops() {
+        for at in self.weight_ops() {
             let prefix = at.torch_prefix();
             for (suffix, range, shape) in [
-                ("weight", at.weight_range(), vec![at.outputs, at.inputs]),
+                ("weight", at.weight_range(), at.torch_shape()),
                 ("bias", at.bias_range(), vec![at.outputs]),
             ] {
                 let mut bytes = Vec::with_capacity(range.len() * if wide { 8 } else { 4 });
@@ -589,10 +622,10 @@ impl<T: Scalar> Network<T> {
             .map_err(|e| Error::format(input_name, format!("not a safetensors file: {e}")))?;
         let mut parameters = self.parameters.clone();
         let mut expected_names = Vec::new();
-        for at in self.linear_ops() {
+        for at in self.weight_ops() {
             let prefix = at.torch_prefix();
             for (suffix, range, shape) in [
-                ("weight", at.weight_range(), vec![at.outputs, at.inputs]),
+                ("weight", at.weight_range(), at.torch_shape()),
                 ("bias", at.bias_range(), vec![at.outputs]),
             ] {
                 let name = format!("{prefix}.{suffix}");
@@ -726,6 +759,41 @@ mod tests {
         // f32 from the same seed is the f64 network rounded.
         let single = Network::<f32>::mlp("64-128-10", Activation::Relu, Loss::Mse, 5).unwrap();
         assert_eq!(single, a.cast::<f32>());
+    }
+
+    #[test]
+    fn convolutions_are_initialised_and_exported_as_pytorch_does() {
+        use pc_core::{Conv2d, ImageShape, Pool2d};
+        let conv = Conv2d::new(ImageShape::new(2, 5, 5), 3, [3, 3]);
+        let pool = Pool2d::new(conv.output_shape(), [3, 3]);
+        let first = Layer::from_ops(&[
+            Op::Conv2d(conv),
+            Op::Activation(Activation::Relu),
+            Op::MaxPool2d(pool),
+            Op::Flatten,
+        ])
+        .unwrap();
+        let layers = vec![first, Layer::dense(3, 2, Activation::Identity)];
+        let net = Network::<f64>::initialised(layers, Loss::Mse, 50, 4).unwrap();
+        // Conv weight 3 x 2 x 3 x 3 = 54 and bias 3, fan-in 18: bound 1/sqrt(18).
+        let bound = 1.0 / 18f64.sqrt();
+        assert!(net.parameters()[..57].iter().all(|p| p.abs() <= bound));
+        assert!(net.parameters()[..57].iter().any(|p| p.abs() > 0.9 * bound));
+        let ops = net.weight_ops();
+        assert_eq!(ops[0].torch_shape(), vec![3, 2, 3, 3]);
+        assert_eq!(
+            (ops[0].weight_range(), ops[0].bias_range()),
+            (0..54, 54..57)
+        );
+        assert_eq!(ops[1].torch_prefix(), "1.0");
+        assert_eq!(net.weight(1).unwrap().shape(), (3, 18));
+        let bytes = net.to_safetensors().unwrap();
+        let file = SafeTensors::deserialize(&bytes).unwrap();
+        assert_eq!(file.tensor("0.0.weight").unwrap().shape(), &[3, 2, 3, 3]);
+        let mut copy =
+            Network::<f64>::initialised(net.layers().to_vec(), Loss::Mse, 50, 5).unwrap();
+        copy.load_safetensors(&bytes, "conv").unwrap();
+        assert_eq!(copy, net);
     }
 
     #[test]

@@ -93,7 +93,7 @@ pub fn compare_updates<T: Scalar>(
     bp: &[T],
 ) -> Vec<LayerComparison> {
     (1..=network.depth())
-        .map(|layer| match network.linear(layer) {
+        .map(|layer| match network.weight_op(layer) {
             Ok(at) => compare_slices(&pc[at.weight_range()], &bp[at.weight_range()]),
             Err(_) => LayerComparison {
                 relative_error: f64::NAN,

@@ -55,7 +55,7 @@ fn exact_mode_on_the_imported_model_gives_the_reference_gradients() {
         net.load_safetensors(MODEL, "torch_model.safetensors")
             .unwrap();
         let result = net.updates(&inputs, targets, &Settings::exact()).unwrap();
-        for at in net.linear_ops() {
+        for at in net.weight_ops() {
             let prefix = at.torch_prefix();
             for (suffix, range) in [("weight", at.weight_range()), ("bias", at.bias_range())] {
                 let reference = f64s(&expected, &format!("{name}.{prefix}.{suffix}"));

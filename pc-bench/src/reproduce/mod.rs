@@ -18,7 +18,7 @@ use experiments::{
     binomial_relative_error, compare_training, errors_against_iterations, runtime_study,
     strict_safe_step, train_one, Comparison, Curve, Timing, TrainingPlan, DIVERGENCE_THRESHOLD,
 };
-use pc_std::core::{Activation, Algorithm, Loss, Settings};
+use pc_std::core::{Activation, Algorithm, Conv2d, ImageShape, Layer, Loss, Op, Pool2d, Settings};
 use pc_std::data::{self, Dataset};
 use pc_std::network::Network;
 use pc_std::train::History;
@@ -39,6 +39,10 @@ pub const USAGE: &str = "reproduce [--out DIR] [--mnist DIR] [--quick] [--seed N
 pub enum Model {
     /// The multilayer perceptron described in the module docs.
     Mlp,
+    /// The paper's MNIST CNN (L = 5): conv(1->10, 3x3) + ReLU + max-pool 2, conv(10->5,
+    /// 3x3) + ReLU + flatten, then 50-30-10. On the 8x8 digits both convolutions pad by 1
+    /// so the shapes fit (8 -> 8 -> 4 -> 4, 80 features into the dense layers).
+    PaperCnn,
 }
 
 /// Options of `pc-bench reproduce`.
@@ -78,14 +82,18 @@ impl Options {
                 "--quick" => options.quick = true,
                 "--seed" => {
                     let text = value()?;
-                    options.seed = text.parse().map_err(|_| format!("--seed: `{text}` is not a non-negative integer"))?;
+                    options.seed = text
+                        .parse()
+                        .map_err(|_| format!("--seed: `{text}` is not a non-negative integer"))?;
                 }
                 "--model" => match value()?.as_str() {
                     "mlp" => options.model = Model::Mlp,
-                    "paper-cnn" => {
-                        return Err("--model paper-cnn needs convolution layers in pc-std's networks, which are not there yet; use --model mlp".into())
+                    "paper-cnn" => options.model = Model::PaperCnn,
+                    other => {
+                        return Err(format!(
+                            "--model: unknown model `{other}` (known: mlp, paper-cnn)"
+                        ))
                     }
-                    other => return Err(format!("--model: unknown model `{other}` (known: mlp)")),
                 },
                 other => return Err(format!("unknown option `{other}`")),
             }
@@ -119,10 +127,19 @@ fn grid(max: usize, quick: bool) -> Vec<usize> {
 
 fn plan(options: &Options, train_set: &Dataset<f64>) -> Plan {
     let mnist = options.mnist.is_some();
-    let (description, epochs, batch_size) = if mnist {
-        ("784-128-64-50-30-10".to_string(), 2, 300)
-    } else {
-        ("64-128-64-50-30-10".to_string(), 20, 100)
+    let (description, epochs, batch_size) = match (options.model, mnist) {
+        (Model::Mlp, true) => ("MLP 784-128-64-50-30-10".to_string(), 2, 300),
+        (Model::Mlp, false) => ("MLP 64-128-64-50-30-10".to_string(), 20, 100),
+        (Model::PaperCnn, true) => (
+            "paper CNN: conv(1->10, 3x3)+ReLU+maxpool 2 | conv(10->5, 3x3)+ReLU+flatten (605) | 50 | 30 | 10".to_string(),
+            2,
+            300,
+        ),
+        (Model::PaperCnn, false) => (
+            "paper CNN, padded for 8x8: conv(1->10, 3x3, pad 1)+ReLU+maxpool 2 | conv(10->5, 3x3, pad 1)+ReLU+flatten (80) | 50 | 30 | 10".to_string(),
+            20,
+            100,
+        ),
     };
     let epochs = if options.quick { 2 } else { epochs };
     let _ = train_set;
@@ -142,6 +159,52 @@ fn plan(options: &Options, train_set: &Dataset<f64>) -> Plan {
         strict_grid: grid(400, options.quick),
         fixed_grid: grid(200, options.quick),
         runtime_epochs: if options.quick { 1 } else { epochs },
+    }
+}
+
+/// The experiments' network (MSE loss; the cross-entropy experiments swap the loss).
+fn build_network(options: &Options, train_set: &Dataset<f64>) -> Result<Network<f64>, String> {
+    let features = train_set.features();
+    match options.model {
+        Model::Mlp => {
+            let widths = if features == 784 {
+                "784-128-64-50-30-10"
+            } else {
+                "64-128-64-50-30-10"
+            };
+            Network::<f64>::mlp(widths, HIDDEN, Loss::Mse, options.seed).map_err(|e| e.to_string())
+        }
+        Model::PaperCnn => {
+            let side = (features as f64).sqrt() as usize;
+            if side * side != features {
+                return Err(format!(
+                    "paper-cnn needs square one-channel images, not {features} features"
+                ));
+            }
+            let pad = if side < 16 { 1 } else { 0 };
+            let conv1 =
+                Conv2d::new(ImageShape::new(1, side, side), 10, [3, 3]).with_padding([pad, pad]);
+            let pool = Pool2d::new(conv1.output_shape(), [2, 2]);
+            let conv2 = Conv2d::new(pool.output_shape(), 5, [3, 3]).with_padding([pad, pad]);
+            let flat = conv2.output_shape().len();
+            let first = Layer::from_ops(&[
+                Op::Conv2d(conv1),
+                Op::Activation(HIDDEN),
+                Op::MaxPool2d(pool),
+            ])
+            .map_err(|e| e.to_string())?;
+            let second = Layer::from_ops(&[Op::Conv2d(conv2), Op::Activation(HIDDEN), Op::Flatten])
+                .map_err(|e| e.to_string())?;
+            let layers = vec![
+                first,
+                second,
+                Layer::dense(flat, 50, HIDDEN),
+                Layer::dense(50, 30, HIDDEN),
+                Layer::dense(30, 10, Activation::Identity),
+            ];
+            Network::<f64>::initialised(layers, Loss::Mse, features, options.seed)
+                .map_err(|e| e.to_string())
+        }
     }
 }
 
@@ -449,8 +512,7 @@ pub fn run(options: &Options) -> Result<String, String> {
     };
     let plan = plan(options, &train_set);
     let out = &options.out;
-    let mse_net = Network::<f64>::mlp(&plan.description, HIDDEN, Loss::Mse, options.seed)
-        .map_err(|e| e.to_string())?;
+    let mse_net = build_network(options, &train_set)?;
     let ce_net = mse_net.clone().with_loss(Loss::CrossEntropy);
     let depth = mse_net.depth();
     let mut report = String::new();
@@ -458,11 +520,11 @@ pub fn run(options: &Options) -> Result<String, String> {
     let _ = writeln!(
         report,
         "# pc-bench reproduce\n\nRosenbaum (2022), *On the relationship between predictive coding and backpropagation*, \
-         re-run with pc. Data: {}. Network: `{}` (ReLU hidden layers, L = {depth}), initialised as PyTorch's \
-         `nn.Linear` from seed {}. Training: Adam (learning rate {}), minibatches of {}, {} epochs, f64. \
+         re-run with pc. Data: {}. Network: {} (ReLU hidden layers, L = {depth}, {} parameters), initialised as PyTorch's \
+         `nn.Linear`/`nn.Conv2d` from seed {}. Training: Adam (learning rate {}), minibatches of {}, {} epochs, f64. \
          Every CSV is long-form (`series,metric,x,layer,value`) and, except `runtime.csv`, identical for the \
          same seed. Paper values are from its MNIST CNN (L = 5) and are quoted for shape, not as targets.\n",
-        plan.data_name, plan.description, options.seed, plan.training.learning_rate, plan.training.batch_size, plan.training.epochs
+        plan.data_name, plan.description, mse_net.parameters().len(), options.seed, plan.training.learning_rate, plan.training.batch_size, plan.training.epochs
     );
     let _ = writeln!(
         summary,
@@ -997,9 +1059,11 @@ mod tests {
         assert_eq!((o.seed, o.out), (7, PathBuf::from("x")));
         assert!(Options::parse(&args("--seed -1")).is_err());
         assert!(Options::parse(&args("--out")).is_err());
-        assert!(Options::parse(&args("--model paper-cnn"))
-            .unwrap_err()
-            .contains("convolution"));
+        assert_eq!(
+            Options::parse(&args("--model paper-cnn")).unwrap().model,
+            Model::PaperCnn
+        );
+        assert!(Options::parse(&args("--model vgg")).is_err());
         assert!(Options::parse(&args("--bogus")).is_err());
     }
 }
