@@ -27,6 +27,10 @@ fn shapes() -> Vec<Conv2d> {
             .with_stride([3, 2])
             .with_padding([2, 3]),
         Conv2d::new(ImageShape::new(3, 4, 4), 2, [1, 1]),
+        // Stride 1, padding k - 1 (the transposed path's widest padding).
+        Conv2d::new(ImageShape::new(2, 6, 6), 3, [2, 2]).with_padding([1, 1]),
+        // Stride 1, padding >= kernel: the col2im path.
+        Conv2d::new(ImageShape::new(1, 4, 5), 2, [2, 3]).with_padding([2, 3]),
     ]
 }
 

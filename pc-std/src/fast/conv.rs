@@ -7,7 +7,7 @@
 //! | product | as a matrix product |
 //! |---|---|
 //! | forward | `out_r = W cols_r + b` (`OC x Ckk` times `Ckk x P`) |
-//! | input VJP | `dcols = W^T g_r`, then added back into the image (col2im) |
+//! | input VJP | `dcols = W^T g_r`, then added back into the image (col2im); for stride 1 the convolution of `g_r` with the flipped kernel instead |
 //! | parameter VJP | `gW = sum_r g_r cols_r^T` (`OC x P` times `P x Ckk`), samples in order |
 //!
 //! The column matrix lives in a per-thread buffer that grows to the largest
@@ -203,6 +203,16 @@ pub(super) fn backward_input<T: Columns>(
     grad_input: &mut [T],
 ) -> Result<(), PcError> {
     check(conv, rows, grad_input.len(), grad_output.len())?;
+    if let Some(transposed) = transposed(conv) {
+        return backward_input_as_convolution(
+            conv,
+            &transposed,
+            rows,
+            grad_output,
+            weight,
+            grad_input,
+        );
+    }
     let (in_len, out_len) = (conv.input.len(), conv.output_shape().len());
     let (filters, positions) = (conv.filter_len(), conv.output_shape().plane());
     let weight_t = MatRef::row_major(weight, conv.out_channels, filters)?.transpose();
@@ -219,6 +229,72 @@ pub(super) fn backward_input<T: Columns>(
             )?;
             gx.fill(T::zero());
             col2im(conv, cols, gx);
+        }
+        Ok(())
+    })
+}
+
+/// For stride 1 and padding below the kernel, the input gradient is itself a
+/// convolution: of `g` (`OC x OH x OW`) with the flipped, transposed kernel
+/// `W'[i][o][a][b] = W[o][i][kh-1-a][kw-1-b]` and padding `k - 1 - p`, whose output is
+/// exactly `IC x H x W`. That is one im2col of `g` and one gemm writing `gx` directly,
+/// instead of a gemm into columns and a scatter-add (col2im).
+fn transposed(conv: &Conv2d) -> Option<Conv2d> {
+    let [kh, kw] = conv.kernel;
+    let [ph, pw] = conv.padding;
+    if conv.stride != [1, 1] || ph >= kh || pw >= kw {
+        return None;
+    }
+    let out = conv.output_shape();
+    let transposed =
+        Conv2d::new(out, conv.input.channels, conv.kernel).with_padding([kh - 1 - ph, kw - 1 - pw]);
+    (transposed.output_shape() == conv.input).then_some(transposed)
+}
+
+fn backward_input_as_convolution<T: Columns>(
+    conv: &Conv2d,
+    transposed: &Conv2d,
+    rows: usize,
+    grad_output: &[T],
+    weight: &[T],
+    grad_input: &mut [T],
+) -> Result<(), PcError> {
+    let (in_len, out_len) = (conv.input.len(), conv.output_shape().len());
+    let (kh, kw) = (conv.kernel[0], conv.kernel[1]);
+    let (filters, positions) = (transposed.filter_len(), conv.input.plane());
+    let weight = weight
+        .get(..conv.weight_len())
+        .ok_or(PcError::BufferTooSmall {
+            what: "weight",
+            needed: conv.weight_len(),
+            given: weight.len(),
+        })?;
+    let columns = transposed.columns_len();
+    T::with_columns(columns + conv.weight_len(), |buffer| {
+        let (cols, flipped) = buffer.split_at_mut(columns);
+        // flipped[i][o][a][b] = weight[o][i][kh-1-a][kw-1-b]
+        let (ins, outs) = (conv.input.channels, conv.out_channels);
+        for o in 0..outs {
+            for i in 0..ins {
+                let source = &weight[(o * ins + i) * kh * kw..][..kh * kw];
+                let target = &mut flipped[(i * outs + o) * kh * kw..][..kh * kw];
+                for (t, &s) in target.iter_mut().zip(source.iter().rev()) {
+                    *t = s;
+                }
+            }
+        }
+        let flipped = MatRef::row_major(flipped, ins, filters)?;
+        for (g, gx) in grad_output[..rows * out_len]
+            .chunks_exact(out_len)
+            .zip(grad_input[..rows * in_len].chunks_exact_mut(in_len))
+        {
+            im2col(transposed, g, cols);
+            gemm(
+                MatMut::row_major(gx, ins, positions)?,
+                flipped,
+                MatRef::row_major(cols, filters, positions)?,
+                Accumulate::Overwrite,
+            )?;
         }
         Ok(())
     })
