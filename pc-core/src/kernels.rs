@@ -186,6 +186,9 @@ pub mod portable {
         } = dims;
         let (input, weight) = (&input[..rows * inputs], &weight[..outputs * inputs]);
         let (bias, output) = (&bias[..outputs], &mut output[..rows * outputs]);
+        if outputs == 0 {
+            return; // nothing to write (and `chunks_exact_mut(0)` would panic)
+        }
         if inputs == 0 {
             for row in output.chunks_exact_mut(outputs.max(1)) {
                 row.copy_from_slice(&bias[..row.len()]);
