@@ -7,7 +7,7 @@
 //! their relative precision; beliefs are formed once at the end.
 
 use super::{activation_range, At, InputBelief, Problem, Regions, Report};
-use crate::{layer::Values, scalar::max_or_nan, Backend, PcError, Scalar};
+use crate::{layer::Values, scalar::max_abs_difference, Backend, PcError, Scalar};
 
 /// Runs the relaxation; the beliefs region holds the offsets `e_l` until the end.
 pub(super) fn run<T: Scalar, B: Backend<T>>(
@@ -60,13 +60,10 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
             );
             let here = slot.input_offset..slot.output_offset;
             let offsets = &mut regions.beliefs[here.clone()];
-            for ((offset, &error), &pulled) in offsets
-                .iter_mut()
-                .zip(&regions.errors[here])
-                .zip(vjp.iter())
-            {
-                let velocity = error - pulled;
-                residual = max_or_nan(residual, velocity.abs());
+            let errors = &regions.errors[here];
+            // The residual is the largest |velocity| = |error - pulled|.
+            residual = max_abs_difference(residual, errors, vjp);
+            for ((offset, &error), &pulled) in offsets.iter_mut().zip(errors).zip(vjp.iter()) {
                 *offset = keep * error + eta * pulled;
             }
         }

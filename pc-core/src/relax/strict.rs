@@ -3,7 +3,7 @@
 //! with every Jacobian evaluated at the current beliefs.
 
 use super::{activation_range, At, InputBelief, Problem, Regions, Report};
-use crate::{layer::Values, scalar::max_or_nan, Backend, PcError, Scalar};
+use crate::{layer::Values, scalar::max_abs_difference, Backend, PcError, Scalar};
 
 /// Runs the relaxation. The predictions region holds `f_l(v_{l-1})` at the current beliefs
 /// and the traces region the matching intermediate values.
@@ -95,13 +95,13 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
                 None,
             );
             let here = slot.input_offset..slot.output_offset;
-            for ((belief, &error), &pulled) in regions.beliefs[here.clone()]
-                .iter_mut()
-                .zip(&regions.errors[here])
-                .zip(vjp.iter())
+            let errors = &regions.errors[here.clone()];
+            // The residual is the largest |velocity| = |error - pulled|.
+            residual = max_abs_difference(residual, errors, vjp);
+            for ((belief, &error), &pulled) in
+                regions.beliefs[here].iter_mut().zip(errors).zip(vjp.iter())
             {
                 let velocity = error - pulled;
-                residual = max_or_nan(residual, velocity.abs());
                 *belief = eta * velocity + *belief;
             }
         }
