@@ -68,6 +68,36 @@ fn valid(count: usize, size: usize, stride: usize, offset: usize, pad: usize) ->
     (low.min(high), high)
 }
 
+/// `target.copy_from_slice(source)` for the short rows of an image (tens of values),
+/// in fixed 8-value blocks the compiler keeps inline rather than calling `memmove`.
+#[inline(always)]
+fn copy_short<T: Copy>(target: &mut [T], source: &[T]) {
+    let mut targets = target.chunks_exact_mut(8);
+    let mut sources = source.chunks_exact(8);
+    for (t, s) in (&mut targets).zip(&mut sources) {
+        if let (Ok(t), Ok(s)) = (<&mut [T; 8]>::try_from(t), <&[T; 8]>::try_from(s)) {
+            *t = *s;
+        }
+    }
+    for (t, s) in targets.into_remainder().iter_mut().zip(sources.remainder()) {
+        *t = *s;
+    }
+}
+
+/// `target.fill(zero)` for short rows, inline like [`copy_short`].
+#[inline(always)]
+fn zero_short<T: GemmScalar>(target: &mut [T]) {
+    let mut targets = target.chunks_exact_mut(8);
+    for t in &mut targets {
+        if let Ok(t) = <&mut [T; 8]>::try_from(t) {
+            *t = [T::zero(); 8];
+        }
+    }
+    for t in targets.into_remainder() {
+        *t = T::zero();
+    }
+}
+
 /// Unrolls one sample `x` (`C x H x W`) into `cols` (`Ckk x P`).
 fn im2col<T: GemmScalar>(conv: &Conv2d, x: &[T], cols: &mut [T]) {
     let (input, output) = (conv.input, conv.output_shape());
@@ -88,11 +118,11 @@ fn im2col<T: GemmScalar>(conv: &Conv2d, x: &[T], cols: &mut [T]) {
                     let ih = oh * sh + ki - ph;
                     let source = &channel[ih * input.width..(ih + 1) * input.width];
                     let target = &mut row[oh * output.width..(oh + 1) * output.width];
-                    target[..c0].fill(T::zero());
-                    target[c1..].fill(T::zero());
+                    zero_short(&mut target[..c0]);
+                    zero_short(&mut target[c1..]);
                     let first = c0 * sw + kj - pw;
                     if sw == 1 {
-                        target[c0..c1].copy_from_slice(&source[first..first + (c1 - c0)]);
+                        copy_short(&mut target[c0..c1], &source[first..first + (c1 - c0)]);
                     } else {
                         for (t, &s) in target[c0..c1]
                             .iter_mut()
