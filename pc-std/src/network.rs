@@ -134,7 +134,7 @@ pub struct Updates<T> {
 /// ```
 /// use pc_std::core::{Activation, Loss};
 /// use pc_std::network::Network;
-/// let net = Network::<f32>::builder(784)
+/// let net: Network<f32> = Network::<f32>::builder(784)
 ///     .dense(256, Activation::Relu)
 ///     .dense(10, Activation::Identity)
 ///     .loss(Loss::CrossEntropy)

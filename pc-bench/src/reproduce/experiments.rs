@@ -144,9 +144,9 @@ where
                 Ok(result) => {
                     let layers = compare_updates(network, &result.updates, &gradient);
                     if curve.diverged_at.is_none()
-                        && layers
-                            .iter()
-                            .any(|c| !(c.relative_error <= DIVERGENCE_THRESHOLD))
+                        && layers.iter().any(|c| {
+                            c.relative_error.is_nan() || c.relative_error > DIVERGENCE_THRESHOLD
+                        })
                     {
                         curve.diverged_at = Some(n);
                     }

@@ -269,7 +269,7 @@ fn tick(value: f64) -> String {
         "0".into()
     } else if !(1e-3..1e5).contains(&magnitude) {
         let text = format!("{value:.0e}");
-        text.replace("e0", "").replace("e-", "e-")
+        text.strip_suffix("e0").map_or(text.clone(), str::to_string)
     } else {
         let text = format!("{value:.4}");
         let text = text.trim_end_matches('0').trim_end_matches('.');

@@ -161,11 +161,7 @@ fn mnist_pair<T: Scalar>(dir: &Path, prefix: &str) -> Result<Dataset<T>, Error> 
         ));
     }
     let rows = images.shape[0];
-    let features = if rows == 0 {
-        0
-    } else {
-        images.values.len() / rows
-    };
+    let features = images.values.len().checked_div(rows).unwrap_or(0);
     if let Some(row) = labels.values.iter().position(|&l| l > 9) {
         return Err(Error::format(
             &label_name,
