@@ -35,17 +35,69 @@ impl Pool2d {
 ///
 /// Lengths: `input` rows x `pool.input.len()`, `output` rows x `pool.output_shape().len()`.
 pub fn max_forward<T: Scalar>(pool: &Pool2d, rows: usize, input: &[T], output: &mut [T]) {
+    with_scan!(pool, scan => max_forward_by(pool, rows, input, output, scan))
+}
+
+/// Picks the window scan once per call: unrolled for 2x2 and 3x3 windows, generic
+/// otherwise.
+macro_rules! with_scan {
+    ($pool:expr, $scan:ident => $body:expr) => {{
+        let width = $pool.input.width;
+        match $pool.kernel {
+            [2, 2] => {
+                let $scan = |x: &[T], origin: usize| window_max_fixed::<T, 2, 2>(x, origin, width);
+                $body
+            }
+            [3, 3] => {
+                let $scan = |x: &[T], origin: usize| window_max_fixed::<T, 3, 3>(x, origin, width);
+                $body
+            }
+            [kh, kw] => {
+                let $scan = |x: &[T], origin: usize| window_max(x, origin, kh, kw, width);
+                $body
+            }
+        }
+    }};
+}
+use with_scan;
+
+fn max_forward_by<T: Scalar>(
+    pool: &Pool2d,
+    rows: usize,
+    input: &[T],
+    output: &mut [T],
+    scan: impl Fn(&[T], usize) -> (T, usize, bool),
+) {
     let (in_len, out_len) = (pool.input.len(), pool.output_shape().len());
-    let (kh, kw, width) = (pool.kernel[0], pool.kernel[1], pool.input.width);
     for (x, y) in input[..rows * in_len]
         .chunks_exact(in_len)
         .zip(output[..rows * out_len].chunks_exact_mut(out_len))
     {
         pool.for_each_window(|o, origin| {
-            let (best, _, nan) = window_max(x, origin, kh, kw, width);
+            let (best, _, nan) = scan(x, origin);
             y[o] = if nan { T::nan() } else { best };
         });
     }
+}
+
+/// [`window_max`] for a `KH x KW` window known at compile time (fully unrolled).
+#[inline(always)]
+fn window_max_fixed<T: Scalar, const KH: usize, const KW: usize>(
+    x: &[T],
+    origin: usize,
+    width: usize,
+) -> (T, usize, bool) {
+    let (mut best, mut at, mut nan) = (x[origin], origin, false);
+    for i in 0..KH {
+        let start = origin + i * width;
+        for (j, &v) in x[start..start + KW].iter().enumerate() {
+            let better = v > best;
+            best = if better { v } else { best };
+            at = if better { start + j } else { at };
+            nan |= v.is_nan();
+        }
+    }
+    (best, at, nan)
 }
 
 /// The maximum of the window at `origin`, the index (in the sample) of its first
@@ -84,8 +136,18 @@ pub fn max_backward<T: Scalar>(
     grad_output: &[T],
     grad_input: &mut [T],
 ) {
+    with_scan!(pool, scan => max_backward_by(pool, rows, input, grad_output, grad_input, scan))
+}
+
+fn max_backward_by<T: Scalar>(
+    pool: &Pool2d,
+    rows: usize,
+    input: &[T],
+    grad_output: &[T],
+    grad_input: &mut [T],
+    scan: impl Fn(&[T], usize) -> (T, usize, bool),
+) {
     let (in_len, out_len) = (pool.input.len(), pool.output_shape().len());
-    let (kh, kw, width) = (pool.kernel[0], pool.kernel[1], pool.input.width);
     for ((x, g), gx) in input[..rows * in_len]
         .chunks_exact(in_len)
         .zip(grad_output[..rows * out_len].chunks_exact(out_len))
@@ -93,7 +155,7 @@ pub fn max_backward<T: Scalar>(
     {
         gx.fill(T::zero());
         pool.for_each_window(|o, origin| {
-            let (_, k, _) = window_max(x, origin, kh, kw, width);
+            let (_, k, _) = scan(x, origin);
             gx[k] = gx[k] + g[o];
         });
     }
@@ -112,8 +174,19 @@ pub fn max_jvp<T: Scalar>(
     tangent_input: &[T],
     tangent_output: &mut [T],
 ) {
+    with_scan!(pool, scan => max_jvp_by(pool, rows, input, output, tangent_input, tangent_output, scan))
+}
+
+fn max_jvp_by<T: Scalar>(
+    pool: &Pool2d,
+    rows: usize,
+    input: &[T],
+    output: &[T],
+    tangent_input: &[T],
+    tangent_output: &mut [T],
+    scan: impl Fn(&[T], usize) -> (T, usize, bool),
+) {
     let (in_len, out_len) = (pool.input.len(), pool.output_shape().len());
-    let (kh, kw, width) = (pool.kernel[0], pool.kernel[1], pool.input.width);
     for (((x, y), t), ty) in input[..rows * in_len]
         .chunks_exact(in_len)
         .zip(output[..rows * out_len].chunks_exact(out_len))
@@ -121,7 +194,7 @@ pub fn max_jvp<T: Scalar>(
         .zip(tangent_output[..rows * out_len].chunks_exact_mut(out_len))
     {
         pool.for_each_window(|o, origin| {
-            let (_, k, nan) = window_max(x, origin, kh, kw, width);
+            let (_, k, nan) = scan(x, origin);
             ty[o] = if nan || y[o].is_nan() { T::nan() } else { t[k] };
         });
     }

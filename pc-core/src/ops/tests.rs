@@ -143,9 +143,10 @@ fn conv_backward_parameters_match_naive_loops_exactly() {
     }
 }
 
-fn pools() -> [Pool2d; 3] {
+fn pools() -> [Pool2d; 4] {
     [
         Pool2d::new(ImageShape::new(3, 8, 8), [2, 2]),
+        Pool2d::new(ImageShape::new(2, 7, 7), [3, 3]).with_stride([2, 2]),
         Pool2d::new(ImageShape::new(3, 5, 4), [2, 2]).with_stride([1, 1]),
         Pool2d::new(ImageShape::new(2, 7, 9), [2, 3]).with_stride([2, 1]),
     ]
