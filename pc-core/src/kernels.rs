@@ -1,7 +1,9 @@
 //! Matrix kernels, and the [`Backend`] hook through which faster ones plug in.
 //!
-//! The relaxation schedule calls only the three products of a linear op below. pc-core's
-//! [`Portable`] backend implements them with plain loops (several independent
+//! The relaxation schedule calls only the three products of a linear op and the three of
+//! a 2-d convolution below (pooling, activations and flatten are cheap elementwise or
+//! windowed loops in pc-core itself). pc-core's [`Portable`] backend implements them
+//! with plain loops (direct loops for convolution, see [`crate::ops::conv`]; several independent
 //! accumulators, lengths checked once, plain `a * b + c` so that a Cortex-M4F emits one
 //! `vmla.f32`); pc-std implements [`Backend`] for its SIMD/blocked kernels, and the
 //! schedule does not change.

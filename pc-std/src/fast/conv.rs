@@ -1,4 +1,4 @@
-//! 2-d convolution as im2col plus [`gemm`]: the [`Fast`](super::Fast) backend's
+//! 2-d convolution as im2col plus [`gemm()`]: the [`Fast`](super::Fast) backend's
 //! `conv2d_*` methods.
 //!
 //! Per sample, the input image (`C x H x W`) is unrolled into its column matrix

@@ -1,8 +1,8 @@
-//! Fast f32/f64 kernels: the [`Fast`] backend and the safe [`gemm`] it is built on.
+//! Fast f32/f64 kernels: the [`Fast`] backend and the safe [`gemm()`] it is built on.
 //!
 //! [`Fast`] implements [`pc_core::Backend`] for `f32` and `f64`, so the relaxation
 //! schedule of pc-core runs unchanged on top of it (`pc_core::infer_with(&Fast, ...)`).
-//! The three products of a linear op map onto one [`gemm`] call each:
+//! The three products of a linear op map onto one [`gemm()`] call each:
 //!
 //! | product | shape (`m x k` times `k x n`) |
 //! |---|---|
@@ -15,7 +15,7 @@
 //! an outer product for the parameter VJP) and packs nothing. Larger blocks use its
 //! packed, cache-blocked AVX-512/AVX2 kernels.
 //!
-//! Convolutions (`conv2d_*`) are im2col plus one [`gemm`] per sample (see `conv.rs`).
+//! Convolutions (`conv2d_*`) are im2col plus one [`gemm()`] per sample (see `conv.rs`).
 //!
 //! Results differ from [`pc_core::Portable`] only by summation order: every product
 //! element is within `gamma_k sum |a_i b_i|` of the exact value for both.
