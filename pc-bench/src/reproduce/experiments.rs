@@ -195,58 +195,74 @@ pub struct Timing {
     pub iterations: usize,
     /// Training steps taken.
     pub steps: usize,
-    /// Wall time of the whole training loop, seconds.
+    /// Wall time of the whole training loop, seconds (median over the repeats).
     pub seconds: f64,
+    /// The fastest repeat, seconds.
+    pub min_seconds: f64,
+    /// Number of timed repeats.
+    pub repeats: usize,
     /// Mean minibatch loss of the last epoch.
     pub final_loss: f64,
 }
 
 /// Trains a copy of `initial` with each setting, without evaluation or diagnostics, and
-/// times the whole loop (minibatch assembly included, as the paper's timer did).
+/// times the whole loop (minibatch assembly included, as the paper's timer did). Each
+/// setting is timed `repeats` times, the settings interleaved (round after round), and the
+/// median is reported, so a burst of load on the machine hits every algorithm alike.
 pub fn runtime_study(
     initial: &Network<f64>,
     runs: &[(String, Settings<'static, f64>)],
     plan: &TrainingPlan,
     train_set: &Dataset<f64>,
+    repeats: usize,
 ) -> Result<Vec<Timing>, String> {
-    let mut timings = Vec::new();
-    for (label, settings) in runs {
-        let mut network = initial.clone();
-        let config = TrainConfig::new(*settings, plan.epochs, plan.batch_size)
-            .with_seed(plan.seed)
-            .with_evaluation(false);
-        let start = Instant::now();
-        let history = train(
-            &mut network,
-            Adam::new(plan.learning_rate),
-            train_set,
-            None,
-            &config,
-        )
-        .map_err(|stopped| format!("{label} timing run: {stopped}"))?;
-        let seconds = start.elapsed().as_secs_f64();
-        timings.push(Timing {
-            label: label.clone(),
-            step_size: if settings.algorithm == Algorithm::Exact {
-                f64::NAN
-            } else {
-                settings.step_size
-            },
-            iterations: if settings.algorithm == Algorithm::Exact {
-                0
-            } else {
-                settings.iterations
-            },
-            steps: history.steps.len(),
-            seconds,
-            final_loss: history
-                .epochs
-                .last()
-                .and_then(|e| e.mean_batch_loss)
-                .unwrap_or(f64::NAN),
-        });
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); runs.len()];
+    let mut results: Vec<(usize, f64)> = vec![(0, f64::NAN); runs.len()];
+    for _ in 0..repeats.max(1) {
+        for (index, (label, settings)) in runs.iter().enumerate() {
+            let mut network = initial.clone();
+            let config = TrainConfig::new(*settings, plan.epochs, plan.batch_size)
+                .with_seed(plan.seed)
+                .with_evaluation(false);
+            let start = Instant::now();
+            let history = train(
+                &mut network,
+                Adam::new(plan.learning_rate),
+                train_set,
+                None,
+                &config,
+            )
+            .map_err(|stopped| format!("{label} timing run: {stopped}"))?;
+            samples[index].push(start.elapsed().as_secs_f64());
+            results[index] = (
+                history.steps.len(),
+                history
+                    .epochs
+                    .last()
+                    .and_then(|e| e.mean_batch_loss)
+                    .unwrap_or(f64::NAN),
+            );
+        }
     }
-    Ok(timings)
+    Ok(runs
+        .iter()
+        .zip(samples)
+        .zip(results)
+        .map(|(((label, settings), mut seconds), (steps, final_loss))| {
+            seconds.sort_by(f64::total_cmp);
+            let exact = settings.algorithm == Algorithm::Exact;
+            Timing {
+                label: label.clone(),
+                step_size: if exact { f64::NAN } else { settings.step_size },
+                iterations: if exact { 0 } else { settings.iterations },
+                steps,
+                seconds: seconds[seconds.len() / 2],
+                min_seconds: seconds[0],
+                repeats: seconds.len(),
+                final_loss,
+            }
+        })
+        .collect())
 }
 
 #[cfg(test)]

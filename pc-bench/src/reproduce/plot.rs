@@ -89,6 +89,8 @@ pub struct Panel {
     pub y_log: bool,
     /// Lines.
     pub series: Vec<Series>,
+    /// Legend in the lower right corner instead of the upper right.
+    pub legend_below: bool,
 }
 
 impl Panel {
@@ -105,6 +107,7 @@ impl Panel {
             x_log: false,
             y_log: false,
             series: Vec::new(),
+            legend_below: false,
         }
     }
 
@@ -117,6 +120,12 @@ impl Panel {
     /// With a logarithmic y axis.
     pub fn log_y(mut self) -> Self {
         self.y_log = true;
+        self
+    }
+
+    /// With the legend in the lower right corner.
+    pub fn legend_below(mut self) -> Self {
+        self.legend_below = true;
         self
     }
 
@@ -340,7 +349,11 @@ where
         .label_font((FAMILY, 12))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.3))
-        .position(SeriesLabelPosition::UpperRight)
+        .position(if panel.legend_below {
+            SeriesLabelPosition::LowerRight
+        } else {
+            SeriesLabelPosition::UpperRight
+        })
         .draw()?;
     Ok(())
 }
