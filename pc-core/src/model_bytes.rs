@@ -689,8 +689,7 @@ fn parse(bytes: &[u8]) -> Result<Parsed, PcError> {
     let mut parameters = 0usize;
     for _ in 0..info.layers {
         let layer = r.layer()?;
-        let single = [layer];
-        NetworkSpec::new(&single, info.loss)
+        NetworkSpec::new(core::slice::from_ref(&layer), info.loss)
             .with_input_len(width)
             .validate()
             .map_err(|_| corrupt("invalid network description"))?;

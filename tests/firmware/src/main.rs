@@ -119,6 +119,39 @@ fn measure_step(buffers: &mut Buffers, algorithm: Algorithm) -> Result<(usize, u
     Ok((used, arch::elapsed(start, end)))
 }
 
+/// Peak stack bytes of `work(buffers)`, called through a pointer so nothing of it is
+/// inlined into this frame, and what it returned.
+#[inline(never)]
+fn stack_of(buffers: &mut Buffers, work: fn(&mut Buffers) -> bool) -> (usize, bool) {
+    let work = core::hint::black_box(work);
+    let top = arch::stack_pointer();
+    let bottom = top - PAINT_DEPTH;
+    paint(bottom);
+    let result = work(buffers);
+    (top - lowest_touched(bottom, top), result)
+}
+
+/// Writes the model with its SGD state into the flash region.
+fn save_model(buffers: &mut Buffers) -> bool {
+    let sgd = optimizer();
+    pc_core::model_bytes::write_model(
+        &pc_firmware_task::SPEC,
+        &buffers.parameters,
+        Some((&sgd, &buffers.optimizer_state)),
+        &mut buffers.flash,
+    )
+    .is_ok()
+}
+
+/// Reads the network, parameters and SGD state back from the flash region.
+fn load_model(buffers: &mut Buffers) -> bool {
+    let mut layers = [pc_firmware_task::LAYERS[0]; 3];
+    let network =
+        pc_core::model_bytes::read_model(&buffers.flash, &mut layers, &mut buffers.reloaded);
+    network.is_ok()
+        && pc_core::model_bytes::read_sgd(&buffers.flash, &mut buffers.reloaded_state).is_ok()
+}
+
 /// Counter counts of one 16 x 32 x 32 portable linear forward (16384 multiply-adds).
 #[inline(never)]
 fn measure_kernel(buffers: &mut Buffers) -> u32 {
@@ -208,6 +241,15 @@ fn run() -> i32 {
         _kernel,
         _kernel / KERNEL_MACS,
         _kernel * 100 / KERNEL_MACS % 100
+    );
+    prepare(buffers);
+    let (_save_stack, saved) = stack_of(buffers, save_model);
+    let (_load_stack, loaded) = stack_of(buffers, load_model);
+    ok &= saved && loaded;
+    say!(
+        "model bytes: write stack_bytes={} read (network, parameters, SGD) stack_bytes={}",
+        _save_stack,
+        _load_stack
     );
     let _macs = exact_step_macs() as u64;
     for algorithm in [Algorithm::Exact, Algorithm::FixedPred, Algorithm::Strict] {
