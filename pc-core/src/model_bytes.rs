@@ -1043,6 +1043,45 @@ mod tests {
     }
 
     #[test]
+    fn random_corruptions_behind_a_valid_crc_never_panic() {
+        // Up to 4 random bytes changed, then re-sealed, so parsing goes past the CRC; a
+        // model that still reads must describe a valid network with finite parameters.
+        let (bytes, _, _) = saved_with_sgd::<f32>();
+        let mut state = 0x2545_F491u32;
+        let mut next = |bound: usize| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as usize % bound
+        };
+        let mut layers = [Layer::dense(1, 1, Activation::Relu); 4];
+        let mut rejected = 0;
+        for _ in 0..5000 {
+            let mut b = bytes.clone();
+            for _ in 0..1 + next(4) {
+                let at = next(b.len() - CRC_LEN);
+                b[at] = next(256) as u8;
+            }
+            reseal(&mut b);
+            match read_info(&b) {
+                Ok(info) if info.layers <= layers.len() => {
+                    let mut out = vec![0.0f32; info.parameter_len];
+                    let spec = read_model(&b, &mut layers, &mut out).unwrap();
+                    assert!(spec.validate().is_ok());
+                    assert!(out.iter().all(|v| v.is_finite()));
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    assert!(matches!(error, PcError::CorruptModel { .. }));
+                    rejected += 1;
+                }
+            }
+        }
+        // Most edits land in parameters and stay valid; the structural ones are caught.
+        assert!(rejected > 0);
+    }
+
+    #[test]
     fn wrong_buffers_are_errors_and_untouched() {
         let (bytes, _, _) = saved_with_sgd::<f32>();
         let mut few_layers = [Layer::dense(1, 1, Activation::Relu); 2];
