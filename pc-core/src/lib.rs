@@ -67,6 +67,8 @@ extern crate std;
 
 mod activation;
 mod error;
+#[cfg(test)]
+mod hardening_tests;
 pub mod kernels;
 mod layer;
 mod learn;

@@ -117,8 +117,9 @@ pub fn csv(data: &[u8]) {
     } else {
         1.0 / 255.0
     };
+    let single = input.one_in(2);
     let text = input.rest();
-    if input.one_in(2) {
+    if single {
         csv_as::<f32>(text, label, scale);
     } else {
         csv_as::<f64>(text, label, scale);
