@@ -6,6 +6,16 @@ use pc_core::{
 };
 use pc_std::batch::{BatchRunner, Par, BLOCK_ROWS};
 
+/// Small blocks keep the debug-build tests quick and give several blocks per batch.
+const SMALL_BLOCK: usize = 16;
+
+fn small_block_runner<T: Scalar>() -> BatchRunner<T>
+where
+    pc_std::fast::Fast: pc_core::Backend<T>,
+{
+    BatchRunner::new().with_block_rows(SMALL_BLOCK).unwrap()
+}
+
 const LAYERS: [Layer; 3] = [
     Layer::dense(12, 20, Activation::Relu),
     Layer::dense(20, 16, Activation::Tanh),
@@ -43,7 +53,7 @@ where
     pc_std::fast::Fast: pc_core::Backend<T>,
 {
     let spec = NetworkSpec::new(&LAYERS, loss);
-    let rows = 3 * BLOCK_ROWS + 11; // four blocks, the last one short
+    let rows = 3 * SMALL_BLOCK + 11; // four blocks, the last one short
     let params: Vec<T> = values(spec.parameter_len(), 1, 0.4);
     let inputs: Vec<T> = values(rows * 12, 2, 1.0);
     let classes: Vec<usize> = (0..rows).map(|r| (r * 7) % 5).collect();
@@ -54,7 +64,7 @@ where
     };
     let batch = Batch::new(&inputs, targets);
     for settings in settings::<T>() {
-        let mut runner = BatchRunner::<T>::new();
+        let mut runner = small_block_runner::<T>();
         let seq = runner
             .run(Par::Seq, &spec, &params, batch, &settings)
             .unwrap();
@@ -66,7 +76,7 @@ where
         );
         assert_eq!(seq.block_reports().len(), 4);
         for threads in [1, 2, 3, 8] {
-            let mut fresh = BatchRunner::<T>::new();
+            let mut fresh = small_block_runner::<T>();
             for runner in [&mut runner, &mut fresh] {
                 let par = runner
                     .run(Par::Rayon(threads), &spec, &params, batch, &settings)
@@ -105,7 +115,7 @@ fn results_are_bit_identical_for_1_2_3_and_8_threads_f64() {
 fn block_results_equal_single_portable_call_to_1e_12_in_f64() {
     for loss in [Loss::CrossEntropy, Loss::Mse] {
         let spec = NetworkSpec::new(&LAYERS, loss);
-        let rows = 2 * BLOCK_ROWS + 30;
+        let rows = 2 * BLOCK_ROWS + 30; // the default block size
         let params: Vec<f64> = values(spec.parameter_len(), 4, 0.4);
         let inputs: Vec<f64> = values(rows * 12, 5, 1.0);
         let classes: Vec<usize> = (0..rows).map(|r| (r * 3) % 5).collect();
@@ -244,6 +254,13 @@ fn a_failed_learning_step_changes_nothing() {
         "{error:?}"
     );
     assert_eq!(bits(&params), bits(&before));
+    assert!(matches!(
+        BatchRunner::<f32>::new().with_block_rows(0),
+        Err(PcError::InvalidHyperparameter {
+            name: "block rows",
+            ..
+        })
+    ));
     // Empty and ragged batches are errors too.
     assert_eq!(
         runner
