@@ -541,8 +541,8 @@ impl<T: Scalar> Network<T> {
     }
 
     /// Runs one relaxation on a batch and returns the loss, the parameter updates and
-    /// the output (through pc-std's [`Relaxer`], with new buffers; the training loop
-    /// reuses one instead).
+    /// the output (through pc-std's [`Relaxer`] with new buffers; see
+    /// [`Network::updates_with`] to reuse them).
     ///
     /// # Errors
     /// Every error of [`pc_core::infer`].
@@ -555,8 +555,24 @@ impl<T: Scalar> Network<T> {
     where
         Fast: Backend<T>,
     {
+        self.updates_with(&mut Relaxer::new(Par::Rayon(0)), inputs, targets, settings)
+    }
+
+    /// As [`Network::updates`], reusing a [`Relaxer`]'s buffers and threads.
+    ///
+    /// # Errors
+    /// Every error of [`pc_core::infer`].
+    pub fn updates_with(
+        &self,
+        relaxer: &mut Relaxer<T>,
+        inputs: &[T],
+        targets: Targets<'_, T>,
+        settings: &pc_core::Settings<'_, T>,
+    ) -> Result<Updates<T>, PcError>
+    where
+        Fast: Backend<T>,
+    {
         let spec = self.spec();
-        let mut relaxer = Relaxer::new(Par::Rayon(0));
         let outcome = relaxer.run(
             &spec,
             &self.parameters,
@@ -794,6 +810,32 @@ mod tests {
             Network::<f64>::initialised(net.layers().to_vec(), Loss::Mse, 50, 5).unwrap();
         copy.load_safetensors(&bytes, "conv").unwrap();
         assert_eq!(copy, net);
+    }
+
+    #[test]
+    fn corrupted_safetensors_bytes_are_errors_and_leave_the_network_unchanged() {
+        let net = Network::<f32>::mlp("3-4-2", Activation::Tanh, Loss::Mse, 2).unwrap();
+        let bytes = net.to_safetensors().unwrap();
+        let mut rng = SplitMix64::new(5);
+        let mut target = Network::<f32>::mlp("3-4-2", Activation::Tanh, Loss::Mse, 3).unwrap();
+        let before = target.clone();
+        for _ in 0..2000 {
+            let mut corrupt = bytes.clone();
+            let at = rng.below(corrupt.len() as u64) as usize;
+            if rng.below(2) == 0 {
+                corrupt[at] = rng.next_u64() as u8;
+            } else {
+                corrupt.truncate(at);
+            }
+            if target.load_safetensors(&corrupt, "fuzz").is_ok() {
+                // A flip inside the data can still be a valid file: then it must hold
+                // finite values of the right shapes, which is what was loaded.
+                assert!(target.parameters().iter().all(|p| p.is_finite()));
+                target = before.clone();
+            } else {
+                assert_eq!(target, before);
+            }
+        }
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! The runs behind each figure: training comparisons, error against iteration count, and
 //! the runtime study. Everything here is deterministic given the seed, except the timings.
 
+use pc_std::batch::Par;
 use pc_std::core::{
     safe_step_size, Adam, Algorithm, Backend, Batch, PcError, SafeStep, Scalar, Settings,
 };
 use pc_std::data::Dataset;
 use pc_std::fast::Fast;
 use pc_std::network::Network;
-use pc_std::train::{compare_updates, train, History, LayerComparison, TrainConfig};
+use pc_std::train::{compare_updates, train, History, LayerComparison, Relaxer, TrainConfig};
 use std::time::Instant;
 
 /// A PC training run next to backprop from the same initial network and minibatches.
@@ -123,9 +124,15 @@ pub fn errors_against_iterations<T: Scalar>(
 where
     Fast: Backend<T>,
 {
+    let mut relaxer = Relaxer::new(Par::Rayon(0));
     let targets = network.targets(labels)?;
     let gradient = network
-        .updates(inputs, targets.as_targets(), &Settings::exact())?
+        .updates_with(
+            &mut relaxer,
+            inputs,
+            targets.as_targets(),
+            &Settings::exact(),
+        )?
         .updates;
     let mut curves = Vec::new();
     for &eta in step_sizes {
@@ -140,7 +147,7 @@ where
                 Algorithm::Strict => Settings::strict(T::from_f64(eta), n),
                 _ => Settings::fixed_pred(T::from_f64(eta), n),
             };
-            match network.updates(inputs, targets.as_targets(), &settings) {
+            match network.updates_with(&mut relaxer, inputs, targets.as_targets(), &settings) {
                 Ok(result) => {
                     let layers = compare_updates(network, &result.updates, &gradient);
                     if curve.diverged_at.is_none()

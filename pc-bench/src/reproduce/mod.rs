@@ -974,13 +974,14 @@ pub fn run(options: &Options) -> Result<String, String> {
         report,
         "## Runtime study\n\n![runtime](runtime.png)\n\nData: `runtime.csv` (wall-clock times: the one file that \
          differs between runs). Training without metrics, MSE, {} epochs, median of {} interleaved repeats, on this machine's CPU with pc-std's \
-         `Fast` kernels through pc-std's `BatchRunner` (rows in blocks of 64, every core); wall-clock times \
+         `Fast` kernels through pc-std's `BatchRunner` (rows in blocks of {}, every core); wall-clock times \
          depend on the machine and on its load, the ratios less so:\n\n{table}\nThe paper's ratios (MNIST CNN on a GPU, Torch2PC) are 4.09, 3.63, \
          1.72, 1. On a network this small (a backprop step is a few \
          MFLOP) fixed costs per step (minibatch assembly, the optimizer, thread hand-offs) weigh as much as \
          the relaxation sweeps, which shrinks the ratios; the PC algorithms' extra cost is their n sweeps.\n",
         runtime_plan.epochs,
-        plan.runtime_repeats
+        plan.runtime_repeats,
+        pc_std::batch::BLOCK_ROWS
     );
     let ratios: Vec<String> = timings
         .iter()

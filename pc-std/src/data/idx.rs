@@ -235,6 +235,34 @@ mod tests {
     }
 
     #[test]
+    fn random_corruptions_never_panic() {
+        // 2,000 mutated copies of a valid file, plain and gzip: each must read or fail
+        // with an error, never panic (a panic fails the test).
+        let good = idx(&[3, 4, 5], &[7u8; 60]);
+        let zipped = gzip(&good);
+        let mut rng = crate::rng::SplitMix64::new(11);
+        for round in 0..2000 {
+            let mut bytes = if round % 2 == 0 {
+                good.clone()
+            } else {
+                zipped.clone()
+            };
+            for _ in 0..1 + rng.below(4) {
+                let at = rng.below(bytes.len() as u64) as usize;
+                match rng.below(3) {
+                    0 => bytes[at] = rng.next_u64() as u8,
+                    1 => bytes.truncate(at),
+                    _ => bytes.insert(at, rng.next_u64() as u8),
+                }
+                if bytes.is_empty() {
+                    break;
+                }
+            }
+            let _ = read_idx(bytes.as_slice(), "fuzz");
+        }
+    }
+
+    #[test]
     fn mnist_directory_with_written_files() {
         let dir = std::env::temp_dir().join(format!("pc-std-mnist-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
