@@ -145,3 +145,21 @@ fn portable_forward_with_zero_outputs_is_a_no_op() {
     let mut output: [f64; 0] = [];
     crate::kernels::portable::linear_forward(dims, &[1.0; 6], &[], &[], &mut output);
 }
+
+/// A margin that is positive in f64 but underflows in f32 (and a network with no hidden
+/// layer, so the step is the margin's alone) still gives a step size in `(0, 2)`; it was
+/// 0 (found by the `network` fuzz target).
+#[test]
+fn safe_step_size_stays_positive_when_the_margin_underflows() {
+    let layers = [Layer::dense(2, 1, Activation::Tanh)];
+    let spec = NetworkSpec::new(&layers, Loss::Mse);
+    let params = [0.5_f32, -0.25, 0.125];
+    let batch = Batch::new(&[1.0_f32, 2.0], Targets::Values(&[0.5]));
+    let mut workspace = vec![0.0_f32; spec.workspace_len(1)];
+    let rule = crate::SafeStep {
+        margin: 1e-300,
+        ..crate::SafeStep::default()
+    };
+    let curvature = crate::safe_step_size(&spec, &params, batch, &rule, &mut workspace).unwrap();
+    assert!(curvature.step_size > 0.0 && curvature.step_size < 2.0, "{curvature:?}");
+}

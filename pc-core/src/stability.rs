@@ -265,7 +265,7 @@ pub(crate) fn estimate<T: Scalar, B: Backend<T>>(
     if moving.is_empty() {
         return Curvature {
             lambda_max: T::zero(),
-            step_size: margin_twice,
+            step_size: positive(margin_twice),
             iterations: 0,
         };
     }
@@ -304,8 +304,18 @@ pub(crate) fn estimate<T: Scalar, B: Backend<T>>(
     let floor = T::one();
     Curvature {
         lambda_max: lambda,
-        step_size: margin_twice / if lambda > floor { lambda } else { floor },
+        step_size: positive(margin_twice / if lambda > floor { lambda } else { floor }),
         iterations,
+    }
+}
+
+/// `step`, or the smallest positive normal value when it underflowed to zero (a tiny
+/// margin in `f32`, or a huge curvature), so the step size stays in `(0, 2)`.
+fn positive<T: Scalar>(step: T) -> T {
+    if step > T::zero() {
+        step
+    } else {
+        T::min_positive_value()
     }
 }
 

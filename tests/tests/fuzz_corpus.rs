@@ -84,3 +84,10 @@ fn regression(target: &str, file: &str) {
 fn regression_portable_forward_with_zero_outputs() {
     regression("fast_kernels", "regression-portable-forward-zero-outputs");
 }
+
+/// A safe-step margin that is positive in f64 but 0 in f32 gave a safe step size of 0,
+/// outside the documented `(0, 2)`; found by `network`.
+#[test]
+fn regression_safe_step_size_stays_positive_in_f32() {
+    regression("network", "regression-safe-step-margin-underflow");
+}
