@@ -24,9 +24,36 @@ mod sealed {
 ///
 /// Sealed: the `gemm` crate panics on any other type, so no other type can name this
 /// trait, and a call with one is a compile error.
-pub trait GemmScalar: Scalar + sealed::Sealed {}
-impl GemmScalar for f32 {}
-impl GemmScalar for f64 {}
+pub trait GemmScalar: Scalar + sealed::Sealed {
+    /// Runs `f` on this thread's scratch buffer of at least `len` values (grown on first
+    /// use, then reused: no allocation once a thread has seen the largest size).
+    #[doc(hidden)]
+    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
+}
+
+macro_rules! scratch {
+    ($t:ty, $name:ident) => {
+        std::thread_local! {
+            static $name: std::cell::RefCell<Vec<$t>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        impl GemmScalar for $t {
+            fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [$t]) -> R) -> R {
+                $name.with(|cell| match cell.try_borrow_mut() {
+                    Ok(mut buffer) => {
+                        if buffer.len() < len {
+                            buffer.resize(len, 0.0);
+                        }
+                        f(&mut buffer[..len])
+                    }
+                    // Re-entered on this thread (not done by pc): use a fresh buffer.
+                    Err(_) => f(&mut vec![0.0; len]),
+                })
+            }
+        }
+    };
+}
+scratch!(f32, SCRATCH_F32);
+scratch!(f64, SCRATCH_F64);
 
 /// A read-only strided matrix view: element `(i, j)` is `data[i * row_stride + j * column_stride]`.
 ///
