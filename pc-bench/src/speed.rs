@@ -458,6 +458,7 @@ pub fn peak(args: &[String]) -> Result<(), String> {
         _ => return Err("peak takes only --json".into()),
     };
     let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let flops = 2.0 * (PEAK_SIZE * PEAK_SIZE * PEAK_SIZE) as f64;
     let (one, one_timing) = peak_gflops(1)?;
     let (many, many_timing) = peak_gflops(all)?;
     if json {
@@ -468,6 +469,8 @@ pub fn peak(args: &[String]) -> Result<(), String> {
                 "dtype": "f32",
                 "gflops_1_thread": one,
                 "median_s_1_thread": one_timing.median_s,
+                "cpu_mean_s_1_thread": one_timing.cpu_mean_s,
+                "gflops_1_thread_per_cpu_second": one_timing.cpu_mean_s.map(|cpu| flops / cpu / 1e9),
                 "threads": all,
                 "gflops_all_threads": many,
                 "median_s_all_threads": many_timing.median_s,
@@ -479,6 +482,12 @@ pub fn peak(args: &[String]) -> Result<(), String> {
             "  1 thread:   {one:.1} GFLOP/s (median {:.3e} s)",
             one_timing.median_s
         );
+        if let Some(cpu) = one_timing.cpu_mean_s {
+            println!(
+                "              {:.1} GFLOP/s per processor second ({cpu:.3e} s per call)",
+                flops / cpu / 1e9
+            );
+        }
         println!(
             "  {all} threads:  {many:.1} GFLOP/s (median {:.3e} s)",
             many_timing.median_s
