@@ -593,16 +593,44 @@ impl<'a> Reader<'a> {
         Ok(ImageShape::new(self.u32()?, self.u32()?, self.u32()?))
     }
 
-    fn layer(&mut self) -> Result<Layer, PcError> {
+    fn op_count(&mut self) -> Result<usize, PcError> {
         let count = self.u8()? as usize;
         if count == 0 || count > MAX_OPS_PER_LAYER {
             return Err(corrupt("op count of a layer out of range"));
         }
+        Ok(count)
+    }
+
+    fn layer(&mut self) -> Result<Layer, PcError> {
+        let count = self.op_count()?;
         let mut ops = [Op::Activation(Activation::Identity); MAX_OPS_PER_LAYER];
         for op in ops.iter_mut().take(count) {
             *op = self.op()?;
         }
         Layer::from_ops(&ops[..count]).map_err(|_| corrupt("invalid layer"))
+    }
+}
+
+/// The checks [`NetworkSpec::validate`] makes of one op that receives `width` features per
+/// sample; returns the op's output width.
+fn check_op(op: &Op, width: usize) -> Result<usize, PcError> {
+    if op.shape_problem().is_some() {
+        return Err(corrupt("an op's shape is unusable"));
+    }
+    if op
+        .required_input_len()
+        .is_some_and(|required| required != width)
+    {
+        return Err(corrupt("an op does not fit the width before it"));
+    }
+    if let Op::Activation(Activation::LeakyRelu { slope }) = op {
+        if !slope.is_finite() {
+            return Err(corrupt("non-finite leaky ReLU slope"));
+        }
+    }
+    match op.output_len(width) {
+        0 => Err(corrupt("an op produces zero features")),
+        out => Ok(out),
     }
 }
 
@@ -664,6 +692,8 @@ fn parse_header(bytes: &[u8]) -> Result<(ModelInfo, u8), PcError> {
 }
 
 /// Checks everything about `bytes` that needs no caller buffers, and finds the sections.
+/// Out of line, so its frame is not merged into its callers' and is live only while it runs.
+#[inline(never)]
 fn parse(bytes: &[u8]) -> Result<Parsed, PcError> {
     if bytes.len() < HEADER_LEN + CRC_LEN {
         return Err(corrupt("shorter than a header"));
@@ -679,27 +709,36 @@ fn parse(bytes: &[u8]) -> Result<Parsed, PcError> {
     if crc32(body) != u32::from_le_bytes(crc) {
         return Err(corrupt("CRC mismatch"));
     }
-    // The layers, checked one at a time in the context of the width before them, so the
-    // whole network is validated without storage for its layer list.
+    // The layers, op by op, with the checks of `NetworkSpec::validate`, so the network is
+    // validated with no storage for its layers (an `Op` is large: a `Layer` on the stack
+    // costs hundreds of bytes).
     let mut r = Reader {
         bytes: body,
         at: HEADER_LEN,
     };
-    let mut width = info.input_len;
-    let mut parameters = 0usize;
-    for _ in 0..info.layers {
-        let layer = r.layer()?;
-        NetworkSpec::new(core::slice::from_ref(&layer), info.loss)
-            .with_input_len(width)
-            .validate()
-            .map_err(|_| corrupt("invalid network description"))?;
-        width = layer.output_len(width);
-        parameters = parameters
-            .checked_add(layer.parameter_len())
-            .ok_or(corrupt("too many parameters"))?;
-    }
     if info.layers == 0 {
         return Err(corrupt("no layers"));
+    }
+    if info.input_len == 0 {
+        return Err(corrupt("zero input width"));
+    }
+    let mut width = info.input_len;
+    let mut activations = width;
+    let mut parameters = 0usize;
+    for _ in 0..info.layers {
+        let count = r.op_count()?;
+        for _ in 0..count {
+            let op = r.op()?;
+            width = check_op(&op, width)?;
+            parameters = parameters
+                .checked_add(op.parameter_len())
+                .filter(|&n| n != usize::MAX)
+                .ok_or(corrupt("too many parameters"))?;
+        }
+        activations = activations
+            .checked_add(width)
+            .filter(|&n| n != usize::MAX)
+            .ok_or(corrupt("too many activations"))?;
     }
     if parameters != info.parameter_len {
         return Err(corrupt("parameter count disagrees with the layers"));
@@ -825,12 +864,17 @@ pub fn read_model<'l, T: Scalar>(
     for layer in layers.iter_mut().take(info.layers) {
         *layer = r.layer()?;
     }
+    let layers: &'l [Layer] = layers;
+    let spec = NetworkSpec::new(&layers[..info.layers], info.loss).with_input_len(info.input_len);
+    // `parse` made the same checks op by op; this keeps the two from drifting apart, and
+    // runs before any parameter is written.
+    spec.validate()
+        .map_err(|_| corrupt("invalid network description"))?;
     r.at = parsed.parameters_at;
     for value in parameters.iter_mut() {
         *value = r.scalar(info.scalar)?;
     }
-    let layers: &'l [Layer] = layers;
-    Ok(NetworkSpec::new(&layers[..info.layers], info.loss).with_input_len(info.input_len))
+    Ok(spec)
 }
 
 /// Validates a whole model, then returns its SGD optimizer (hyperparameters and step

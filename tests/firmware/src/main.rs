@@ -143,11 +143,14 @@ fn save_model(buffers: &mut Buffers) -> bool {
     .is_ok()
 }
 
-/// Reads the network, parameters and SGD state back from the flash region.
+/// Reads the network, parameters and SGD state back from the flash region (into the
+/// static buffers, so only the reader's own stack is measured).
 fn load_model(buffers: &mut Buffers) -> bool {
-    let mut layers = [pc_firmware_task::LAYERS[0]; 3];
-    let network =
-        pc_core::model_bytes::read_model(&buffers.flash, &mut layers, &mut buffers.reloaded);
+    let network = pc_core::model_bytes::read_model(
+        &buffers.flash,
+        &mut buffers.reloaded_layers,
+        &mut buffers.reloaded,
+    );
     network.is_ok()
         && pc_core::model_bytes::read_sgd(&buffers.flash, &mut buffers.reloaded_state).is_ok()
 }
