@@ -3,6 +3,15 @@
 use super::{check_range, Optimizer, MAX_STATE_PER_PARAMETER};
 use crate::{PcError, Scalar};
 
+/// Adam's per-step constants.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BiasCorrection<T> {
+    /// `lr / (1 - beta1^t)`.
+    pub step_size: T,
+    /// `sqrt(1 - beta2^t)`.
+    pub second_moment_root: T,
+}
+
 /// Shared hyperparameters of Adam and AdamW.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Moments<T> {
@@ -20,26 +29,32 @@ impl<T: Scalar> Moments<T> {
         check_range("epsilon", self.epsilon, 0.0, f64::MAX)
     }
 
+    /// The bias corrections of step `step`: `lr / (1 - b1^t)` and `sqrt(1 - b2^t)`.
+    fn constants(&self, step: u64) -> BiasCorrection<T> {
+        let one = T::one();
+        let t = i32::try_from(step).unwrap_or(i32::MAX);
+        BiasCorrection {
+            step_size: self.learning_rate / (one - self.beta1.powi_libm(t)),
+            second_moment_root: (one - self.beta2.powi_libm(t)).sqrt_libm(),
+        }
+    }
+
     /// PyTorch's update: `m <- b1 m + (1 - b1) g`, `v <- b2 v + (1 - b2) g^2`,
     /// `p <- p - (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)`.
     fn apply(
         &self,
-        step: u64,
+        correction: BiasCorrection<T>,
         parameter: T,
         gradient: T,
         state: &mut [T; MAX_STATE_PER_PARAMETER],
     ) -> T {
         let one = T::one();
-        let t = i32::try_from(step).unwrap_or(i32::MAX);
         let m = self.beta1 * state[0] + (one - self.beta1) * gradient;
         let v = self.beta2 * state[1] + (one - self.beta2) * gradient * gradient;
         state[0] = m;
         state[1] = v;
-        let bias_correction1 = one - self.beta1.powi_libm(t);
-        let bias_correction2 = one - self.beta2.powi_libm(t);
-        let step_size = self.learning_rate / bias_correction1;
-        let denominator = v.sqrt_libm() / bias_correction2.sqrt_libm() + self.epsilon;
-        parameter - step_size * (m / denominator)
+        let denominator = v.sqrt_libm() / correction.second_moment_root + self.epsilon;
+        parameter - correction.step_size * (m / denominator)
     }
 }
 
@@ -120,15 +135,21 @@ impl<T: Scalar> Optimizer<T> for Adam<T> {
         self.steps = steps;
     }
 
+    type StepConstants = BiasCorrection<T>;
+
+    fn step_constants(&self, step: u64) -> BiasCorrection<T> {
+        self.moments.constants(step)
+    }
+
     fn update(
         &self,
-        step: u64,
+        correction: BiasCorrection<T>,
         parameter: T,
         gradient: T,
         state: &mut [T; MAX_STATE_PER_PARAMETER],
     ) -> T {
         let gradient = gradient + self.weight_decay * parameter;
-        self.moments.apply(step, parameter, gradient, state)
+        self.moments.apply(correction, parameter, gradient, state)
     }
 }
 
@@ -203,14 +224,20 @@ impl<T: Scalar> Optimizer<T> for AdamW<T> {
         self.steps = steps;
     }
 
+    type StepConstants = BiasCorrection<T>;
+
+    fn step_constants(&self, step: u64) -> BiasCorrection<T> {
+        self.moments.constants(step)
+    }
+
     fn update(
         &self,
-        step: u64,
+        correction: BiasCorrection<T>,
         parameter: T,
         gradient: T,
         state: &mut [T; MAX_STATE_PER_PARAMETER],
     ) -> T {
         let decayed = parameter * (T::one() - self.moments.learning_rate * self.weight_decay);
-        self.moments.apply(step, decayed, gradient, state)
+        self.moments.apply(correction, decayed, gradient, state)
     }
 }

@@ -9,7 +9,7 @@
 mod adam;
 mod sgd;
 
-pub use adam::{Adam, AdamW};
+pub use adam::{Adam, AdamW, BiasCorrection};
 pub use sgd::Sgd;
 
 #[cfg(test)]
@@ -50,10 +50,17 @@ pub trait Optimizer<T: Scalar> {
     /// Sets the step counter (for restoring a saved optimizer).
     fn set_steps(&mut self, steps: u64);
 
-    /// The new value of one parameter and its state at 1-based step `step`.
+    /// Whatever an update needs that depends on the step number only (Adam's bias
+    /// corrections), computed once per step rather than once per parameter.
+    type StepConstants: Copy;
+
+    /// The step constants of 1-based step `step`.
+    fn step_constants(&self, step: u64) -> Self::StepConstants;
+
+    /// The new value of one parameter and its state, with the current step's constants.
     fn update(
         &self,
-        step: u64,
+        constants: Self::StepConstants,
         parameter: T,
         gradient: T,
         state: &mut [T; MAX_STATE_PER_PARAMETER],
@@ -79,10 +86,11 @@ pub trait Optimizer<T: Scalar> {
         check_len("optimizer state", Self::state_len(count), state.len())?;
         crate::error::check_finite("gradients", gradients)?;
         let step = self.steps().saturating_add(1);
+        let constants = self.step_constants(step);
         // Dry run: every new value must be finite.
         for i in 0..count {
             let mut local = gather::<T, Self>(state, count, i);
-            let new = self.update(step, parameters[i], gradients[i], &mut local);
+            let new = self.update(constants, parameters[i], gradients[i], &mut local);
             let state_ok = local[..Self::STATE_PER_PARAMETER]
                 .iter()
                 .all(|v| v.is_finite());
@@ -95,7 +103,7 @@ pub trait Optimizer<T: Scalar> {
         }
         for i in 0..count {
             let mut local = gather::<T, Self>(state, count, i);
-            parameters[i] = self.update(step, parameters[i], gradients[i], &mut local);
+            parameters[i] = self.update(constants, parameters[i], gradients[i], &mut local);
             for (k, value) in local.iter().enumerate().take(Self::STATE_PER_PARAMETER) {
                 state[k * count + i] = *value;
             }

@@ -101,9 +101,16 @@ impl<T: Scalar> Optimizer<T> for Sgd<T> {
         self.steps = steps;
     }
 
+    /// Whether this is the first step (the momentum buffer starts as the gradient).
+    type StepConstants = bool;
+
+    fn step_constants(&self, step: u64) -> bool {
+        step == 1
+    }
+
     fn update(
         &self,
-        step: u64,
+        first_step: bool,
         parameter: T,
         gradient: T,
         state: &mut [T; MAX_STATE_PER_PARAMETER],
@@ -113,7 +120,7 @@ impl<T: Scalar> Optimizer<T> for Sgd<T> {
             gradient = gradient + self.weight_decay * parameter;
         }
         if self.momentum != T::zero() {
-            let buffer = if step == 1 {
+            let buffer = if first_step {
                 gradient
             } else {
                 self.momentum * state[0] + (T::one() - self.dampening) * gradient
