@@ -161,5 +161,360 @@ fn safe_step_size_stays_positive_when_the_margin_underflows() {
         ..crate::SafeStep::default()
     };
     let curvature = crate::safe_step_size(&spec, &params, batch, &rule, &mut workspace).unwrap();
-    assert!(curvature.step_size > 0.0 && curvature.step_size < 2.0, "{curvature:?}");
+    assert!(
+        curvature.step_size > 0.0 && curvature.step_size < 2.0,
+        "{curvature:?}"
+    );
+}
+
+/// The loss of `spec` at `params` on one batch, by `infer` (the feedforward loss).
+fn loss_at(spec: &NetworkSpec<'_>, params: &[f64], batch: Batch<'_, f64>, rows: usize) -> f64 {
+    let mut workspace = vec![0.0; spec.workspace_len(rows)];
+    let mut updates = vec![0.0; spec.parameter_len()];
+    infer(
+        spec,
+        params,
+        batch,
+        &Settings::exact(),
+        &mut workspace,
+        &mut updates,
+    )
+    .unwrap()
+    .loss()
+}
+
+/// A small CNN (conv with padding and stride, ReLU, max-pool, average-pool, flatten,
+/// linear) runs through the layer interface: Exact's parameter updates equal central
+/// differences of the loss (h = 1e-6: truncation O(h^2) and rounding O(u / h) are far
+/// below the 1e-6 relative tolerance for O(1) values; the max-pool winners are distinct,
+/// so the loss is smooth at the point).
+#[test]
+fn exact_updates_of_a_cnn_match_finite_differences() {
+    use crate::{Conv2d, ImageShape, Op, Pool2d};
+    let conv = Conv2d::new(ImageShape::new(2, 5, 5), 3, [3, 3])
+        .with_stride([1, 1])
+        .with_padding([1, 1]);
+    let max_pool = Pool2d::new(ImageShape::new(3, 5, 5), [2, 2]).with_stride([1, 1]);
+    let avg_pool = Pool2d::new(ImageShape::new(3, 4, 4), [2, 2]);
+    let first = Layer::from_ops(&[
+        Op::Conv2d(conv),
+        Op::Activation(Activation::Tanh),
+        Op::MaxPool2d(max_pool),
+        Op::AvgPool2d(avg_pool),
+        Op::Flatten,
+    ])
+    .unwrap();
+    let layers = [first, Layer::dense(12, 3, Activation::Identity)];
+    let spec = NetworkSpec::new(&layers, Loss::CrossEntropy).with_input_len(50);
+    spec.validate().unwrap();
+    let rows = 2;
+    let params: Vec<f64> = (0..spec.parameter_len())
+        .map(|i| (((i * 37 + 11) % 29) as f64 - 14.0) / 20.0)
+        .collect();
+    let inputs: Vec<f64> = (0..rows * 50)
+        .map(|i| (((i * 53 + 7) % 41) as f64 - 20.0) / 10.0)
+        .collect();
+    let classes = [2, 0];
+    let batch = Batch::new(&inputs, Targets::Classes(&classes));
+    let mut workspace = vec![0.0; spec.workspace_len(rows)];
+    let mut updates = vec![0.0; spec.parameter_len()];
+    infer(
+        &spec,
+        &params,
+        batch,
+        &Settings::exact(),
+        &mut workspace,
+        &mut updates,
+    )
+    .unwrap();
+    let h = 1e-6;
+    for (i, &update) in updates.iter().enumerate() {
+        let (mut plus, mut minus) = (params.clone(), params.clone());
+        plus[i] += h;
+        minus[i] -= h;
+        let numeric =
+            (loss_at(&spec, &plus, batch, rows) - loss_at(&spec, &minus, batch, rows)) / (2.0 * h);
+        assert!(
+            (update - numeric).abs() <= 1e-6 * numeric.abs().max(1e-3),
+            "parameter {i}: {update} vs {numeric}"
+        );
+    }
+    // Strict with the safe step size relaxes the same network without diverging.
+    let settings = Settings::strict(1.0, 10).with_safe_step_size();
+    let strict = infer(
+        &spec,
+        &params,
+        batch,
+        &settings,
+        &mut workspace,
+        &mut updates,
+    )
+    .unwrap();
+    assert!(strict.step_size() > 0.0 && strict.step_size() < 2.0);
+}
+
+/// For `x -> v -> y = W v + b` (one hidden belief, identity layers) the Strict energy's
+/// Hessian in `v` is `1 + W^T C W` with `C` the loss curvature in the output: `2 / n`
+/// times the identity for MSE over n outputs and one row, `diag(s) - s s^T` for
+/// cross-entropy with softmax `s`. With one hidden unit it is a number, so the power
+/// iteration must find it exactly (to rounding) and the step is `0.9 * 2 / lambda`.
+#[test]
+fn safe_step_size_finds_the_curvature_of_one_hidden_unit() {
+    let layers = [
+        Layer::dense(1, 1, Activation::Identity),
+        Layer::dense(1, 3, Activation::Identity),
+    ];
+    let w = [0.5, -1.5, 2.0];
+    let params = [1.0, 0.0, w[0], w[1], w[2], 0.25, -0.5, 0.0];
+    let rule = crate::SafeStep::default();
+    for loss in [Loss::Mse, Loss::CrossEntropy] {
+        let spec = NetworkSpec::new(&layers, loss);
+        let values = [0.0, 1.0, -1.0];
+        let classes = [1];
+        let targets = match loss {
+            Loss::CrossEntropy => Targets::Classes(&classes),
+            _ => Targets::Values(&values),
+        };
+        let batch = Batch::new(&[0.75], targets);
+        let lambda = match loss {
+            Loss::CrossEntropy => {
+                // Logits at v = 0.75.
+                let z: Vec<f64> = (0..3).map(|o| w[o] * 0.75 + params[5 + o]).collect();
+                let total: f64 = z.iter().map(|z| z.exp()).sum();
+                let s: Vec<f64> = z.iter().map(|z| z.exp() / total).collect();
+                let ws: f64 = (0..3).map(|o| w[o] * s[o]).sum();
+                1.0 + (0..3).map(|o| w[o] * w[o] * s[o]).sum::<f64>() - ws * ws
+            }
+            _ => 1.0 + 2.0 / 3.0 * w.iter().map(|x| x * x).sum::<f64>(),
+        };
+        let mut workspace = vec![0.0; spec.workspace_len(1)];
+        let curvature =
+            crate::safe_step_size(&spec, &params, batch, &rule, &mut workspace).unwrap();
+        assert!(
+            (curvature.lambda_max - lambda).abs() <= 1e-12 * lambda,
+            "{loss:?}: {} vs {lambda}",
+            curvature.lambda_max
+        );
+        assert!((curvature.step_size - 1.8 / lambda).abs() <= 1e-12);
+        // Strict with the safe step size uses it.
+        let mut updates = vec![0.0; spec.parameter_len()];
+        let settings = Settings::strict(1.99, 5).with_safe_step_size();
+        let run = infer(
+            &spec,
+            &params,
+            batch,
+            &settings,
+            &mut workspace,
+            &mut updates,
+        )
+        .unwrap();
+        assert_eq!(run.step_size(), curvature.step_size);
+    }
+}
+
+/// Every error prints the data a caller acts on.
+#[test]
+fn every_error_prints_its_data() {
+    use std::string::ToString;
+    let cases: [(PcError, &[&str]); 12] = [
+        (
+            PcError::LengthMismatch {
+                what: "inputs",
+                expected: 6,
+                given: 5,
+            },
+            &["inputs", "6", "5"],
+        ),
+        (
+            PcError::BufferTooSmall {
+                what: "workspace",
+                needed: 90,
+                given: 80,
+            },
+            &["workspace", "90", "80"],
+        ),
+        (
+            PcError::ShapeMismatch {
+                layer: 2,
+                op: 1,
+                expected: 7,
+                given: 3,
+            },
+            &["layer 2", "op 1", "7", "3"],
+        ),
+        (
+            PcError::InvalidNetwork {
+                layer: 0,
+                reason: "no layers",
+            },
+            &["no layers"],
+        ),
+        (
+            PcError::InvalidNetwork {
+                layer: 3,
+                reason: "zero width",
+            },
+            &["layer 3", "zero width"],
+        ),
+        (
+            PcError::InvalidOp {
+                layer: 1,
+                op: 0,
+                reason: "zero stride",
+            },
+            &["layer 1", "op 0", "zero stride"],
+        ),
+        (PcError::EmptyBatch, &["no rows"]),
+        (
+            PcError::ClassOutOfRange {
+                row: 4,
+                class: 9,
+                classes: 3,
+            },
+            &["row 4", "9", "3 classes"],
+        ),
+        (
+            PcError::NonFinite {
+                what: "targets",
+                index: 12,
+            },
+            &["targets", "12"],
+        ),
+        (
+            PcError::InvalidHyperparameter {
+                name: "step size",
+                value: 2.5,
+                min: 0.0,
+                max: 2.0,
+            },
+            &["step size", "2.5", "[0, 2]"],
+        ),
+        (PcError::Diverged { iteration: 17 }, &["iteration 17"]),
+        (
+            PcError::CorruptModel {
+                reason: "CRC mismatch",
+            },
+            &["CRC mismatch"],
+        ),
+    ];
+    for (error, needles) in cases {
+        let text = error.to_string();
+        for needle in needles {
+            assert!(text.contains(needle), "`{text}` lacks `{needle}`");
+        }
+    }
+    let settings = PcError::InvalidSettings {
+        reason: "initial beliefs are used by Strict only",
+    };
+    assert!(settings.to_string().contains("Strict only"));
+}
+
+/// Names round-trip, and unknown names are refused.
+#[test]
+fn algorithm_and_loss_names_round_trip() {
+    use crate::Algorithm;
+    for algorithm in [Algorithm::Exact, Algorithm::FixedPred, Algorithm::Strict] {
+        assert_eq!(Algorithm::from_name(algorithm.name()), Some(algorithm));
+    }
+    assert_eq!(Algorithm::from_name("backprop"), Some(Algorithm::Exact));
+    assert_eq!(
+        Algorithm::from_name("fixed-pred"),
+        Some(Algorithm::FixedPred)
+    );
+    assert_eq!(Algorithm::from_name("annealing"), None);
+    for loss in [Loss::Mse, Loss::MseSum, Loss::CrossEntropy] {
+        assert_eq!(Loss::from_name(loss.name()), Some(loss));
+    }
+    assert_eq!(Loss::from_name("ce"), Some(Loss::CrossEntropy));
+    assert_eq!(Loss::from_name("hinge"), None);
+    let defaults = Settings::<f64>::torch2pc_default(Algorithm::Strict);
+    assert_eq!((defaults.step_size, defaults.iterations), (0.1, 20));
+}
+
+/// Settings checks that need a valid network to be reached: a divergence ratio not above
+/// 1, a safe step rule for another algorithm, too few loss rows; and an inference reports
+/// its rows and depth.
+#[test]
+fn settings_and_batch_checks_name_the_field() {
+    let spec = NetworkSpec::new(&WIDTHS, Loss::Mse);
+    let params = [1.0, 0.0, 1.0, 0.0];
+    let mut workspace = vec![0.0; spec.workspace_len(2)];
+    let mut updates = vec![0.0; 4];
+    let batch = Batch::new(&[1.0, 2.0], Targets::Values(&[0.0, 1.0]));
+    let mut ratio = Settings::strict(0.1, 5);
+    ratio.divergence_ratio = 1.0;
+    let run = |settings: &Settings<'_, f64>, batch, workspace: &mut [f64], updates: &mut [f64]| {
+        infer(&spec, &params, batch, settings, workspace, updates).map(|i| (i.rows(), i.depth()))
+    };
+    assert!(matches!(
+        run(&ratio, batch, &mut workspace, &mut updates),
+        Err(PcError::InvalidHyperparameter {
+            name: "divergence ratio",
+            ..
+        })
+    ));
+    let safe_fixed = Settings::fixed_pred(0.5, 5).with_safe_step_size();
+    assert!(matches!(
+        run(&safe_fixed, batch, &mut workspace, &mut updates),
+        Err(PcError::InvalidSettings { .. })
+    ));
+    assert!(matches!(
+        run(
+            &Settings::exact(),
+            batch.block_of(1),
+            &mut workspace,
+            &mut updates
+        ),
+        Err(PcError::InvalidHyperparameter {
+            name: "loss rows",
+            ..
+        })
+    ));
+    assert_eq!(
+        run(
+            &Settings::exact(),
+            batch.block_of(4),
+            &mut workspace,
+            &mut updates
+        ),
+        Ok((2, 2))
+    );
+    // A feedforward pass that overflows is refused, and so are updates that do.
+    let huge = [1e200, 0.0, 1e200, 0.0];
+    assert!(matches!(
+        infer(
+            &spec,
+            &huge,
+            batch,
+            &Settings::exact(),
+            &mut workspace,
+            &mut updates
+        ),
+        Err(PcError::NonFinite {
+            what: "feedforward loss",
+            ..
+        })
+    ));
+    // v_1 = 1e300 and y = 1: the loss (1e150 - 1)^2 is finite, dLoss/dW_2 = -1e150 * 1e300 is not.
+    let large = [1e300, 0.0, 1e-300, 0.0];
+    let small_batch = Batch::new(&[1.0, 1.0], Targets::Values(&[1e150, 1e150]));
+    let result = infer(
+        &spec,
+        &large,
+        small_batch,
+        &Settings::exact(),
+        &mut workspace,
+        &mut updates,
+    );
+    assert!(
+        matches!(
+            result,
+            Err(PcError::NonFinite {
+                what: "parameter updates",
+                ..
+            })
+        ),
+        "{:?}",
+        result.map(|i| i.loss())
+    );
 }
