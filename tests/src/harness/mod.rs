@@ -25,8 +25,11 @@ pub use model::model_bytes;
 pub use network::network;
 pub use parsers::{csv, idx, reference_json};
 
+/// A fuzz target: arbitrary bytes in, a panic when an invariant fails.
+pub type Target = fn(&[u8]);
+
 /// Every fuzz target, by the name of its cargo-fuzz binary and corpus directory.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("network", network),
     ("model_bytes", model_bytes),
     ("reference_json", reference_json),

@@ -477,11 +477,7 @@ fn network_as<T: Scalar>(input: &mut Input<'_>) {
         let len = adjust(intended_rows * net.input_len, input.delta());
         values(input, len, wild)
     };
-    let rows = if net.input_len == 0 {
-        0
-    } else {
-        inputs.len() / net.input_len
-    };
+    let rows = inputs.len().checked_div(net.input_len).unwrap_or(0);
     if network_ok {
         if inputs.is_empty() {
             defects.push(defect!("no rows", PcError::EmptyBatch));
