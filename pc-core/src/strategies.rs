@@ -188,6 +188,9 @@ pub struct RandomNetwork<T = f64> {
     pub targets: RandomTargets<T>,
     /// The weight scale the parameters were drawn with (informative).
     pub weight_scale: f64,
+    /// The rows the loss averages over ([`Batch::loss_rows`]); `None` (as drawn) for the
+    /// batch's own rows. `Some(k * rows)` scales the mean losses and their gradients by `1/k`.
+    pub loss_rows: Option<usize>,
 }
 
 impl<T: Scalar> RandomNetwork<T> {
@@ -226,6 +229,7 @@ impl<T: Scalar> RandomNetwork<T> {
             inputs,
             targets,
             weight_scale: f64::NAN,
+            loss_rows: None,
         }
     }
 
@@ -234,9 +238,13 @@ impl<T: Scalar> RandomNetwork<T> {
         NetworkSpec::new(&self.layers, self.loss)
     }
 
-    /// The batch.
+    /// The batch (a block of `loss_rows` rows when that is set).
     pub fn batch(&self) -> Batch<'_, T> {
-        Batch::new(&self.inputs, self.target_view())
+        let batch = Batch::new(&self.inputs, self.target_view());
+        match self.loss_rows {
+            Some(rows) => batch.block_of(rows),
+            None => batch,
+        }
     }
 
     /// The targets as pc-core takes them.
@@ -290,6 +298,7 @@ impl<T: Scalar> RandomNetwork<T> {
                 RandomTargets::Classes(classes) => RandomTargets::Classes(classes.clone()),
             },
             weight_scale: self.weight_scale,
+            loss_rows: self.loss_rows,
         }
     }
 
@@ -332,6 +341,7 @@ impl<T: Scalar> fmt::Debug for RandomNetwork<T> {
             .field("activations", &names)
             .field("loss", &self.loss)
             .field("rows", &self.rows)
+            .field("loss_rows", &self.loss_rows)
             .field("weight_scale", &self.weight_scale)
             .field("params", &self.params)
             .field("inputs", &self.inputs)
