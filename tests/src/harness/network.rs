@@ -61,6 +61,8 @@ pub(crate) struct Net {
     pub(crate) parameter_len: usize,
     pub(crate) loss: Loss,
     pub(crate) defects: Vec<Defect>,
+    /// Whether a leaky ReLU slope lies outside `[-2, 2]` (huge slopes overflow honestly).
+    pub(crate) wild_slope: bool,
 }
 
 fn activation(input: &mut Input<'_>) -> (Activation, bool) {
@@ -165,6 +167,7 @@ pub(crate) fn decode_network(input: &mut Input<'_>) -> Net {
     let mut widths = vec![input_len];
     let mut width = input_len;
     let mut parameter_len = 0usize;
+    let mut wild_slope = false;
     for _ in 1..=depth {
         let layer = match input.below(10) {
             0..=6 => {
@@ -239,6 +242,9 @@ pub(crate) fn decode_network(input: &mut Input<'_>) -> Net {
                         }
                     ));
                 }
+                Op::Activation(Activation::LeakyRelu { slope }) if slope.abs() > 2.0 => {
+                    wild_slope = true;
+                }
                 Op::Conv2d(conv) => {
                     let ImageShape {
                         channels,
@@ -310,6 +316,7 @@ pub(crate) fn decode_network(input: &mut Input<'_>) -> Net {
         parameter_len,
         loss,
         defects,
+        wild_slope,
     }
 }
 
@@ -671,7 +678,7 @@ fn network_as<T: Scalar>(input: &mut Input<'_>) {
         rows,
         workspace_len,
         updates_len,
-        tame: !wild,
+        tame: !wild && !net.wild_slope,
     };
     for algorithm in [Algorithm::Exact, Algorithm::FixedPred, Algorithm::Strict] {
         let mut settings = Settings::exact();
