@@ -9,6 +9,10 @@ use safetensors::{Dtype, SafeTensors};
 
 const MODEL: &[u8] = include_bytes!("data/torch_model.safetensors");
 const EXPECTED: &[u8] = include_bytes!("data/torch_expected.safetensors");
+/// Written by PyTorch itself (`tests/data/make_pytorch_model.py`): `nn.Sequential`'s
+/// state_dict through `safetensors.torch.save_file`, gradients from `loss.backward()`.
+const PYTORCH_MODEL: &[u8] = include_bytes!("data/pytorch_model.safetensors");
+const PYTORCH_EXPECTED: &[u8] = include_bytes!("data/pytorch_expected.safetensors");
 
 fn f64s(file: &SafeTensors<'_>, name: &str) -> Vec<f64> {
     let tensor = file.tensor(name).unwrap();
@@ -32,7 +36,17 @@ fn torch_like_network(loss: Loss) -> Network<f64> {
 
 #[test]
 fn exact_mode_on_the_imported_model_gives_the_reference_gradients() {
-    let expected = SafeTensors::deserialize(EXPECTED).unwrap();
+    check_exact_gradients(MODEL, EXPECTED, "torch_model.safetensors");
+}
+
+/// The same on a model PyTorch wrote, against torch.autograd's gradients in float64.
+#[test]
+fn exact_mode_on_a_pytorch_written_model_gives_autograd_gradients() {
+    check_exact_gradients(PYTORCH_MODEL, PYTORCH_EXPECTED, "pytorch_model.safetensors");
+}
+
+fn check_exact_gradients(model: &[u8], expected: &[u8], model_name: &str) {
+    let expected = SafeTensors::deserialize(expected).unwrap();
     let inputs = f64s(&expected, "inputs");
     let onehot = f64s(&expected, "onehot");
     let labels_tensor = expected.tensor("labels").unwrap();
@@ -52,8 +66,7 @@ fn exact_mode_on_the_imported_model_gives_the_reference_gradients() {
         (Loss::Mse, "mse", Targets::Values(&onehot)),
     ] {
         let mut net = torch_like_network(loss);
-        net.load_safetensors(MODEL, "torch_model.safetensors")
-            .unwrap();
+        net.load_safetensors(model, model_name).unwrap();
         let result = net.updates(&inputs, targets, &Settings::exact()).unwrap();
         for at in net.weight_ops() {
             let prefix = at.torch_prefix();
