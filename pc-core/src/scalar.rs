@@ -134,15 +134,14 @@ impl Scalar for f64 {
 ///
 /// Checks run on every parameter and update of every call, so they must not cost more
 /// than the arithmetic: each chunk is scanned without a branch per element (an `or` of
-/// comparisons, which vectorises; `!(|v| <= MAX)` holds exactly for NaN and infinities),
+/// comparisons, which vectorises),
 /// and only a chunk that holds a non-finite value is searched element by element.
 pub(crate) fn first_non_finite<T: Scalar>(values: &[T]) -> Option<usize> {
     const CHUNK: usize = 256;
-    let largest = T::max_value();
     for (index, chunk) in values.chunks(CHUNK).enumerate() {
         let mut bad = false;
         for &value in chunk {
-            bad |= !(value.abs() <= largest);
+            bad |= !value.is_finite();
         }
         if bad {
             let within = chunk.iter().position(|value| !value.is_finite());

@@ -435,7 +435,7 @@ impl<T: Scalar, B: Backend<T> + Sync> BatchRunner<T, B> {
         if !rest.is_empty() {
             let mut bad = false;
             for &value in total.iter() {
-                bad |= !(value.abs() <= T::max_value());
+                bad |= !value.is_finite();
             }
             if bad {
                 let index = total.iter().position(|value| !value.is_finite());
