@@ -19,7 +19,7 @@ mod arch;
 
 use core::ptr::{read_volatile, write_volatile};
 use pc_core::kernels::{Backend, LinearDims, Portable};
-use pc_core::{Algorithm, Learner};
+use pc_core::{Algorithm, Layer, Learner};
 use pc_firmware_task::{
     agrees, batch, exact_step_macs, learning_step, optimizer, pc_core, prepare, save_and_reload,
     settings, train, Buffers, EPOCHS,
@@ -119,20 +119,28 @@ fn measure_step(buffers: &mut Buffers, algorithm: Algorithm) -> Result<(usize, u
     Ok((used, arch::elapsed(start, end)))
 }
 
-/// Peak stack bytes of `work(buffers)`, called through a pointer so nothing of it is
+/// The buffers of saving and reloading a model: the static ones, and the caller's array
+/// for the reloaded layer descriptions.
+struct Reload<'a> {
+    buffers: &'a mut Buffers,
+    layers: [Layer; 3],
+}
+
+/// Peak stack bytes of `work(context)`, called through a pointer so nothing of it is
 /// inlined into this frame, and what it returned.
 #[inline(never)]
-fn stack_of(buffers: &mut Buffers, work: fn(&mut Buffers) -> bool) -> (usize, bool) {
+fn stack_of(context: &mut Reload<'_>, work: fn(&mut Reload<'_>) -> bool) -> (usize, bool) {
     let work = core::hint::black_box(work);
     let top = arch::stack_pointer();
     let bottom = top - PAINT_DEPTH;
     paint(bottom);
-    let result = work(buffers);
+    let result = work(context);
     (top - lowest_touched(bottom, top), result)
 }
 
 /// Writes the model with its SGD state into the flash region.
-fn save_model(buffers: &mut Buffers) -> bool {
+fn save_model(context: &mut Reload<'_>) -> bool {
+    let buffers = &mut *context.buffers;
     let sgd = optimizer();
     pc_core::model_bytes::write_model(
         &pc_firmware_task::SPEC,
@@ -143,12 +151,13 @@ fn save_model(buffers: &mut Buffers) -> bool {
     .is_ok()
 }
 
-/// Reads the network, parameters and SGD state back from the flash region (into the
-/// static buffers, so only the reader's own stack is measured).
-fn load_model(buffers: &mut Buffers) -> bool {
+/// Reads the network, parameters and SGD state back from the flash region into the
+/// caller's buffers, so only the reader's own stack is measured.
+fn load_model(context: &mut Reload<'_>) -> bool {
+    let buffers = &mut *context.buffers;
     let network = pc_core::model_bytes::read_model(
         &buffers.flash,
-        &mut buffers.reloaded_layers,
+        &mut context.layers,
         &mut buffers.reloaded,
     );
     network.is_ok()
@@ -246,8 +255,12 @@ fn run() -> i32 {
         _kernel * 100 / KERNEL_MACS % 100
     );
     prepare(buffers);
-    let (_save_stack, saved) = stack_of(buffers, save_model);
-    let (_load_stack, loaded) = stack_of(buffers, load_model);
+    let mut reload = Reload {
+        buffers: &mut *buffers,
+        layers: pc_firmware_task::LAYERS,
+    };
+    let (_save_stack, saved) = stack_of(&mut reload, save_model);
+    let (_load_stack, loaded) = stack_of(&mut reload, load_model);
     ok &= saved && loaded;
     say!(
         "model bytes: write stack_bytes={} read (network, parameters, SGD) stack_bytes={}",

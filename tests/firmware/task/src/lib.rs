@@ -77,8 +77,6 @@ pub struct Buffers {
     pub reloaded: [f32; PARAMETERS],
     /// SGD state reloaded from `flash`.
     pub reloaded_state: [f32; PARAMETERS],
-    /// Layer descriptions reloaded from `flash`.
-    pub reloaded_layers: [Layer; 3],
 }
 
 impl Buffers {
@@ -94,7 +92,6 @@ impl Buffers {
             flash: [0; MODEL_BYTES],
             reloaded: [0.0; PARAMETERS],
             reloaded_state: [0.0; PARAMETERS],
-            reloaded_layers: LAYERS,
         }
     }
 }
@@ -266,11 +263,8 @@ pub fn save_and_reload(buffers: &mut Buffers, steps: u64) -> Result<usize, PcErr
         Some((&sgd, &buffers.optimizer_state)),
         &mut buffers.flash,
     )?;
-    let spec = model_bytes::read_model(
-        &buffers.flash,
-        &mut buffers.reloaded_layers,
-        &mut buffers.reloaded,
-    )?;
+    let mut layers = [Layer::dense(1, 1, Activation::Identity); 3];
+    let spec = model_bytes::read_model(&buffers.flash, &mut layers, &mut buffers.reloaded)?;
     let reloaded_sgd = model_bytes::read_sgd(&buffers.flash, &mut buffers.reloaded_state)?;
     if spec != SPEC || reloaded_sgd != sgd || buffers.reloaded_state != buffers.optimizer_state {
         return Err(PcError::CorruptModel {
