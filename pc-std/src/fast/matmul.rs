@@ -1,7 +1,7 @@
 //! The one place where pc touches `unsafe`: a safe, checked wrapper around the `gemm`
 //! crate's pointer-based matrix product.
 //!
-//! [`gemm`] computes `dst = lhs * rhs` or `dst += lhs * rhs` for strided matrix views
+//! [`gemm()`] computes `dst = lhs * rhs` or `dst += lhs * rhs` for strided matrix views
 //! ([`MatRef`], [`MatMut`]). Every view is checked when it is built, so that each element
 //! it addresses lies inside its slice; the product checks that the shapes fit. The
 //! `unsafe` call below relies on those checks only (see the `SAFETY` comment).
@@ -270,7 +270,7 @@ impl<'a, T: Copy> MatMut<'a, T> {
     }
 }
 
-/// Whether [`gemm`] overwrites its output or adds to it.
+/// Whether [`gemm()`] overwrites its output or adds to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Accumulate {
     /// `dst = lhs * rhs` (the old contents are never read, so they may be NaN).
