@@ -3,5 +3,5 @@
 
 pub mod models;
 pub mod reference;
-pub mod speed;
 pub mod reproduce;
+pub mod speed;
