@@ -332,6 +332,8 @@ fn fixed_pred_step_one_is_backprop_on_cnns() {
 /// the sum of the absolute values of the polynomial's terms (each term a product of at
 /// most `L` Jacobians with relative rounding far below 1e-10), as the dense statement.
 #[test]
+// `l` is the layer number of the binomial formula, not only an index.
+#[allow(clippy::needless_range_loop)]
 fn fixed_pred_binomial_law_on_cnns() {
     for seed in seeds(2, 64) {
         let net = build(seed, false);
