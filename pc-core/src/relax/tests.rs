@@ -597,7 +597,7 @@ fn every_bad_input_gets_its_error() {
     let mut updates = vec![0.0; spec.parameter_len()];
     let batch = Batch::new(&fixture.inputs[..], fixture.targets());
     let good = Settings::strict(0.1, 3);
-    let mut call = |params: &[f64],
+    let call = |params: &[f64],
                     batch: Batch<'_, f64>,
                     settings: &Settings<'_, f64>,
                     work: &mut [f64],
