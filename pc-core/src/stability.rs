@@ -596,6 +596,56 @@ mod tests {
         assert_eq!(curvature.step_size, 1.8);
     }
 
+    /// Strict with the option relaxes with `min(step_size, safe)` and says so; other
+    /// algorithms refuse the option.
+    #[test]
+    fn strict_relaxes_with_the_smaller_step() {
+        let layers = [
+            Layer::dense(2, 3, Activation::Tanh),
+            Layer::dense(3, 3, Activation::Tanh),
+            Layer::dense(3, 2, Activation::Identity),
+        ];
+        let spec = NetworkSpec::new(&layers, Loss::Mse);
+        let params: Vec<f64> = (0..spec.parameter_len())
+            .map(|i| ((i * 29 % 17) as f64 - 8.0) / 5.0)
+            .collect();
+        let batch = Batch::new(
+            &[0.5, -1.0, 1.5, 0.25],
+            Targets::Values(&[0.0, 1.0, -1.0, 0.5]),
+        );
+        let mut workspace = vec![0.0; workspace_len(&spec, 2)];
+        let safe = safe_step_size(&spec, &params, batch, &SafeStep::default(), &mut workspace)
+            .unwrap()
+            .step_size;
+        assert!(safe > 0.0 && safe < 1.8);
+        let mut updates = vec![0.0; spec.parameter_len()];
+        for (cap, expected) in [(1.99, safe), (safe / 2.0, safe / 2.0)] {
+            let settings = Settings::strict(cap, 5).with_safe_step_size();
+            let run = infer(
+                &spec,
+                &params,
+                batch,
+                &settings,
+                &mut workspace,
+                &mut updates,
+            )
+            .unwrap();
+            assert_eq!(run.step_size(), expected);
+        }
+        let settings = Settings::fixed_pred(0.5, 5).with_safe_step_size();
+        assert!(matches!(
+            infer(
+                &spec,
+                &params,
+                batch,
+                &settings,
+                &mut workspace,
+                &mut updates
+            ),
+            Err(PcError::InvalidSettings { .. })
+        ));
+    }
+
     #[test]
     fn bad_rules_are_rejected() {
         let layers = [Layer::dense(2, 1, Activation::Tanh)];
