@@ -28,7 +28,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Command-line help of the subcommand.
-pub const USAGE: &str = "reproduce [--out DIR] [--mnist DIR] [--quick] [--seed N] [--model mlp]
+pub const USAGE: &str = "reproduce [--out DIR] [--mnist DIR] [--quick] [--seed N]
+          [--model mlp|paper-mnist-cnn]
                   runs the paper's experiments (Figs 1-4, 6 and the runtime table) and
                   writes CSVs, SVG/PNG figures and report.md to DIR (default
                   target/pc-report); --mnist DIR uses MNIST's IDX files from DIR instead
@@ -88,10 +89,10 @@ impl Options {
                 }
                 "--model" => match value()?.as_str() {
                     "mlp" => options.model = Model::Mlp,
-                    "paper-cnn" => options.model = Model::PaperCnn,
+                    "paper-cnn" | "paper-mnist-cnn" => options.model = Model::PaperCnn,
                     other => {
                         return Err(format!(
-                            "--model: unknown model `{other}` (known: mlp, paper-cnn)"
+                            "--model: unknown model `{other}` (known: mlp, paper-cnn = paper-mnist-cnn)"
                         ))
                     }
                 },
@@ -1091,6 +1092,10 @@ mod tests {
         assert!(Options::parse(&args("--out")).is_err());
         assert_eq!(
             Options::parse(&args("--model paper-cnn")).unwrap().model,
+            Model::PaperCnn
+        );
+        assert_eq!(
+            Options::parse(&args("--model paper-mnist-cnn")).unwrap().model,
             Model::PaperCnn
         );
         assert!(Options::parse(&args("--model vgg")).is_err());
