@@ -598,10 +598,10 @@ fn every_bad_input_gets_its_error() {
     let batch = Batch::new(&fixture.inputs[..], fixture.targets());
     let good = Settings::strict(0.1, 3);
     let call = |params: &[f64],
-                    batch: Batch<'_, f64>,
-                    settings: &Settings<'_, f64>,
-                    work: &mut [f64],
-                    updates: &mut [f64]| {
+                batch: Batch<'_, f64>,
+                settings: &Settings<'_, f64>,
+                work: &mut [f64],
+                updates: &mut [f64]| {
         infer(&spec, params, batch, settings, work, updates).map(|_| ())
     };
     assert_eq!(
