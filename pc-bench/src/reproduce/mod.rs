@@ -1095,7 +1095,9 @@ mod tests {
             Model::PaperCnn
         );
         assert_eq!(
-            Options::parse(&args("--model paper-mnist-cnn")).unwrap().model,
+            Options::parse(&args("--model paper-mnist-cnn"))
+                .unwrap()
+                .model,
             Model::PaperCnn
         );
         assert!(Options::parse(&args("--model vgg")).is_err());
