@@ -595,3 +595,47 @@ fn adam_in_f32_matches_the_textbook_steps() {
         );
     }
 }
+
+/// The portable kernels accept every zero dimension (rows, inputs or outputs): outputs of
+/// length zero stay as they are, the others are exact sums (bias, or zero gradients).
+#[test]
+fn portable_kernels_accept_zero_dimensions() {
+    use crate::kernels::portable;
+    use crate::LinearDims;
+    for (rows, inputs, outputs) in [(0, 2, 3), (2, 0, 3), (2, 3, 0), (0, 0, 0), (1, 0, 0)] {
+        let dims = LinearDims {
+            rows,
+            inputs,
+            outputs,
+        };
+        let x = vec![1.5; rows * inputs];
+        let weight = vec![0.5; outputs * inputs];
+        let bias: Vec<f64> = (0..outputs).map(|o| o as f64 - 1.0).collect();
+        let mut out = vec![f64::NAN; rows * outputs];
+        portable::linear_forward(dims, &x, &weight, &bias, &mut out);
+        for (i, &value) in out.iter().enumerate() {
+            assert_eq!(value, bias[i % outputs] + inputs as f64 * 0.75, "{dims:?}");
+        }
+        let grad_output = vec![2.0; rows * outputs];
+        let mut grad_input = vec![f64::NAN; rows * inputs];
+        portable::linear_backward_input(dims, &grad_output, &weight, &mut grad_input);
+        assert!(grad_input.iter().all(|&g| g == outputs as f64), "{dims:?}");
+        let mut grad_weight = vec![f64::NAN; outputs * inputs];
+        let mut grad_bias = vec![f64::NAN; outputs];
+        portable::linear_backward_parameters(
+            dims,
+            &grad_output,
+            &x,
+            &mut grad_weight,
+            &mut grad_bias,
+        );
+        assert!(
+            grad_weight.iter().all(|&g| g == 3.0 * rows as f64),
+            "{dims:?}"
+        );
+        assert!(
+            grad_bias.iter().all(|&g| g == 2.0 * rows as f64),
+            "{dims:?}"
+        );
+    }
+}
