@@ -250,6 +250,8 @@ fn hidden_range<T: Scalar, B: Backend<T>>(
 /// Power iteration in a workspace whose feedforward pass is done. Uses the beliefs
 /// (direction `u`), errors (`D u`, and `J_L u_{L-1}` in the output slot), predictions
 /// (`H u`), scratch and VJP regions; leaves `vhat`, the traces and dLoss/dy untouched.
+// Not inlined into `infer_with`, whose frame would otherwise carry it on every call.
+#[inline(never)]
 pub(crate) fn estimate<T: Scalar, B: Backend<T>>(
     problem: &Problem<'_, '_, T, B>,
     regions: &mut Regions<'_, T>,

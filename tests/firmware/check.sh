@@ -35,7 +35,7 @@ budget() {
     # Without printing (no formatting code), optimised for size: the flash budget.
     CARGO_PROFILE_RELEASE_OPT_LEVEL=s cargo build -q --release --target "$arm" --no-default-features
     local elf="$CARGO_TARGET_DIR/$arm/release/pc-firmware"
-    run budget-arm 60 "${arm_qemu[@]}" "$elf" # exit 0: learned, agreed with the host, stack within the 3 KiB guard
+    run budget-arm 60 "${arm_qemu[@]}" "$elf" # exit 0: learned, agreed with the host, stack within the 2 KiB target
     "$tools/llvm-size" -A "$elf" | grep -E '^(section|\.text|\.rodata|\.data|\.bss|\.vector_table)'
     if command -v python3 >/dev/null; then
         python3 budget.py "$tools/llvm-objdump" "$elf" pc_firmware_task::learning_step

@@ -63,6 +63,8 @@ impl Conv2d {
 ///
 /// Lengths: `input` rows x `conv.input.len()`, `weight` [`Conv2d::weight_len`], `bias`
 /// `out_channels`, `output` rows x `conv.output_shape().len()` (overwritten).
+// Kept out of line so the layer VJP that dispatches to it keeps a small stack frame.
+#[inline(never)]
 pub fn forward<T: Scalar>(
     conv: &Conv2d,
     rows: usize,
@@ -78,6 +80,8 @@ pub fn forward<T: Scalar>(
 /// of `tangent_input` without the bias (overwrites `tangent_output`).
 ///
 /// Lengths as [`forward`] without the bias.
+// Kept out of line so the layer VJP that dispatches to it keeps a small stack frame.
+#[inline(never)]
 pub fn jvp<T: Scalar>(
     conv: &Conv2d,
     rows: usize,
@@ -151,6 +155,8 @@ fn correlate<T: Scalar>(
 ///
 /// Lengths: `grad_output` rows x `conv.output_shape().len()`, `weight`
 /// [`Conv2d::weight_len`], `grad_input` rows x `conv.input.len()`.
+// Kept out of line so the layer VJP that dispatches to it keeps a small stack frame.
+#[inline(never)]
 pub fn backward_input<T: Scalar>(
     conv: &Conv2d,
     rows: usize,
@@ -215,6 +221,8 @@ pub fn backward_input<T: Scalar>(
 ///
 /// Lengths: `grad_output` rows x `conv.output_shape().len()`, `input` rows x
 /// `conv.input.len()`, `grad_weight` [`Conv2d::weight_len`], `grad_bias` `out_channels`.
+// Kept out of line so the layer VJP that dispatches to it keeps a small stack frame.
+#[inline(never)]
 pub fn backward_parameters<T: Scalar>(
     conv: &Conv2d,
     rows: usize,

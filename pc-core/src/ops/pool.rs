@@ -34,6 +34,8 @@ impl Pool2d {
 /// `output[r][c][p] = max` of the window of `p` (NaN if the window holds a NaN).
 ///
 /// Lengths: `input` rows x `pool.input.len()`, `output` rows x `pool.output_shape().len()`.
+// Kept out of line so the layer VJP that dispatches to it keeps a small stack frame.
+#[inline(never)]
 pub fn max_forward<T: Scalar>(pool: &Pool2d, rows: usize, input: &[T], output: &mut [T]) {
     with_scan!(pool, scan => max_forward_by(pool, rows, input, output, scan))
 }
@@ -129,6 +131,8 @@ fn window_max<T: Scalar>(
 ///
 /// Lengths: `input` and `grad_input` rows x `pool.input.len()`, `grad_output` rows x
 /// `pool.output_shape().len()`.
+// Kept out of line so the layer VJP that dispatches to it keeps a small stack frame.
+#[inline(never)]
 pub fn max_backward<T: Scalar>(
     pool: &Pool2d,
     rows: usize,
@@ -166,6 +170,8 @@ fn max_backward_by<T: Scalar>(
 ///
 /// Lengths: `input` and `tangent_input` rows x `pool.input.len()`, `output` and
 /// `tangent_output` rows x `pool.output_shape().len()`.
+// Kept out of line so the layer VJP that dispatches to it keeps a small stack frame.
+#[inline(never)]
 pub fn max_jvp<T: Scalar>(
     pool: &Pool2d,
     rows: usize,
@@ -204,6 +210,8 @@ fn max_jvp_by<T: Scalar>(
 /// is also its own Jacobian-vector product.
 ///
 /// Lengths: `input` rows x `pool.input.len()`, `output` rows x `pool.output_shape().len()`.
+// Kept out of line so the layer VJP that dispatches to it keeps a small stack frame.
+#[inline(never)]
 pub fn avg_forward<T: Scalar>(pool: &Pool2d, rows: usize, input: &[T], output: &mut [T]) {
     let (in_len, out_len) = (pool.input.len(), pool.output_shape().len());
     let (kh, kw, width) = (pool.kernel[0], pool.kernel[1], pool.input.width);
@@ -229,6 +237,8 @@ pub fn avg_forward<T: Scalar>(pool: &Pool2d, rows: usize, input: &[T], output: &
 ///
 /// Lengths: `grad_output` rows x `pool.output_shape().len()`, `grad_input` rows x
 /// `pool.input.len()` (overwritten).
+// Kept out of line so the layer VJP that dispatches to it keeps a small stack frame.
+#[inline(never)]
 pub fn avg_backward<T: Scalar>(
     pool: &Pool2d,
     rows: usize,

@@ -5,6 +5,9 @@ use crate::{layer::Values, Backend, Scalar};
 
 /// `epsilon_L = dLoss/dy`, `epsilon_l = J_{l+1}(vhat_l)^T epsilon_{l+1}`, and each layer's
 /// parameter gradient in the same sweep; then `v_l = vhat_l - epsilon_l`.
+// Not inlined into `infer_with`: only one algorithm runs per call, so keeping their
+// frames separate bounds the stack by the largest one instead of their sum.
+#[inline(never)]
 pub(super) fn run<T: Scalar, B: Backend<T>>(
     problem: &Problem<'_, '_, T, B>,
     regions: &mut Regions<'_, T>,

@@ -10,6 +10,9 @@ use super::{activation_range, At, InputBelief, Problem, Regions, Report};
 use crate::{layer::Values, scalar::max_abs_difference, Backend, PcError, Scalar};
 
 /// Runs the relaxation; the beliefs region holds the offsets `e_l` until the end.
+// Not inlined into `infer_with`: only one algorithm runs per call, so keeping their
+// frames separate bounds the stack by the largest one instead of their sum.
+#[inline(never)]
 pub(super) fn run<T: Scalar, B: Backend<T>>(
     problem: &Problem<'_, '_, T, B>,
     regions: &mut Regions<'_, T>,

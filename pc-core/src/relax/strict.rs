@@ -7,6 +7,9 @@ use crate::{layer::Values, scalar::max_abs_difference, Backend, PcError, Scalar}
 
 /// Runs the relaxation. The predictions region holds `f_l(v_{l-1})` at the current beliefs
 /// and the traces region the matching intermediate values.
+// Not inlined into `infer_with`: only one algorithm runs per call, so keeping their
+// frames separate bounds the stack by the largest one instead of their sum.
+#[inline(never)]
 pub(super) fn run<T: Scalar, B: Backend<T>>(
     problem: &Problem<'_, '_, T, B>,
     regions: &mut Regions<'_, T>,

@@ -50,11 +50,9 @@ const PAINT: u32 = 0x5AA5_C33C;
 const PAINT_DEPTH: usize = 16 * 1024;
 /// Iterations of the calibration loop (two instructions each).
 const SPIN: u32 = 100_000;
-/// The stack target of one learning step beyond the caller's buffers (issue 7): reported.
-const STACK_TARGET: usize = 2048;
-/// The stack one learning step may use before the run fails: a regression guard above
-/// the measured peak (2.6 KiB for Strict at opt-level 3 with pc-core's conv-capable ops).
-const STACK_LIMIT: usize = 3072;
+/// The stack one learning step may use beyond the caller's buffers before the run fails:
+/// issue 7's 2 KiB target (measured peak 1.8 KiB, Strict at opt-level 3, on the M4F).
+const STACK_LIMIT: usize = 2048;
 /// Multiply-adds of the measured kernel call.
 #[allow(dead_code)] // used by the print build only
 const KERNEL_MACS: u64 = 16 * 32 * 32;
@@ -283,13 +281,6 @@ fn run() -> i32 {
                     _steps / _macs,
                     _steps * 100 / _macs % 100
                 );
-                if stack > STACK_TARGET {
-                    say!(
-                        "step {}: stack over the {}-byte target",
-                        algorithm.name(),
-                        STACK_TARGET
-                    );
-                }
                 if stack > STACK_LIMIT {
                     say!(
                         "step {}: stack over the {}-byte limit",
