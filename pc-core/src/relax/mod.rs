@@ -93,7 +93,7 @@ pub struct Settings<'a, T> {
     /// layer (Torch2PC's `vinit`, which Torch2PC itself ignores). Default: the feedforward values.
     pub initial_beliefs: Option<&'a [T]>,
     /// Strict only: the relaxation is reported as diverged when its energy exceeds this
-    /// multiple of the initial energy (plus one), or becomes non-finite.
+    /// multiple of its initial energy (default 1e6), or becomes non-finite.
     pub divergence_ratio: T,
     /// Strict only: choose the step size for every batch from the energy's curvature
     /// ([`crate::stability`]) before relaxing; `step_size` is then an upper bound.
