@@ -152,7 +152,7 @@ fn scaling(c: &mut Criterion) {
     );
     for hidden in [1, 2, 4, 8] {
         let mut widths = vec![784];
-        widths.extend(std::iter::repeat(256).take(hidden));
+        widths.extend(std::iter::repeat_n(256, hidden));
         widths.push(10);
         bench_one(
             &mut g,

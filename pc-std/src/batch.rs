@@ -321,7 +321,7 @@ impl<T: Scalar, B: Backend<T> + Sync> BatchRunner<T, B> {
         if batch.inputs.is_empty() {
             return Err(PcError::EmptyBatch);
         }
-        if batch.inputs.len() % input_width != 0 {
+        if !batch.inputs.len().is_multiple_of(input_width) {
             return Err(PcError::LengthMismatch {
                 what: "inputs",
                 expected: (batch.inputs.len() / input_width + 1) * input_width,

@@ -129,7 +129,11 @@ fn image(input: &mut Input<'_>, width: usize) -> ImageShape {
     if input.one_in(12) || width == 0 {
         return ImageShape::new(input.below(4), input.below(4), input.below(4));
     }
-    let divisors = |n: usize| (1..=n).filter(move |d| n % d == 0).collect::<Vec<_>>();
+    let divisors = |n: usize| {
+        (1..=n)
+            .filter(move |d| n.is_multiple_of(*d))
+            .collect::<Vec<_>>()
+    };
     let channels = divisors(width);
     let c = channels[input.below(channels.len())];
     let heights = divisors(width / c);
@@ -488,7 +492,7 @@ fn network_as<T: Scalar>(input: &mut Input<'_>) {
     if network_ok {
         if inputs.is_empty() {
             defects.push(defect!("no rows", PcError::EmptyBatch));
-        } else if inputs.len() % net.input_len != 0 {
+        } else if !inputs.len().is_multiple_of(net.input_len) {
             defects.push(defect!(
                 "inputs of no whole number of rows",
                 PcError::LengthMismatch { what: "inputs", .. }
