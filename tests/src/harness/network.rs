@@ -889,10 +889,14 @@ impl<T: Scalar> Case<'_, T> {
                     numerical_failure(error),
                     "{context}: a valid case failed with {error:?}"
                 );
-                let strict_diverged =
-                    algorithm == Algorithm::Strict && matches!(error, PcError::Diverged { .. });
+                // Strict relaxation is not stable for every step size in (0, 2): with a
+                // divergence ratio too large to trip (found by fuzzing: ratio f32::MAX, step
+                // 1.9375, 15 iterations) beliefs grow until the updates overflow while the
+                // energy is still finite, a typed NonFinite rather than Diverged. Exact and
+                // FixedPred have no such excuse on tame numbers.
+                let strict_numerical = algorithm == Algorithm::Strict;
                 assert!(
-                    !self.tame || strict_diverged,
+                    !self.tame || strict_numerical,
                     "{context}: a tame case failed with {error:?}"
                 );
                 return;
