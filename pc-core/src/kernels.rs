@@ -8,7 +8,9 @@
 //! `vmla.f32`); pc-std implements [`Backend`] for its SIMD/blocked kernels, and the
 //! schedule does not change.
 
-use crate::{ops::conv, Conv2d, Scalar};
+use crate::Scalar;
+#[cfg(feature = "conv")]
+use crate::{ops::conv, Conv2d};
 
 /// Sizes of one linear op applied to a block of rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,6 +85,7 @@ pub trait Backend<T: Scalar> {
     ///
     /// Lengths: `input` rows x `conv.input.len()`, `weight` [`Conv2d::weight_len`], `bias`
     /// `conv.out_channels`, `output` rows x `conv.output_shape().len()`.
+    #[cfg(feature = "conv")]
     fn conv2d_forward(
         &self,
         conv: &Conv2d,
@@ -100,6 +103,7 @@ pub trait Backend<T: Scalar> {
     ///
     /// Lengths: `grad_output` rows x `conv.output_shape().len()`, `weight`
     /// [`Conv2d::weight_len`], `grad_input` rows x `conv.input.len()`.
+    #[cfg(feature = "conv")]
     fn conv2d_backward_input(
         &self,
         conv: &Conv2d,
@@ -117,6 +121,7 @@ pub trait Backend<T: Scalar> {
     ///
     /// Lengths: `grad_output` rows x `conv.output_shape().len()`, `input` rows x
     /// `conv.input.len()`, `grad_weight` [`Conv2d::weight_len`], `grad_bias` `conv.out_channels`.
+    #[cfg(feature = "conv")]
     fn conv2d_backward_parameters(
         &self,
         conv: &Conv2d,

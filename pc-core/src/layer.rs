@@ -5,11 +5,11 @@
 //! respect to the layer input and/or its parameters, at the point the trace was taken.
 //! The kind of each op is matched once per op and call, never per element.
 
-use crate::{
-    kernels::LinearDims,
-    ops::{conv, pool},
-    Backend, Layer, Op, Scalar, MAX_OPS_PER_LAYER,
-};
+#[cfg(all(feature = "conv", feature = "safe-step"))]
+use crate::ops::conv;
+#[cfg(feature = "conv")]
+use crate::ops::pool;
+use crate::{kernels::LinearDims, Backend, Layer, Op, Scalar, MAX_OPS_PER_LAYER};
 
 /// One layer applied to a block of `rows` samples with its parameters.
 #[derive(Clone, Copy, Debug)]
@@ -95,15 +95,21 @@ impl<T: Scalar> LayerView<'_, T> {
                     backend.linear_forward(dims, source, weight, &bias[..outputs], target);
                 }
                 Op::Activation(activation) => activation.forward(source, target),
+                Op::Flatten => target.copy_from_slice(source),
+                #[cfg(feature = "conv")]
                 Op::Conv2d(conv) => {
                     let weights = &self.params[plan.param_offsets[k]..];
                     let (weight, bias) = weights.split_at(conv.weight_len());
                     let bias = &bias[..conv.out_channels];
                     backend.conv2d_forward(&conv, rows, source, weight, bias, target);
                 }
+                #[cfg(feature = "conv")]
                 Op::MaxPool2d(pool) => pool::max_forward(&pool, rows, source, target),
+                #[cfg(feature = "conv")]
                 Op::AvgPool2d(pool) => pool::avg_forward(&pool, rows, source, target),
-                Op::Flatten => target.copy_from_slice(source),
+                // Image ops in a build without `conv`: `NetworkSpec::validate` rejects them.
+                #[cfg(not(feature = "conv"))]
+                Op::Conv2d(_) | Op::MaxPool2d(_) | Op::AvgPool2d(_) => {}
             }
         }
     }
@@ -167,6 +173,7 @@ impl<T: Scalar> LayerView<'_, T> {
                     &mut grad_bias[..outputs],
                 );
             }
+            #[cfg(feature = "conv")]
             if let (Op::Conv2d(conv), Some(params_out)) = (op, grad_params.as_deref_mut()) {
                 let offset = plan.param_offsets[k];
                 let (grad_weight, grad_bias) = params_out[offset..].split_at_mut(conv.weight_len());
@@ -203,14 +210,20 @@ impl<T: Scalar> LayerView<'_, T> {
                 Op::Activation(activation) => {
                     activation.backward(op_input, op_output, gradient, target)
                 }
+                Op::Flatten => target.copy_from_slice(gradient),
+                #[cfg(feature = "conv")]
                 Op::Conv2d(conv) => {
                     let offset = plan.param_offsets[k];
                     let weight = &self.params[offset..offset + conv.weight_len()];
                     backend.conv2d_backward_input(&conv, rows, gradient, weight, target);
                 }
+                #[cfg(feature = "conv")]
                 Op::MaxPool2d(pool) => pool::max_backward(&pool, rows, op_input, gradient, target),
+                #[cfg(feature = "conv")]
                 Op::AvgPool2d(pool) => pool::avg_backward(&pool, rows, gradient, target),
-                Op::Flatten => target.copy_from_slice(gradient),
+                // Image ops in a build without `conv`: `NetworkSpec::validate` rejects them.
+                #[cfg(not(feature = "conv"))]
+                Op::Conv2d(_) | Op::MaxPool2d(_) | Op::AvgPool2d(_) => {}
             }
             current = if current == 1 { 2 } else { 1 };
         }
@@ -221,6 +234,7 @@ impl<T: Scalar> LayerView<'_, T> {
     /// sample. Used by the curvature analysis (`stability`), not by the relaxation.
     ///
     /// `scratch` must hold `2 * rows * max_width` values.
+    #[cfg(feature = "safe-step")]
     pub fn jvp(
         &self,
         values: &Values<'_, T>,
@@ -278,19 +292,25 @@ impl<T: Scalar> LayerView<'_, T> {
                 Op::Activation(activation) => {
                     activation.backward(op_input, op_output, tangent, target)
                 }
+                Op::Flatten => target.copy_from_slice(tangent),
                 // Linear: the convolution of the tangent without the bias.
+                #[cfg(feature = "conv")]
                 Op::Conv2d(conv) => {
                     let offset = plan.param_offsets[k];
                     let weight = &self.params[offset..offset + conv.weight_len()];
                     conv::jvp(&conv, rows, tangent, weight, target);
                 }
                 // The tangent of each window's first maximum (the winners at `values`).
+                #[cfg(feature = "conv")]
                 Op::MaxPool2d(pool) => {
                     pool::max_jvp(&pool, rows, op_input, op_output, tangent, target)
                 }
                 // Linear: the average of the tangent.
+                #[cfg(feature = "conv")]
                 Op::AvgPool2d(pool) => pool::avg_forward(&pool, rows, tangent, target),
-                Op::Flatten => target.copy_from_slice(tangent),
+                // Image ops in a build without `conv`: `NetworkSpec::validate` rejects them.
+                #[cfg(not(feature = "conv"))]
+                Op::Conv2d(_) | Op::MaxPool2d(_) | Op::AvgPool2d(_) => {}
             }
             current = if current == 1 { 2 } else { 1 };
         }

@@ -12,7 +12,8 @@ use crate::{
 /// parameters, optimizer state and step count are exactly as before.
 ///
 /// # Example
-/// ```
+#[cfg_attr(feature = "fixed-pred", doc = "```")]
+#[cfg_attr(not(feature = "fixed-pred"), doc = "```ignore")]
 /// use pc_core::{Activation, Batch, Layer, Learner, Loss, NetworkSpec, Settings, Sgd, Targets};
 /// const LAYERS: [Layer; 2] = [Layer::dense(2, 4, Activation::Tanh), Layer::dense(4, 1, Activation::Identity)];
 /// const SPEC: NetworkSpec<'static> = NetworkSpec::new(&LAYERS, Loss::Mse);
@@ -130,7 +131,14 @@ impl<'a, 's, T: Scalar, O: Optimizer<T>> Learner<'a, 's, T, O> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(
+    test,
+    feature = "conv",
+    feature = "safe-step",
+    feature = "exact",
+    feature = "fixed-pred",
+    feature = "strict"
+))]
 mod tests {
     use crate::{
         Activation, Adam, Batch, Layer, Learner, Loss, NetworkSpec, Optimizer, PcError, Settings,

@@ -30,9 +30,34 @@
 //! ([`NetworkSpec::workspace_len`]), so firmware sizes static arrays at compile time.
 //! Weights are `out x in`, row-major, as PyTorch.
 //!
+//! ## Cargo features
+//!
+//! All on by default; each only adds code, so a firmware turns off what it does not use
+//! and links less (`default-features = false, features = ["strict"]` for dense layers
+//! trained with Strict):
+//!
+//! | feature | adds |
+//! |---|---|
+//! | `conv` | the kernels of [`Op::Conv2d`], [`Op::MaxPool2d`] and [`Op::AvgPool2d`] ([`ops::conv`], [`ops::pool`], the `conv2d_*` methods of [`Backend`]) |
+//! | `safe-step` | Strict's step size from the energy's curvature ([`Settings::with_safe_step_size`], [`safe_step_size`], [`stability::hessian_vector_product`]); implies `strict` |
+//! | `exact` | [`Algorithm::Exact`] |
+//! | `fixed-pred` | [`Algorithm::FixedPred`] |
+//! | `strict` | [`Algorithm::Strict`] |
+//!
+//! Dense layers (linear ops and every activation), the losses, the optimizers and
+//! [`model_bytes`] are always built. The *descriptions* exist in every build: every
+//! [`Op`] and [`Algorithm`] variant, [`Conv2d`], [`Pool2d`], [`SafeStep`] and the
+//! `const fn` sizes, so code that describes a network compiles the same whatever the
+//! features. Asking a build for what it lacks is a typed error before any output is
+//! written: [`NetworkSpec::validate`] (run by every entry point) and
+//! [`model_bytes::read_model`] give [`PcError::InvalidOp`] for an image op without
+//! `conv`, [`infer`] and [`Learner::step`] give [`PcError::InvalidSettings`] for an
+//! algorithm or the safe step size without its feature.
+//!
 //! ## Example
 //!
-//! ```
+#![cfg_attr(feature = "strict", doc = "```")]
+#![cfg_attr(not(feature = "strict"), doc = "```ignore")]
 //! use pc_core::{infer, Activation, Batch, Layer, Loss, NetworkSpec, Settings, Targets};
 //!
 //! const LAYERS: [Layer; 3] = [
@@ -60,6 +85,11 @@
 //! ```
 #![no_std]
 #![deny(missing_docs)]
+// With no algorithm feature every `infer` is an error, and the schedule is dead code.
+#![cfg_attr(
+    not(any(feature = "exact", feature = "fixed-pred", feature = "strict")),
+    allow(dead_code, unused_variables, unreachable_code)
+)]
 
 // The proptest strategies (and the unit tests) need std; the kernels never do.
 #[cfg(any(test, feature = "proptest-support"))]
@@ -68,6 +98,15 @@ extern crate std;
 mod activation;
 mod error;
 #[cfg(test)]
+mod feature_tests;
+#[cfg(all(
+    test,
+    feature = "conv",
+    feature = "safe-step",
+    feature = "exact",
+    feature = "fixed-pred",
+    feature = "strict"
+))]
 mod hardening_tests;
 pub mod kernels;
 mod layer;
@@ -95,4 +134,6 @@ pub use relax::{
 };
 pub use scalar::Scalar;
 pub use spec::{Layer, NetworkSpec, Op, MAX_OPS_PER_LAYER};
-pub use stability::{safe_step_size, Curvature, SafeStep};
+#[cfg(feature = "safe-step")]
+pub use stability::safe_step_size;
+pub use stability::{Curvature, SafeStep};

@@ -8,7 +8,9 @@
 //! [`read_sgd`] restores the optimizer. Every reader validates the whole model (magic,
 //! version, scalar type, length, CRC-32, every op, the network's shapes, finiteness of
 //! every value) before it writes anything into a caller's slice, and reports a malformed
-//! model as [`PcError::CorruptModel`], never by panicking.
+//! model as [`PcError::CorruptModel`], never by panicking. A well-formed model with an op
+//! this build lacks (a convolution or pooling op without the `conv` feature) is
+//! [`PcError::InvalidOp`].
 //!
 //! # Format, version 1
 //!
@@ -611,6 +613,23 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A well-formed op that this build of pc-core cannot run (its cargo feature is off) is
+/// [`PcError::InvalidOp`], as [`NetworkSpec::validate`] reports it, not a corrupt model.
+fn built(op: &Op, layer: usize, index: usize) -> Result<(), PcError> {
+    match op {
+        #[cfg(not(feature = "conv"))]
+        Op::Conv2d(_) | Op::MaxPool2d(_) | Op::AvgPool2d(_) => Err(PcError::InvalidOp {
+            layer,
+            op: index,
+            reason: crate::ops::IMAGE_OPS_NEED_CONV,
+        }),
+        _ => {
+            let _ = (layer, index);
+            Ok(())
+        }
+    }
+}
+
 /// The checks [`NetworkSpec::validate`] makes of one op that receives `width` features per
 /// sample; returns the op's output width.
 fn check_op(op: &Op, width: usize) -> Result<usize, PcError> {
@@ -725,10 +744,11 @@ fn parse(bytes: &[u8]) -> Result<Parsed, PcError> {
     let mut width = info.input_len;
     let mut activations = width;
     let mut parameters = 0usize;
-    for _ in 0..info.layers {
+    for layer in 1..=info.layers {
         let count = r.op_count()?;
-        for _ in 0..count {
+        for index in 0..count {
             let op = r.op()?;
+            built(&op, layer, index)?;
             width = check_op(&op, width)?;
             parameters = parameters
                 .checked_add(op.parameter_len())
@@ -1116,7 +1136,11 @@ mod tests {
                 }
                 Ok(_) => {}
                 Err(error) => {
-                    assert!(matches!(error, PcError::CorruptModel { .. }));
+                    // Without `conv`, an edit that makes a well-formed image op is the
+                    // build's limit, not corruption.
+                    let lacking_conv =
+                        cfg!(not(feature = "conv")) && matches!(error, PcError::InvalidOp { .. });
+                    assert!(matches!(error, PcError::CorruptModel { .. }) || lacking_conv);
                     rejected += 1;
                 }
             }
@@ -1157,6 +1181,7 @@ mod tests {
         assert_eq!(read_info(&page).unwrap().total_len, plain.len());
     }
 
+    #[cfg(feature = "conv")]
     #[test]
     fn convolution_and_pooling_round_trip_and_reject_every_bit_flip() {
         let conv = Conv2d::new(ImageShape::new(1, 6, 6), 2, [3, 3]).with_padding([1, 1]);

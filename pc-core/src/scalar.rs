@@ -154,6 +154,7 @@ pub(crate) fn first_non_finite<T: Scalar>(values: &[T]) -> Option<usize> {
 /// The larger of `current` and `candidate`, where a NaN candidate wins (so a residual
 /// computed from NaN values is NaN, not silently ignored as `Float::max` would).
 #[inline(always)]
+#[cfg_attr(not(any(feature = "fixed-pred", feature = "strict")), allow(dead_code))]
 pub(crate) fn max_or_nan<T: Scalar>(current: T, candidate: T) -> T {
     if candidate > current || candidate.is_nan() {
         candidate
@@ -166,6 +167,7 @@ pub(crate) fn max_or_nan<T: Scalar>(current: T, candidate: T) -> T {
 /// what a loop of [`max_or_nan`] over the differences returns, bit for bit (a maximum
 /// does not depend on the order it is taken in), but over eight independent lanes so
 /// that it vectorises instead of running one dependent `max` per element.
+#[cfg_attr(not(any(feature = "fixed-pred", feature = "strict")), allow(dead_code))]
 pub(crate) fn max_abs_difference<T: Scalar>(current: T, a: &[T], b: &[T]) -> T {
     const LANES: usize = 8;
     let len = a.len().min(b.len());

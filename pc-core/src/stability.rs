@@ -28,7 +28,8 @@
 //! makes Strict compute it for every batch before relaxing.
 //!
 //! # Example
-//! ```
+#![cfg_attr(feature = "safe-step", doc = "```")]
+#![cfg_attr(not(feature = "safe-step"), doc = "```ignore")]
 //! use pc_core::{safe_step_size, Activation, Batch, Layer, Loss, NetworkSpec, SafeStep, Targets};
 //! let layers = [
 //!     Layer::dense(2, 4, Activation::Tanh),
@@ -46,12 +47,13 @@
 //! # Ok::<(), pc_core::PcError>(())
 //! ```
 
+use crate::NetworkSpec;
+#[cfg(feature = "safe-step")]
 use crate::{
     error::{check_finite, check_len},
     layer::Values,
     relax::{activation_range, check_problem, region_lens, InputBelief, Problem, Regions},
-    Backend, Batch, Loss, NetworkSpec, PcError, Portable, Scalar, Settings, Targets,
-    MAX_ITERATIONS,
+    Backend, Batch, Loss, PcError, Portable, Scalar, Settings, Targets, MAX_ITERATIONS,
 };
 
 /// How [`safe_step_size`] estimates the largest curvature and turns it into a step size.
@@ -89,6 +91,7 @@ impl Default for SafeStep {
 }
 
 impl SafeStep {
+    #[cfg(feature = "safe-step")]
     pub(crate) fn validate(&self) -> Result<(), PcError> {
         if !(self.margin > 0.0 && self.margin < 1.0) {
             return Err(PcError::InvalidHyperparameter {
@@ -137,6 +140,7 @@ pub const fn workspace_len(spec: &NetworkSpec<'_>, rows: usize) -> usize {
     spec.workspace_len(rows)
 }
 
+#[cfg(feature = "safe-step")]
 /// Estimates `lambda_max` of the Strict energy's Hessian in the hidden beliefs at the
 /// feedforward values (per sample, the largest over the batch; input clamped) and
 /// returns the step size `rule.margin * 2 / lambda_max` (see the [module docs](self)).
@@ -154,6 +158,7 @@ pub fn safe_step_size<T: Scalar>(
     safe_step_size_with(&Portable, spec, params, batch, rule, workspace)
 }
 
+#[cfg(feature = "safe-step")]
 /// As [`safe_step_size`], with the forward pass on `backend`'s kernels.
 pub fn safe_step_size_with<T: Scalar, B: Backend<T>>(
     backend: &B,
@@ -188,6 +193,7 @@ pub fn safe_step_size_with<T: Scalar, B: Backend<T>>(
     Ok(estimate(&problem, &mut regions, rule))
 }
 
+#[cfg(feature = "safe-step")]
 /// Writes `H u` into `product` for a direction `u` of hidden beliefs (`v_1..v_{L-1}`,
 /// each rows x width, layer after layer: the layout of
 /// [`Settings::initial_beliefs`](crate::Settings::initial_beliefs)), with `H` the Hessian of
@@ -238,6 +244,7 @@ pub fn hessian_vector_product<T: Scalar>(
     Ok(())
 }
 
+#[cfg(feature = "safe-step")]
 /// The beliefs that move, `v_lowest..v_{L-1}`, as a range of an activation region.
 fn hidden_range<T: Scalar, B: Backend<T>>(
     problem: &Problem<'_, '_, T, B>,
@@ -247,6 +254,7 @@ fn hidden_range<T: Scalar, B: Backend<T>>(
     activation_range(spec, rows, lowest).start..activation_range(spec, rows, spec.depth()).start
 }
 
+#[cfg(feature = "safe-step")]
 /// Power iteration in a workspace whose feedforward pass is done. Uses the beliefs
 /// (direction `u`), errors (`D u`, and `J_L u_{L-1}` in the output slot), predictions
 /// (`H u`), scratch and VJP regions; leaves `vhat`, the traces and dLoss/dy untouched.
@@ -311,6 +319,7 @@ pub(crate) fn estimate<T: Scalar, B: Backend<T>>(
     }
 }
 
+#[cfg(feature = "safe-step")]
 /// `step`, or the smallest positive normal value when it underflowed to zero (a tiny
 /// margin in `f32`, or a huge curvature), so the step size stays in `(0, 2)`.
 fn positive<T: Scalar>(step: T) -> T {
@@ -321,6 +330,7 @@ fn positive<T: Scalar>(step: T) -> T {
     }
 }
 
+#[cfg(feature = "safe-step")]
 /// Scales each sample's part of the moving beliefs in `vectors` to unit norm. With
 /// `directions` (unit per sample), returns the largest `directions_r . vectors_r` over the
 /// samples (taken before scaling), else zero.
@@ -361,6 +371,7 @@ fn normalise_rows<T: Scalar, B: Backend<T>>(
     largest
 }
 
+#[cfg(feature = "safe-step")]
 /// `predictions[hidden] = H beliefs[hidden]`, `H = D^T D + J_L^T (d^2 Loss) J_L` at the
 /// feedforward values, for the beliefs `lowest..L-1`.
 fn apply_hessian<T: Scalar, B: Backend<T>>(
@@ -448,6 +459,7 @@ fn apply_hessian<T: Scalar, B: Backend<T>>(
     }
 }
 
+#[cfg(feature = "safe-step")]
 /// `product = (d^2 Loss / dy^2) direction` at the output `output`, per sample.
 fn loss_hessian_product<T: Scalar, B: Backend<T>>(
     problem: &Problem<'_, '_, T, B>,
@@ -495,7 +507,12 @@ fn loss_hessian_product<T: Scalar, B: Backend<T>>(
     }
 }
 
-#[cfg(test)]
+#[cfg(all(
+    test,
+    feature = "safe-step",
+    feature = "exact",
+    feature = "fixed-pred"
+))]
 mod tests {
     use super::*;
     use crate::{infer, Activation, Layer};

@@ -13,7 +13,8 @@
 //!   average over `kh * kw`), in [`pool`]. Max pooling routes a gradient (and a tangent)
 //!   to the first maximum of its window, as PyTorch does.
 //!
-//! ```
+#![cfg_attr(feature = "conv", doc = "```")]
+#![cfg_attr(not(feature = "conv"), doc = "```ignore")]
 //! use pc_core::{Activation, Conv2d, ImageShape, Layer, Loss, NetworkSpec, Op, Pool2d};
 //! const IMAGE: ImageShape = ImageShape::new(1, 28, 28);
 //! const CONV: Conv2d = Conv2d::new(IMAGE, 10, [3, 3]);
@@ -29,7 +30,9 @@
 //! # Ok::<(), pc_core::PcError>(())
 //! ```
 
+#[cfg(feature = "conv")]
 pub mod conv;
+#[cfg(feature = "conv")]
 pub mod pool;
 
 /// The shape of one sample of an image batch: `channels x height x width`, stored in
@@ -178,6 +181,7 @@ impl Conv2d {
     }
 
     /// Why the convolution is unusable, if it is.
+    #[cfg(feature = "conv")]
     pub(crate) const fn problem(&self) -> Option<&'static str> {
         if self.input.is_empty() {
             Some("conv2d: the input shape has a zero dimension")
@@ -240,6 +244,7 @@ impl Pool2d {
     }
 
     /// Why the pool is unusable, if it is.
+    #[cfg(feature = "conv")]
     pub(crate) const fn problem(&self) -> Option<&'static str> {
         if self.input.is_empty() {
             Some("pool2d: the input shape has a zero dimension")
@@ -257,6 +262,7 @@ impl Pool2d {
 
 /// The range of output positions `o` along one axis whose input index
 /// `o * stride + offset - pad` lies in `0..size`, clipped to `0..count`.
+#[cfg(feature = "conv")]
 #[inline]
 pub(crate) fn valid_outputs(
     count: usize,
@@ -280,17 +286,27 @@ pub(crate) fn valid_outputs(
     low.min(high)..high
 }
 
+/// Why a convolution or pooling op is unusable in a build without the `conv` feature.
+#[cfg(not(feature = "conv"))]
+pub(crate) const IMAGE_OPS_NEED_CONV: &str = "image ops need pc-core's `conv` feature";
+
 impl crate::Op {
     /// Why the op's own description is unusable, if it is (checked by
     /// [`NetworkSpec::validate`](crate::NetworkSpec::validate)).
     pub(crate) const fn shape_problem(&self) -> Option<&'static str> {
         match self {
+            #[cfg(not(feature = "conv"))]
+            crate::Op::Conv2d(_) | crate::Op::MaxPool2d(_) | crate::Op::AvgPool2d(_) => {
+                Some(IMAGE_OPS_NEED_CONV)
+            }
+            #[cfg(feature = "conv")]
             crate::Op::Conv2d(conv) => conv.problem(),
+            #[cfg(feature = "conv")]
             crate::Op::MaxPool2d(pool) | crate::Op::AvgPool2d(pool) => pool.problem(),
             _ => None,
         }
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "conv"))]
 mod tests;

@@ -1,6 +1,6 @@
 //! Adam and AdamW, as `torch.optim.Adam` and `torch.optim.AdamW`.
 
-use super::{check_range, Optimizer, MAX_STATE_PER_PARAMETER};
+use super::{check_non_negative, check_range, Optimizer, MAX_STATE_PER_PARAMETER};
 use crate::{PcError, Scalar};
 
 /// Adam's per-step constants.
@@ -23,10 +23,10 @@ struct Moments<T> {
 
 impl<T: Scalar> Moments<T> {
     fn validate(&self) -> Result<(), PcError> {
-        check_range("learning rate", self.learning_rate, 0.0, f64::MAX)?;
+        check_non_negative("learning rate", self.learning_rate)?;
         check_range("beta1", self.beta1, 0.0, 1.0 - f64::EPSILON)?;
         check_range("beta2", self.beta2, 0.0, 1.0 - f64::EPSILON)?;
-        check_range("epsilon", self.epsilon, 0.0, f64::MAX)
+        check_non_negative("epsilon", self.epsilon)
     }
 
     /// The bias corrections of step `step`: `lr / (1 - b1^t)` and `sqrt(1 - b2^t)`.
@@ -124,7 +124,7 @@ impl<T: Scalar> Optimizer<T> for Adam<T> {
 
     fn validate(&self) -> Result<(), PcError> {
         self.moments.validate()?;
-        check_range("weight decay", self.weight_decay, 0.0, f64::MAX)
+        check_non_negative("weight decay", self.weight_decay)
     }
 
     fn steps(&self) -> u64 {
@@ -213,7 +213,7 @@ impl<T: Scalar> Optimizer<T> for AdamW<T> {
 
     fn validate(&self) -> Result<(), PcError> {
         self.moments.validate()?;
-        check_range("weight decay", self.weight_decay, 0.0, f64::MAX)
+        check_non_negative("weight decay", self.weight_decay)
     }
 
     fn steps(&self) -> u64 {

@@ -125,6 +125,40 @@ fn gather<T: Scalar, O: Optimizer<T> + ?Sized>(
     local
 }
 
+/// Checks that a hyperparameter is finite and at least zero: exactly
+/// `check_range(name, value, 0.0, f64::MAX)` (every finite `f32` or `f64` is at most
+/// `f64::MAX`, and the conversion to `f64` is exact), compared in `T` so that an `f32`
+/// build does no `f64` arithmetic (software routines on a single-precision FPU). Out of
+/// line: one copy serves every hyperparameter.
+#[inline(never)]
+pub(crate) fn check_non_negative<T: Scalar>(name: &'static str, value: T) -> Result<(), PcError> {
+    if value.is_finite() && value >= T::zero() {
+        Ok(())
+    } else {
+        Err(PcError::InvalidHyperparameter {
+            name,
+            value: value.to_f64(),
+            min: 0.0,
+            max: f64::MAX,
+        })
+    }
+}
+
+/// Checks that a hyperparameter is finite: exactly `check_range(name, value, f64::MIN,
+/// f64::MAX)`, compared in `T` (see [`check_non_negative`]).
+pub(crate) fn check_finite_value<T: Scalar>(name: &'static str, value: T) -> Result<(), PcError> {
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(PcError::InvalidHyperparameter {
+            name,
+            value: value.to_f64(),
+            min: f64::MIN,
+            max: f64::MAX,
+        })
+    }
+}
+
 /// Checks that a hyperparameter lies in `[min, max]` and is finite.
 pub(crate) fn check_range<T: Scalar>(
     name: &'static str,

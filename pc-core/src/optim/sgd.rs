@@ -1,6 +1,6 @@
 //! Stochastic gradient descent, as `torch.optim.SGD`.
 
-use super::{check_range, Optimizer, MAX_STATE_PER_PARAMETER};
+use super::{check_finite_value, check_non_negative, Optimizer, MAX_STATE_PER_PARAMETER};
 use crate::{PcError, Scalar};
 
 /// `torch.optim.SGD`: with weight decay `g <- g + wd p`; with momentum `b <- g` on the first
@@ -81,10 +81,10 @@ impl<T: Scalar> Optimizer<T> for Sgd<T> {
     const STATE_PER_PARAMETER: usize = 1;
 
     fn validate(&self) -> Result<(), PcError> {
-        check_range("learning rate", self.learning_rate, 0.0, f64::MAX)?;
-        check_range("momentum", self.momentum, 0.0, f64::MAX)?;
-        check_range("dampening", self.dampening, f64::MIN, f64::MAX)?;
-        check_range("weight decay", self.weight_decay, 0.0, f64::MAX)?;
+        check_non_negative("learning rate", self.learning_rate)?;
+        check_non_negative("momentum", self.momentum)?;
+        check_finite_value("dampening", self.dampening)?;
+        check_non_negative("weight decay", self.weight_decay)?;
         if self.nesterov && (self.momentum <= T::zero() || self.dampening != T::zero()) {
             return Err(PcError::InvalidSettings {
                 reason: "Nesterov momentum requires a momentum and zero dampening",

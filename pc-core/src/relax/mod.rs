@@ -4,10 +4,20 @@
 //! See the crate documentation for the mathematics. Entry points: [`infer`] (portable
 //! kernels) and [`infer_with`] (any [`Backend`]).
 
+#[cfg(feature = "exact")]
 mod exact;
+#[cfg(feature = "fixed-pred")]
 mod fixed_pred;
+#[cfg(feature = "strict")]
 mod strict;
-#[cfg(test)]
+#[cfg(all(
+    test,
+    feature = "conv",
+    feature = "safe-step",
+    feature = "exact",
+    feature = "fixed-pred",
+    feature = "strict"
+))]
 mod tests;
 
 use crate::{
@@ -181,6 +191,7 @@ impl<'a, T: Scalar> Settings<'a, T> {
     }
 
     fn validate(&self) -> Result<(), PcError> {
+        missing_feature(self)?;
         if self.algorithm != Algorithm::Exact {
             let eta = self.step_size;
             if !(eta > T::zero() && eta < T::one() + T::one()) {
@@ -223,15 +234,54 @@ impl<'a, T: Scalar> Settings<'a, T> {
                 reason: "initial beliefs are used by Strict only",
             });
         }
-        if let Some(rule) = self.safe_step {
+        if let Some(_rule) = self.safe_step {
             if self.algorithm != Algorithm::Strict {
                 return Err(PcError::InvalidSettings {
                     reason: "the safe step size is used by Strict only",
                 });
             }
-            rule.validate()?;
+            // Without the feature `missing_feature` has rejected the rule already.
+            #[cfg(feature = "safe-step")]
+            _rule.validate()?;
         }
         Ok(())
+    }
+}
+
+/// The error for settings that ask for an algorithm or rule this build of pc-core lacks
+/// (its cargo feature is off); `Ok` in a build with the default features.
+fn missing_feature<T>(settings: &Settings<'_, T>) -> Result<(), PcError> {
+    let reason = match (settings.algorithm, settings.safe_step.is_some()) {
+        (Algorithm::Exact, _) if cfg!(not(feature = "exact")) => {
+            "Exact needs pc-core's `exact` feature"
+        }
+        (Algorithm::FixedPred, _) if cfg!(not(feature = "fixed-pred")) => {
+            "FixedPred needs pc-core's `fixed-pred` feature"
+        }
+        (Algorithm::Strict, _) if cfg!(not(feature = "strict")) => {
+            "Strict needs pc-core's `strict` feature"
+        }
+        (Algorithm::Strict, true) if cfg!(not(feature = "safe-step")) => {
+            "the safe step size needs pc-core's `safe-step` feature"
+        }
+        _ => return Ok(()),
+    };
+    Err(PcError::InvalidSettings { reason })
+}
+
+/// [`missing_feature`]'s error, for a dispatch that the validation already ruled out.
+#[cfg(not(all(
+    feature = "exact",
+    feature = "fixed-pred",
+    feature = "strict",
+    feature = "safe-step"
+)))]
+fn unbuilt<T>(settings: &Settings<'_, T>) -> PcError {
+    match missing_feature(settings) {
+        Err(error) => error,
+        Ok(()) => PcError::InvalidSettings {
+            reason: "this build of pc-core lacks the algorithm",
+        },
     }
 }
 
@@ -313,10 +363,12 @@ pub(crate) struct LayerSlot {
 }
 
 /// The workspace cut into its regions.
+#[cfg_attr(not(any(feature = "fixed-pred", feature = "strict")), allow(dead_code))]
 pub(crate) struct Regions<'w, T> {
     pub vhat: &'w mut [T],
     pub beliefs: &'w mut [T],
     pub errors: &'w mut [T],
+    #[cfg_attr(not(feature = "strict"), allow(dead_code))]
     pub predictions: &'w mut [T],
     pub traces: &'w mut [T],
     pub dldy: &'w mut [T],
@@ -328,6 +380,7 @@ pub(crate) struct Regions<'w, T> {
 
 /// Whole regions holding one evaluation of every layer: layer inputs (an activation
 /// region), traces and layer outputs (an activation region).
+#[cfg_attr(not(any(feature = "fixed-pred", feature = "strict")), allow(dead_code))]
 pub(crate) struct At<'a, T> {
     pub inputs: &'a [T],
     pub traces: &'a [T],
@@ -441,6 +494,7 @@ impl<'p, T: Scalar, B: Backend<T>> Problem<'p, '_, T, B> {
 
     /// `output_region[v_l] = f_l(input_region[v_{l-1}])`, keeping the trace. The two
     /// regions may be the same.
+    #[cfg_attr(not(feature = "strict"), allow(dead_code))]
     pub fn forward_layer(&self, layer: usize, input: &[T], trace: &mut [T], output: &mut [T]) {
         let slot = self.slot(layer);
         self.view(layer, &slot)
@@ -497,6 +551,7 @@ impl<'p, T: Scalar, B: Backend<T>> Problem<'p, '_, T, B> {
 
     /// Parameter updates of layer `layer` with cotangent `errors_l`, at the evaluation
     /// `at` (whose `inputs` region holds `v_{l-1}`).
+    #[cfg_attr(not(any(feature = "fixed-pred", feature = "strict")), allow(dead_code))]
     pub fn parameter_update(
         &self,
         layer: usize,
@@ -538,7 +593,8 @@ impl<'p, T: Scalar, B: Backend<T>> Problem<'p, '_, T, B> {
 /// never written.
 ///
 /// # Example
-/// ```
+#[cfg_attr(all(feature = "exact", feature = "fixed-pred"), doc = "```")]
+#[cfg_attr(not(all(feature = "exact", feature = "fixed-pred")), doc = "```ignore")]
 /// use pc_core::{infer, Activation, Batch, Layer, Loss, NetworkSpec, Settings, Targets};
 /// const LAYERS: [Layer; 2] = [Layer::dense(2, 3, Activation::Tanh), Layer::dense(3, 1, Activation::Identity)];
 /// const SPEC: NetworkSpec<'static> = NetworkSpec::new(&LAYERS, Loss::Mse);
@@ -605,12 +661,17 @@ pub fn infer_with<'w, 's, T: Scalar, B: Backend<T>>(
             index: 0,
         });
     }
+    #[cfg_attr(not(feature = "safe-step"), allow(unused_mut))]
     let mut step_size = settings.step_size;
     let report = match settings.algorithm {
+        #[cfg(feature = "exact")]
         Algorithm::Exact => exact::run(&problem, &mut regions, updates),
+        #[cfg(feature = "fixed-pred")]
         Algorithm::FixedPred => fixed_pred::run(&problem, &mut regions, updates)?,
+        #[cfg(feature = "strict")]
         Algorithm::Strict => match settings.safe_step {
             None => strict::run(&problem, &mut regions, updates)?,
+            #[cfg(feature = "safe-step")]
             Some(rule) => {
                 let curvature = crate::stability::estimate(&problem, &mut regions, &rule);
                 step_size = if curvature.step_size < settings.step_size {
@@ -628,7 +689,13 @@ pub fn infer_with<'w, 's, T: Scalar, B: Backend<T>>(
                 };
                 strict::run(&problem, &mut regions, updates)?
             }
+            // Rejected by `Settings::validate` in a build without the feature.
+            #[cfg(not(feature = "safe-step"))]
+            Some(_) => return Err(unbuilt(settings)),
         },
+        // Rejected by `Settings::validate` in a build without the algorithm's feature.
+        #[cfg(not(all(feature = "exact", feature = "fixed-pred", feature = "strict")))]
+        _ => return Err(unbuilt(settings)),
     };
     if let Err(PcError::NonFinite { index, .. }) = check_finite("parameter updates", updates) {
         return Err(PcError::NonFinite {
