@@ -1,19 +1,25 @@
 #!/usr/bin/env python3
 """Code size of everything a function can reach in a firmware ELF.
 
-Usage: budget.py OBJDUMP ELF ROOT...
+Usage: budget.py [--limit BYTES] OBJDUMP ELF ROOT...
 
 Disassembles ELF with OBJDUMP (llvm-objdump), builds the call graph from direct calls and
 branches to other symbols (bl, b.w, blx, jal, j, tail calls), and prints, for the closure
 of the functions whose demangled names contain each ROOT, the sum of their symbol sizes
 (from the symbol table) and the largest members. Data the code reads (.rodata) is listed
-separately by the caller with `size -A`.
+separately by the caller with `size -A`. With --limit, exits 1 when the code of any
+ROOT's closure is larger than BYTES.
 """
 import re
 import subprocess
 import sys
 
-objdump, elf, roots = sys.argv[1], sys.argv[2], sys.argv[3:]
+args = sys.argv[1:]
+limit = None
+if args[:1] == ["--limit"]:
+    limit, args = int(args[1]), args[2:]
+objdump, elf, roots = args[0], args[1], args[2:]
+over = False
 nm = subprocess.run([objdump.replace("objdump", "nm"), "-S", "-C", "--radix=d", elf],
                     capture_output=True, text=True, check=True).stdout
 sizes = {}
@@ -42,6 +48,8 @@ for line in asm.splitlines():
         calls[current].add(t.group(1))
 for root in roots:
     start = [f for f in calls if root in f]
+    if not start:
+        sys.exit(f"no function matches {root}")
     seen, stack = set(), list(start)
     while stack:
         f = stack.pop()
@@ -50,6 +58,11 @@ for root in roots:
         seen.add(f)
         stack.extend(calls.get(f, ()))
     total = sum(sizes.get(f, 0) for f in seen)
-    print(f"{root}: {total} bytes of code in {len(seen)} functions")
+    verdict = ""
+    if limit is not None:
+        verdict = f" (limit {limit}: {'over' if total > limit else 'within'})"
+        over |= total > limit
+    print(f"{root}: {total} bytes of code in {len(seen)} functions{verdict}")
     for f in sorted(seen, key=lambda f: -sizes.get(f, 0))[:12]:
         print(f"  {sizes.get(f, 0):6d}  {f[:110]}")
+sys.exit(1 if over else 0)

@@ -6,7 +6,9 @@
 //! count of one learning step. Exits 0 only if everything holds.
 //!
 //! With the `print` feature (default) it reports over semihosting; without it (the budget
-//! build) it holds no formatting code and reports through its exit code only.
+//! build) it holds no formatting code and reports through its exit code only. The features
+//! `fixed-pred` and `strict` (both by default) choose which algorithms it trains with; the
+//! budget builds enable one each, so only that algorithm's code is linked.
 #![no_std]
 #![no_main]
 
@@ -22,7 +24,7 @@ use pc_core::kernels::{Backend, LinearDims, Portable};
 use pc_core::{Algorithm, Layer, Learner};
 use pc_firmware_task::{
     agrees, batch, exact_step_macs, learning_step, optimizer, pc_core, prepare, save_and_reload,
-    settings, train, Buffers, EPOCHS,
+    settings, train, Buffers, ALGORITHMS, EPOCHS, MEASURED,
 };
 
 include!(concat!(env!("OUT_DIR"), "/host_losses.rs"));
@@ -186,10 +188,11 @@ fn run() -> i32 {
     let buffers: &mut Buffers = unsafe { &mut *core::ptr::addr_of_mut!(BUFFERS) };
     let mut ok = true;
     say!("pc-firmware on {}", arch::TARGET);
-    for (algorithm, host) in [
-        (Algorithm::FixedPred, &HOST_FIXED_PRED),
-        (Algorithm::Strict, &HOST_STRICT),
-    ] {
+    for &algorithm in ALGORITHMS {
+        let host = match algorithm {
+            Algorithm::FixedPred => &HOST_FIXED_PRED,
+            _ => &HOST_STRICT,
+        };
         let _name = algorithm.name();
         prepare(buffers);
         let outcome = match train(buffers, algorithm, |_epoch, _loss| {
@@ -266,7 +269,7 @@ fn run() -> i32 {
         _load_stack
     );
     let _macs = exact_step_macs() as u64;
-    for algorithm in [Algorithm::Exact, Algorithm::FixedPred, Algorithm::Strict] {
+    for &algorithm in MEASURED {
         prepare(buffers);
         match measure_step(buffers, algorithm) {
             Ok((stack, counts)) => {

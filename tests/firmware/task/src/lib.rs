@@ -141,6 +141,41 @@ pub fn prepare(buffers: &mut Buffers) {
     buffers.optimizer_state = [0.0; PARAMETERS];
 }
 
+/// The relaxation algorithms this build trains with (cargo features `fixed-pred` and
+/// `strict`, both by default), in the order the firmware runs them.
+pub const ALGORITHMS: &[Algorithm] = &[
+    #[cfg(feature = "fixed-pred")]
+    Algorithm::FixedPred,
+    #[cfg(feature = "strict")]
+    Algorithm::Strict,
+];
+
+/// The algorithms whose single learning step the firmware measures: Exact (feature
+/// `exact`, the reference) and [`ALGORITHMS`].
+pub const MEASURED: &[Algorithm] = &[
+    #[cfg(feature = "exact")]
+    Algorithm::Exact,
+    #[cfg(feature = "fixed-pred")]
+    Algorithm::FixedPred,
+    #[cfg(feature = "strict")]
+    Algorithm::Strict,
+];
+
+const _: () = assert!(
+    !ALGORITHMS.is_empty(),
+    "enable the feature `fixed-pred` or `strict` (or both)"
+);
+
+/// Settings for the predictions of a trained network (the feedforward values): the first
+/// of [`ALGORITHMS`] with no relaxation iterations, so that predicting links no other
+/// algorithm's code.
+pub fn prediction_settings() -> Settings<'static, f32> {
+    Settings {
+        iterations: 0,
+        ..settings(ALGORITHMS[0])
+    }
+}
+
 /// The relaxation of each algorithm: FixedPred with `eta = 0.5` and 8 iterations, Strict
 /// with `eta = 0.2` and 20 iterations (Exact is backprop, for reference).
 pub fn settings(algorithm: Algorithm) -> Settings<'static, f32> {
@@ -273,13 +308,13 @@ pub fn save_and_reload(buffers: &mut Buffers, steps: u64) -> Result<usize, PcErr
     }
     for index in 0..BATCHES {
         let batch = batch(&buffers.inputs, &buffers.targets, index);
-        let exact = Settings::exact();
+        let predict = prediction_settings();
         let mut trained = [0.0f32; ROWS * OUTPUTS];
         let inference = pc_core::infer(
             &SPEC,
             &buffers.parameters,
             batch,
-            &exact,
+            &predict,
             &mut buffers.workspace,
             &mut buffers.updates,
         )?;
@@ -288,7 +323,7 @@ pub fn save_and_reload(buffers: &mut Buffers, steps: u64) -> Result<usize, PcErr
             &spec,
             &buffers.reloaded,
             batch,
-            &exact,
+            &predict,
             &mut buffers.workspace,
             &mut buffers.updates,
         )?;
