@@ -13,11 +13,8 @@
 //! per block.
 //!
 //! The runner owns every buffer; after the first call on a given network and batch size
-//! it allocates nothing of its own, and with [`pc_core::Portable`] or with [`Fast`] at one
-//! row per block nothing at all (tests/no_alloc.rs). [`Fast`] products of more than one
-//! row call the `gemm` crate, which allocates its packing buffers inside each call
-//! (measured: 30 allocations for an Exact call of two blocks on a three-layer network,
-//! about 300 for Strict with 20 iterations).
+//! it allocates nothing at all, with [`pc_core::Portable`] or with [`Fast`], dense or
+//! convolutional (tests/no_alloc.rs counts every allocation).
 //!
 //! # Example
 //! ```
@@ -93,6 +90,8 @@ impl Par {
 /// One block's buffers and results.
 #[derive(Debug)]
 struct Block<T> {
+    /// The fast kernels' scratch, lent to whichever thread runs this block.
+    scratch: crate::fast::Scratch,
     workspace: Vec<T>,
     updates: Vec<T>,
     loss: T,
@@ -103,6 +102,7 @@ struct Block<T> {
 impl<T: Scalar> Block<T> {
     fn new() -> Self {
         Block {
+            scratch: crate::fast::Scratch::default(),
             workspace: Vec::new(),
             updates: Vec::new(),
             loss: T::zero(),
@@ -357,15 +357,23 @@ impl<T: Scalar, B: Backend<T> + Sync> BatchRunner<T, B> {
                 batch.targets.rows(start, count, output_width),
             )
             .block_of(total_rows);
-            match infer_with(
-                backend,
-                spec,
-                params,
-                block_batch,
-                settings,
-                &mut block.workspace,
-                &mut block.updates,
-            ) {
+            let Block {
+                scratch,
+                workspace,
+                updates,
+                ..
+            } = block;
+            match scratch.lend(|| {
+                infer_with(
+                    backend,
+                    spec,
+                    params,
+                    block_batch,
+                    settings,
+                    workspace,
+                    updates,
+                )
+            }) {
                 Ok(inference) => {
                     outputs.copy_from_slice(inference.feedforward(spec.depth()));
                     block.loss = inference.loss();

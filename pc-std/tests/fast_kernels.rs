@@ -299,3 +299,113 @@ fn views_and_shapes_are_checked() {
         })
     ));
 }
+
+/// Every path of [`gemm`] (dot-product tiles, broadcast tiles read in place or from packed
+/// panels, strided operands packed first; one and several `k` blocks; row, column and
+/// panel remainders), every operand layout, both destinations and both accumulation
+/// modes, in f32 and f64. Small integers keep every partial sum exact (|sum| <= 30 k <
+/// 2^24), so whatever order a kernel sums in, the result must equal a naive loop bit for
+/// bit; canaries around and between the destination's rows must survive.
+#[test]
+fn gemm_is_exact_on_small_integers_on_every_path() {
+    fn run<T: pc_std::fast::GemmScalar>() {
+        let value = |x: usize| T::from_f64(x as f64);
+        let mut shapes = Vec::new();
+        for m in [1usize, 6, 7, 24, 31] {
+            for n in [1usize, 8, 17, 33] {
+                for k in [1usize, 9, 300] {
+                    shapes.push((m, n, k));
+                }
+            }
+        }
+        shapes.extend([(3, 5, 2050), (1, 70, 2050), (100, 40, 300), (2, 3, 600)]);
+        for (m, n, k) in shapes {
+            // lhs: m x k, rhs: k x n, each stored row-major or as the transpose of a
+            // row-major matrix.
+            let a: Vec<T> = (0..m * k).map(|i| value((i * 7) % 11) - value(5)).collect();
+            let b: Vec<T> = (0..k * n).map(|i| value((i * 3) % 13) - value(6)).collect();
+            let start: Vec<T> = (0..m * n).map(|i| value(i % 5)).collect();
+            for lhs_transposed in [false, true] {
+                for rhs_transposed in [false, true] {
+                    let lhs = if lhs_transposed {
+                        MatRef::row_major(&a, k, m).unwrap().transpose()
+                    } else {
+                        MatRef::row_major(&a, m, k).unwrap()
+                    };
+                    let rhs = if rhs_transposed {
+                        MatRef::row_major(&b, n, k).unwrap().transpose()
+                    } else {
+                        MatRef::row_major(&b, k, n).unwrap()
+                    };
+                    let naive = |i: usize, j: usize| {
+                        let mut sum = 0.0;
+                        for p in 0..k {
+                            sum += Scalar::to_f64(lhs.get(i, p).unwrap())
+                                * Scalar::to_f64(rhs.get(p, j).unwrap());
+                        }
+                        sum
+                    };
+                    let product: Vec<f64> = (0..m * n).map(|e| naive(e / n, e % n)).collect();
+                    for accumulate in [Accumulate::Overwrite, Accumulate::Add] {
+                        let base = |i: usize, j: usize| match accumulate {
+                            Accumulate::Overwrite => 0.0,
+                            Accumulate::Add => Scalar::to_f64(start[i * n + j]),
+                        };
+                        let what = format!(
+                            "{m}x{n}x{k} lhs^T {lhs_transposed} rhs^T {rhs_transposed} {accumulate:?}"
+                        );
+                        // Row-major destination with two canaries after every row.
+                        let stride = n + 2;
+                        let mut c = vec![T::nan(); m * stride];
+                        for i in 0..m {
+                            for j in 0..n {
+                                if accumulate == Accumulate::Add {
+                                    c[i * stride + j] = start[i * n + j];
+                                }
+                            }
+                        }
+                        let view = MatMut::row_major_strided(&mut c, m, n, stride).unwrap();
+                        gemm(view, lhs, rhs, accumulate).unwrap();
+                        for i in 0..m {
+                            for j in 0..stride {
+                                let got = Scalar::to_f64(c[i * stride + j]);
+                                if j < n {
+                                    assert_eq!(
+                                        got,
+                                        base(i, j) + product[i * n + j],
+                                        "{what} ({i}, {j})"
+                                    );
+                                } else {
+                                    assert!(got.is_nan(), "{what}: padding written at ({i}, {j})");
+                                }
+                            }
+                        }
+                        // Column-major destination.
+                        let mut d = vec![T::nan(); m * n];
+                        if accumulate == Accumulate::Add {
+                            for i in 0..m {
+                                for j in 0..n {
+                                    d[i + j * m] = start[i * n + j];
+                                }
+                            }
+                        }
+                        let view = MatMut::column_major(&mut d, m, n).unwrap();
+                        gemm(view, lhs, rhs, accumulate).unwrap();
+                        for i in 0..m {
+                            for j in 0..n {
+                                let got = Scalar::to_f64(d[i + j * m]);
+                                assert_eq!(
+                                    got,
+                                    base(i, j) + product[i * n + j],
+                                    "{what} column-major ({i}, {j})"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    run::<f32>();
+    run::<f64>();
+}

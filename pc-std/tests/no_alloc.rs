@@ -5,7 +5,10 @@
 //! allocator is the only `unsafe` here: it forwards every call to `System` unchanged.
 #![allow(unsafe_code)]
 
-use pc_core::{Activation, Batch, Layer, Loss, NetworkSpec, Portable, Settings, Sgd, Targets};
+use pc_core::{
+    Activation, Batch, Conv2d, ImageShape, Layer, Loss, NetworkSpec, Op, Pool2d, Portable,
+    Settings, Sgd, Targets,
+};
 use pc_std::batch::{BatchRunner, Par};
 use std::{
     alloc::{GlobalAlloc, Layout, System},
@@ -59,12 +62,42 @@ const LAYERS: [Layer; 3] = [
     Layer::dense(24, 4, Activation::Identity),
 ];
 
-fn check<B: pc_core::Backend<f32> + Sync>(backend: B, rows: usize, par: Par) {
-    let spec = NetworkSpec::new(&LAYERS, Loss::CrossEntropy);
+const IMAGE: ImageShape = ImageShape::new(2, 7, 7);
+const CONV1: Conv2d = Conv2d::new(IMAGE, 3, [3, 3]).with_padding([1, 1]);
+const POOL: Pool2d = Pool2d::new(CONV1.output_shape(), [2, 2]);
+const CONV2: Conv2d = Conv2d::new(POOL.output_shape(), 2, [2, 2]);
+
+/// A small CNN with 98 inputs (one 2 x 7 x 7 image per row), as the paper's CNN layers.
+fn cnn_layers() -> [Layer; 3] {
+    [
+        Layer::from_ops(&[
+            Op::Conv2d(CONV1),
+            Op::Activation(Activation::Relu),
+            Op::MaxPool2d(POOL),
+        ])
+        .expect("conv layer"),
+        Layer::from_ops(&[
+            Op::Conv2d(CONV2),
+            Op::Activation(Activation::Tanh),
+            Op::Flatten,
+        ])
+        .expect("conv layer"),
+        Layer::dense(CONV2.output_shape().len(), 4, Activation::Identity),
+    ]
+}
+
+fn check<B: pc_core::Backend<f32> + Sync>(
+    backend: B,
+    (name, layers): (&str, &[Layer]),
+    rows: usize,
+    par: Par,
+) {
+    let spec = NetworkSpec::new(layers, Loss::CrossEntropy);
+    let width = spec.input_len();
     let mut params: Vec<f32> = (0..spec.parameter_len())
         .map(|i| ((i * 37 % 23) as f32 - 11.0) / 40.0)
         .collect();
-    let inputs: Vec<f32> = (0..rows * 30)
+    let inputs: Vec<f32> = (0..rows * width)
         .map(|i| ((i * 13 % 17) as f32 - 8.0) / 8.0)
         .collect();
     let classes: Vec<usize> = (0..rows).map(|r| r % 4).collect();
@@ -114,7 +147,7 @@ fn check<B: pc_core::Backend<f32> + Sync>(backend: B, rows: usize, par: Par) {
         assert_eq!(
             (relax, learn),
             (0, 0),
-            "{:?}, {rows} rows, {par:?}: allocations in a relaxation and a learning step",
+            "{:?}, {name}, {rows} rows, {par:?}: allocations in a relaxation and a learning step",
             settings.algorithm
         );
     }
@@ -123,11 +156,19 @@ fn check<B: pc_core::Backend<f32> + Sync>(backend: B, rows: usize, par: Par) {
 /// A plain `main` (`harness = false` in Cargo.toml): the counter is process-wide, and
 /// libtest's own threads allocate now and then. Rayon's worker threads are counted too.
 fn main() {
-    check(Portable, 1, Par::Seq);
-    check(Portable, 150, Par::Seq);
-    check(Portable, 150, Par::Rayon(2));
-    settle(); // the dropped runner's pool threads exit
-              // One row: the fast kernels take the gemm crate's matrix-vector paths, which pack nothing.
-    check(pc_std::fast::Fast, 1, Par::Seq);
-    println!("no_alloc: a relaxation and a learning step allocated nothing after the first call");
+    let cnn = cnn_layers();
+    for layers in [("dense", &LAYERS[..]), ("CNN", &cnn[..])] {
+        check(Portable, layers, 1, Par::Seq);
+        check(Portable, layers, 150, Par::Seq);
+        check(Portable, layers, 150, Par::Rayon(2));
+        settle(); // the dropped runner's pool threads exit
+        check(pc_std::fast::Fast, layers, 1, Par::Seq);
+        check(pc_std::fast::Fast, layers, 150, Par::Seq);
+        check(pc_std::fast::Fast, layers, 150, Par::Rayon(2));
+        settle();
+    }
+    println!(
+        "no_alloc: a relaxation and a learning step allocated nothing after the first call \
+         (dense and CNN; Portable and Fast; 1 and 150 rows; sequential and 2 threads)"
+    );
 }

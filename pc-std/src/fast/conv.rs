@@ -21,9 +21,11 @@ use pc_core::{Conv2d, PcError};
 use std::cell::RefCell;
 
 /// Scalars with a per-thread im2col buffer.
-pub(super) trait Columns: GemmScalar {
+pub trait Columns: GemmScalar {
     /// Runs `f` with this thread's buffer of at least `len` values (contents unspecified).
     fn with_columns<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
+    /// Exchanges this thread's buffer with `buffer` (see [`super::Scratch`]).
+    fn swap_columns(buffer: &mut Vec<Self>);
 }
 
 macro_rules! columns {
@@ -43,6 +45,14 @@ macro_rules! columns {
                     // Re-entered on this thread (cannot happen through the backend):
                     // a fresh buffer keeps the result correct.
                     Err(_) => f(&mut vec![0.0; len]),
+                })
+            }
+
+            fn swap_columns(buffer: &mut Vec<Self>) {
+                $name.with(|cell| {
+                    if let Ok(mut own) = cell.try_borrow_mut() {
+                        core::mem::swap(&mut *own, buffer);
+                    }
                 })
             }
         }

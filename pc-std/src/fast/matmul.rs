@@ -1,17 +1,23 @@
-//! The one place where pc touches `unsafe`: a safe, checked wrapper around the `gemm`
-//! crate's pointer-based matrix product.
+//! The safe matrix product of the fast kernels.
 //!
 //! [`gemm()`] computes `dst = lhs * rhs` or `dst += lhs * rhs` for strided matrix views
 //! ([`MatRef`], [`MatMut`]). Every view is checked when it is built, so that each element
-//! it addresses lies inside its slice; the product checks that the shapes fit. The
-//! `unsafe` call below relies on those checks only (see the `SAFETY` comment).
+//! it addresses lies inside its slice; the product checks that the shapes fit, then maps
+//! the strides onto one of the two forms of the micro-kernels in `simd.rs` (AVX2 + FMA,
+//! chosen at run time; plain loops without it), which check the bounds once more before
+//! any SIMD load.
 //!
-//! The `gemm` crate is compiled with its `x86-v4` feature (AVX-512 kernels chosen at run
-//! time when the CPU has them, AVX2/FMA or SSE otherwise), and is always called single
-//! threaded: pc's parallelism splits batches into row blocks one level up, so results never
-//! depend on the number of threads.
-#![allow(unsafe_code)]
+//! A product runs on the calling thread: pc's parallelism splits batches into row blocks
+//! one level up, so results never depend on the number of threads. Nothing is packed, so
+//! nothing is allocated, except when neither form fits the strides (then `rhs` is copied
+//! into this thread's reusable scratch buffer).
 
+use super::simd::{nn_panel_len, Kernels, Nn, Nt};
+
+/// From this many rows of `dst` on, `rhs` is packed into panels before an `Nn` product:
+/// the copy costs one pass over a `k` block of `rhs` and saves the cache conflicts of
+/// reading its rows in place many times.
+const PACK_ROWS: usize = 24;
 use pc_core::{PcError, Scalar};
 
 mod sealed {
@@ -22,13 +28,16 @@ mod sealed {
 
 /// The scalar types the fast kernels handle: `f32` and `f64`.
 ///
-/// Sealed: the `gemm` crate panics on any other type, so no other type can name this
-/// trait, and a call with one is a compile error.
-pub trait GemmScalar: Scalar + sealed::Sealed {
+/// Sealed: the micro-kernels exist for these two types only, so no other type can name
+/// this trait, and a call with one is a compile error.
+pub trait GemmScalar: Scalar + Kernels + sealed::Sealed {
     /// Runs `f` on this thread's scratch buffer of at least `len` values (grown on first
     /// use, then reused: no allocation once a thread has seen the largest size).
     #[doc(hidden)]
     fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
+    /// Exchanges this thread's scratch buffer with `buffer` (see [`super::Scratch`]).
+    #[doc(hidden)]
+    fn swap_scratch(buffer: &mut Vec<Self>);
 }
 
 macro_rules! scratch {
@@ -47,6 +56,14 @@ macro_rules! scratch {
                     }
                     // Re-entered on this thread (not done by pc): use a fresh buffer.
                     Err(_) => f(&mut vec![0.0; len]),
+                })
+            }
+
+            fn swap_scratch(buffer: &mut Vec<$t>) {
+                $name.with(|cell| {
+                    if let Ok(mut own) = cell.try_borrow_mut() {
+                        core::mem::swap(&mut *own, buffer);
+                    }
                 })
             }
         }
@@ -279,8 +296,8 @@ pub enum Accumulate {
     Add,
 }
 
-/// The matrix product `dst = lhs * rhs` (or `dst += lhs * rhs`) with the `gemm` crate's
-/// blocked SIMD kernels, single threaded.
+/// The matrix product `dst = lhs * rhs` (or `dst += lhs * rhs`) with pc's blocked SIMD
+/// micro-kernels (AVX2 + FMA when the CPU has them), single threaded.
 ///
 /// `lhs` is `m x k`, `rhs` is `k x n`, `dst` is `m x n`; any strides. A product with
 /// `k = 0` writes zeros (or leaves `dst` as it is when accumulating). Each element is a
@@ -289,8 +306,9 @@ pub enum Accumulate {
 /// The order depends on the shapes only, never on timing or thread count.
 ///
 /// This is the function for other fast paths of pc-std (e.g. convolution as im2col):
-/// build the views once over existing buffers and call it; it allocates only what the
-/// `gemm` crate allocates for packing.
+/// build the views once over existing buffers and call it. Products of many rows copy
+/// `rhs` into this thread's scratch buffer, which grows on first use and is reused
+/// after: once a thread has seen a shape, a product of that shape allocates nothing.
 ///
 /// # Errors
 /// [`PcError::ShapeMismatch`] when the shapes do not chain (`layer` and `op` are 0,
@@ -346,39 +364,69 @@ pub fn gemm<T: GemmScalar>(
         }
         return Ok(());
     }
-    let read_dst = accumulate == Accumulate::Add;
-    // SAFETY: `gemm::gemm` reads `lhs` at `i * lhs_rs + p * lhs_cs` for i < m, p < k,
-    // `rhs` at `p * rhs_rs + j * rhs_cs` for p < k, j < n, and reads (only if `read_dst`)
-    // and writes `dst` at `i * dst_rs + j * dst_cs` for i < m, j < n. The view
-    // constructors checked that the largest such offset of each view is inside its slice
-    // and that every stride fits in `isize`, and the checks above make the shapes agree,
-    // so every access is in bounds. `dst` is an exclusive borrow, so it aliases neither
-    // input, and its row-major or column-major layout (enforced by its constructors) makes
-    // distinct elements distinct memory, so no element is written twice concurrently.
-    // `T` is f32 or f64 (sealed trait), the types `gemm` supports without panicking.
-    // `Parallelism::None` runs on this thread only.
-    unsafe {
-        gemm::gemm(
+    let add = accumulate == Accumulate::Add;
+    // A column-major `dst` is the row-major `dst^T = rhs^T lhs^T`.
+    let (dst, lhs, rhs) = if dst.column_stride != 1 {
+        let transposed = MatMut {
+            rows: dst.columns,
+            columns: dst.rows,
+            row_stride: dst.column_stride,
+            column_stride: dst.row_stride,
+            data: dst.data,
+        };
+        (transposed, rhs.transpose(), lhs.transpose())
+    } else {
+        (dst, lhs, rhs)
+    };
+    let (m, n) = (dst.rows, dst.columns);
+    let ran = if lhs.column_stride == 1 && rhs.row_stride == 1 && rhs.column_stride != 1 {
+        T::nt(Nt {
             m,
             n,
             k,
-            dst.data.as_mut_ptr(),
-            dst.column_stride as isize,
-            dst.row_stride as isize,
-            read_dst,
-            lhs.data.as_ptr(),
-            lhs.column_stride as isize,
-            lhs.row_stride as isize,
-            rhs.data.as_ptr(),
-            rhs.column_stride as isize,
-            rhs.row_stride as isize,
-            T::one(),
-            T::one(),
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
+            a: lhs.data,
+            a_row_stride: lhs.row_stride,
+            b: rhs.data,
+            b_row_stride: rhs.column_stride,
+            c: dst.data,
+            c_row_stride: dst.row_stride,
+            add,
+        })
+    } else {
+        let pack = rhs.column_stride != 1 || m >= PACK_ROWS;
+        let problem = Nn {
+            m,
+            n,
+            k,
+            a: lhs.data,
+            a_row_stride: lhs.row_stride,
+            a_column_stride: lhs.column_stride,
+            b: rhs.data,
+            b_row_stride: rhs.row_stride,
+            b_column_stride: rhs.column_stride,
+            c: dst.data,
+            c_row_stride: dst.row_stride,
+            add,
+            panel: &mut [],
+        };
+        if pack {
+            // `rhs` copied into contiguous panels (this thread's scratch buffer, grown on
+            // first use and then reused, so no allocation after that).
+            T::with_scratch(nn_panel_len::<T>(n, k), |panel| {
+                T::nn(Nn { panel, ..problem })
+            })
+        } else {
+            T::nn(problem)
+        }
+    };
+    if !ran {
+        // The view constructors and the shape checks above make this unreachable; a
+        // typed error rather than a panic if that reasoning is ever broken.
+        return Err(PcError::BufferTooSmall {
+            what: "matrix view",
+            needed: m * n,
+            given: dst.data.len(),
+        });
     }
     Ok(())
 }

@@ -10,10 +10,10 @@
 //! | input VJP `g_in = g W` | rows x outputs times outputs x inputs |
 //! | parameter VJP `g_W = g^T x` | outputs x rows times rows x inputs |
 //!
-//! With one row (batch 1) the `gemm` crate takes its matrix-vector path (dot products
-//! over contiguous weight rows for the forward pass, scaled row sums for the input VJP,
-//! an outer product for the parameter VJP) and packs nothing. Larger blocks use its
-//! packed, cache-blocked AVX-512/AVX2 kernels.
+//! The forward product is a tile of dot products along contiguous rows of `x` and `W`;
+//! the two VJPs broadcast elements of `g` against contiguous rows of `W` or `x`. None of
+//! them packs or copies an operand, at any batch size, so none allocates. At one row
+//! (batch 1) the kernels widen their tiles to keep eight independent sums in flight.
 //!
 //! Convolutions (`conv2d_*`) are im2col plus one [`gemm()`] per sample (see `conv.rs`).
 //!
@@ -25,12 +25,71 @@
 
 mod conv;
 mod matmul;
+mod simd;
 
 pub use matmul::{gemm, Accumulate, GemmScalar, MatMut, MatRef};
 
+use conv::Columns;
+
+/// Scratch buffers of the fast kernels that follow a unit of work instead of a thread.
+///
+/// Products of many rows pack an operand, and convolutions unfold their input, into
+/// buffers that the kernels keep per thread (grown on first use, then reused). With a
+/// thread pool the same row block can run on a different thread each call, which would
+/// then grow its own buffers again. A `Scratch` owned with the block and lent to the
+/// thread that runs it ([`Scratch::lend`]) keeps the grown buffers with the block, so
+/// after the first call on a shape nothing is allocated, whichever thread runs what.
+/// [`crate::batch::BatchRunner`] keeps one per row block.
+///
+/// # Example
+/// ```
+/// use pc_std::fast::{gemm, Accumulate, MatMut, MatRef, Scratch};
+/// let (a, b) = (vec![1.0_f32; 64 * 32], vec![2.0_f32; 32 * 48]);
+/// let mut c = vec![0.0_f32; 64 * 48];
+/// let mut scratch = Scratch::default();
+/// for _ in 0..2 {
+///     // The first call grows the scratch; later calls on any thread reuse it.
+///     scratch.lend(|| {
+///         gemm(
+///             MatMut::row_major(&mut c, 64, 48)?,
+///             MatRef::row_major(&a, 64, 32)?,
+///             MatRef::row_major(&b, 32, 48)?,
+///             Accumulate::Overwrite,
+///         )
+///     })?;
+/// }
+/// assert!(c.iter().all(|&v| v == 64.0));
+/// # Ok::<(), pc_core::PcError>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct Scratch {
+    panels_f32: Vec<f32>,
+    panels_f64: Vec<f64>,
+    columns_f32: Vec<f32>,
+    columns_f64: Vec<f64>,
+}
+
+impl Scratch {
+    /// Runs `f` with these buffers as the calling thread's kernel scratch, then gives the
+    /// thread its own buffers back (the exchanges move pointers, never elements).
+    pub fn lend<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        self.exchange();
+        let result = f();
+        self.exchange();
+        result
+    }
+
+    fn exchange(&mut self) {
+        f32::swap_scratch(&mut self.panels_f32);
+        f64::swap_scratch(&mut self.panels_f64);
+        f32::swap_columns(&mut self.columns_f32);
+        f64::swap_columns(&mut self.columns_f64);
+    }
+}
+
 use pc_core::{Backend, Conv2d, LinearDims};
 
-/// The fast backend: `gemm`-crate matrix products, single threaded per call.
+/// The fast backend: pc's SIMD matrix products, single threaded per call.
 ///
 /// # Example
 /// ```
@@ -189,28 +248,6 @@ fn forward<T: GemmScalar>(
     }
     if outputs == 0 {
         return Ok(());
-    }
-    if rows > 1 && inputs > 0 {
-        // `x W^T` into a column-major scratch (outputs x rows in memory): the kernel then
-        // streams W's rows as they are stored instead of repacking all of W on every call
-        // (measured faster), and the transpose back touches only rows x outputs values.
-        let input = MatRef::row_major(input, rows, inputs)?;
-        let weight = MatRef::row_major(weight, outputs, inputs)?.transpose();
-        return T::with_scratch(out_len, |scratch| {
-            gemm(
-                MatMut::column_major(scratch, rows, outputs)?,
-                input,
-                weight,
-                Accumulate::Overwrite,
-            )?;
-            for (r, row) in output[..out_len].chunks_exact_mut(outputs).enumerate() {
-                for ((out, &b), column) in row.iter_mut().zip(bias).zip(scratch.chunks_exact(rows))
-                {
-                    *out = column[r] + b;
-                }
-            }
-            Ok(())
-        });
     }
     for row in output[..out_len].chunks_exact_mut(outputs) {
         row.copy_from_slice(bias);
