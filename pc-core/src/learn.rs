@@ -1,8 +1,8 @@
 //! The learning step: relax, compute parameter updates, apply the optimizer.
 
 use crate::{
-    error::check_len, infer_with, Backend, Batch, Inference, NetworkSpec, Optimizer, PcError,
-    Portable, Scalar, Settings,
+    error::check_len, relax::infer_checked, Backend, Batch, Inference, NetworkSpec, Optimizer,
+    PcError, Portable, Scalar, Settings,
 };
 
 /// A network's parameters and optimizer, borrowed from the caller, ready to learn.
@@ -116,7 +116,9 @@ impl<'a, 's, T: Scalar, O: Optimizer<T>> Learner<'a, 's, T, O> {
         workspace: &'w mut [T],
         updates: &mut [T],
     ) -> Result<Inference<'w, 's, T>, PcError> {
-        let inference = infer_with(
+        // `new` checked the network and the parameters; only the optimizer writes them,
+        // with finite values.
+        let inference = infer_checked::<false, T, B>(
             backend,
             &self.spec,
             self.parameters,

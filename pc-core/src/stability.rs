@@ -170,9 +170,9 @@ pub fn safe_step_size_with<T: Scalar, B: Backend<T>>(
 ) -> Result<Curvature<T>, PcError> {
     rule.validate()?;
     let settings = Settings::strict(T::one(), 0);
+    spec.check_parameters(params)?;
     let rows = check_problem(
         spec,
-        params,
         batch,
         &settings,
         workspace.len(),
@@ -213,9 +213,9 @@ pub fn hessian_vector_product<T: Scalar>(
     workspace: &mut [T],
 ) -> Result<(), PcError> {
     let settings = Settings::strict(T::one(), 0);
+    spec.check_parameters(params)?;
     let rows = check_problem(
         spec,
-        params,
         batch,
         &settings,
         workspace.len(),
@@ -507,12 +507,7 @@ fn loss_hessian_product<T: Scalar, B: Backend<T>>(
     }
 }
 
-#[cfg(all(
-    test,
-    feature = "safe-step",
-    feature = "exact",
-    feature = "fixed-pred"
-))]
+#[cfg(all(test, feature = "safe-step", feature = "exact", feature = "fixed-pred"))]
 mod tests {
     use super::*;
     use crate::{infer, Activation, Layer};

@@ -633,14 +633,26 @@ pub fn infer_with<'w, 's, T: Scalar, B: Backend<T>>(
     workspace: &'w mut [T],
     updates: &mut [T],
 ) -> Result<Inference<'w, 's, T>, PcError> {
-    let rows = check_problem(
-        spec,
-        params,
-        batch,
-        settings,
-        workspace.len(),
-        updates.len(),
-    )?;
+    infer_checked::<true, T, B>(backend, spec, params, batch, settings, workspace, updates)
+}
+
+/// [`infer_with`]; with `CHECK_NETWORK` false it trusts that `spec` is valid and `params`
+/// has its length and finite values, which [`crate::Learner`] has established in `new`
+/// and keeps (it holds the parameters exclusively and its optimizer writes only finite
+/// values), so its steps do not re-walk the network or the parameters.
+pub(crate) fn infer_checked<'w, 's, const CHECK_NETWORK: bool, T: Scalar, B: Backend<T>>(
+    backend: &B,
+    spec: &NetworkSpec<'s>,
+    params: &[T],
+    batch: Batch<'_, T>,
+    settings: &Settings<'_, T>,
+    workspace: &'w mut [T],
+    updates: &mut [T],
+) -> Result<Inference<'w, 's, T>, PcError> {
+    if CHECK_NETWORK {
+        spec.check_parameters(params)?;
+    }
+    let rows = check_problem(spec, batch, settings, workspace.len(), updates.len())?;
     let lens = region_lens(spec, rows);
     let used: usize = lens.iter().sum();
     let problem = Problem {
@@ -713,16 +725,15 @@ pub fn infer_with<'w, 's, T: Scalar, B: Backend<T>>(
     })
 }
 
-/// Checks everything once, up front; returns the number of rows.
+/// Checks everything but the network and its parameters (which the caller has checked
+/// with [`NetworkSpec::check_parameters`]) once, up front; returns the number of rows.
 pub(crate) fn check_problem<T: Scalar>(
     spec: &NetworkSpec<'_>,
-    params: &[T],
     batch: Batch<'_, T>,
     settings: &Settings<'_, T>,
     workspace_len: usize,
     updates_len: usize,
 ) -> Result<usize, PcError> {
-    spec.check_parameters(params)?;
     settings.validate()?;
     let input_width = spec.input_len();
     if batch.inputs.is_empty() {
