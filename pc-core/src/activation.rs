@@ -92,6 +92,49 @@ impl Activation {
     /// `output[i] = act(input[i])`. Both slices must have the same length; extra elements
     /// of the longer one are left alone.
     pub fn forward<T: Scalar>(&self, input: &[T], output: &mut [T]) {
+        self.forward_of::<T, true>(input, output);
+    }
+
+    /// Why a network in this build of pc-core cannot use this activation (its cargo
+    /// feature is off), if it cannot.
+    pub(crate) const fn missing_feature(&self) -> Option<&'static str> {
+        match self {
+            Activation::LeakyRelu { .. } if !cfg!(feature = "leaky-relu") => {
+                Some("leaky ReLU needs pc-core's `leaky-relu` feature")
+            }
+            Activation::Sigmoid if !cfg!(feature = "sigmoid") => {
+                Some("sigmoid needs pc-core's `sigmoid` feature")
+            }
+            Activation::Softplus if !cfg!(feature = "softplus") => {
+                Some("softplus needs pc-core's `softplus` feature")
+            }
+            _ => None,
+        }
+    }
+
+    /// [`Activation::forward`] for the layers of a network, which
+    /// [`NetworkSpec::validate`](crate::NetworkSpec::validate) has checked: the
+    /// activations whose feature is off are not compiled in (and never reached).
+    pub(crate) fn forward_in_network<T: Scalar>(&self, input: &[T], output: &mut [T]) {
+        self.forward_of::<T, false>(input, output);
+    }
+
+    /// [`Activation::backward`] for the layers of a network (see
+    /// [`forward_in_network`](Self::forward_in_network)).
+    pub(crate) fn backward_in_network<T: Scalar>(
+        &self,
+        input: &[T],
+        output: &[T],
+        grad_output: &[T],
+        grad_input: &mut [T],
+    ) {
+        self.backward_of::<T, false>(input, output, grad_output, grad_input);
+    }
+
+    /// The forward pass; with `ALL` false only the activations this build's features
+    /// enable (the guards are constants, so the others are not compiled in).
+    #[inline(always)]
+    fn forward_of<T: Scalar, const ALL: bool>(&self, input: &[T], output: &mut [T]) {
         let len = input.len().min(output.len());
         let (input, output) = (&input[..len], &mut output[..len]);
         match *self {
@@ -101,7 +144,7 @@ impl Activation {
                     *a = if z > T::zero() { z } else { T::zero() };
                 }
             }
-            Activation::LeakyRelu { slope } => {
+            Activation::LeakyRelu { slope } if ALL || cfg!(feature = "leaky-relu") => {
                 let slope = T::from_f64(slope);
                 for (a, &z) in output.iter_mut().zip(input) {
                     *a = if z > T::zero() { z } else { z * slope };
@@ -112,12 +155,12 @@ impl Activation {
                     *a = z.tanh_libm();
                 }
             }
-            Activation::Sigmoid => {
+            Activation::Sigmoid if ALL || cfg!(feature = "sigmoid") => {
                 for (a, &z) in output.iter_mut().zip(input) {
                     *a = sigmoid(z);
                 }
             }
-            Activation::Softplus => {
+            Activation::Softplus if ALL || cfg!(feature = "softplus") => {
                 let threshold = T::from_f64(SOFTPLUS_THRESHOLD);
                 for (a, &z) in output.iter_mut().zip(input) {
                     *a = if z > threshold {
@@ -127,12 +170,26 @@ impl Activation {
                     };
                 }
             }
+            // Only with `ALL` false, for an activation the validation rejected.
+            _ => {}
         }
     }
 
     /// Vector-Jacobian product: `grad_input[i] = grad_output[i] * act'(input[i])`, where
     /// `output = act(input)` is passed too so that tanh and sigmoid reuse it.
     pub fn backward<T: Scalar>(
+        &self,
+        input: &[T],
+        output: &[T],
+        grad_output: &[T],
+        grad_input: &mut [T],
+    ) {
+        self.backward_of::<T, true>(input, output, grad_output, grad_input);
+    }
+
+    /// The vector-Jacobian product; `ALL` as in `forward_of`.
+    #[inline(always)]
+    fn backward_of<T: Scalar, const ALL: bool>(
         &self,
         input: &[T],
         output: &[T],
@@ -153,7 +210,7 @@ impl Activation {
                     *gi = if z > T::zero() { g } else { T::zero() };
                 }
             }
-            Activation::LeakyRelu { slope } => {
+            Activation::LeakyRelu { slope } if ALL || cfg!(feature = "leaky-relu") => {
                 let slope = T::from_f64(slope);
                 for ((gi, &g), &z) in grad_input.iter_mut().zip(grad_output).zip(input) {
                     *gi = if z > T::zero() { g } else { g * slope };
@@ -164,17 +221,19 @@ impl Activation {
                     *gi = g * (T::one() - a * a);
                 }
             }
-            Activation::Sigmoid => {
+            Activation::Sigmoid if ALL || cfg!(feature = "sigmoid") => {
                 for ((gi, &g), &a) in grad_input.iter_mut().zip(grad_output).zip(output) {
                     *gi = g * (a * (T::one() - a));
                 }
             }
-            Activation::Softplus => {
+            Activation::Softplus if ALL || cfg!(feature = "softplus") => {
                 let threshold = T::from_f64(SOFTPLUS_THRESHOLD);
                 for ((gi, &g), &z) in grad_input.iter_mut().zip(grad_output).zip(input) {
                     *gi = if z > threshold { g } else { g * sigmoid(z) };
                 }
             }
+            // Only with `ALL` false, for an activation the validation rejected.
+            _ => {}
         }
     }
 

@@ -155,3 +155,65 @@ fn reading_an_image_model_needs_conv() {
         assert!(params.iter().all(|p| p.is_nan()));
     }
 }
+
+#[test]
+fn optional_activations_validate_exactly_when_their_feature_is_on() {
+    for (activation, built, feature) in [
+        (
+            Activation::LEAKY_RELU,
+            cfg!(feature = "leaky-relu"),
+            "`leaky-relu`",
+        ),
+        (Activation::Sigmoid, cfg!(feature = "sigmoid"), "`sigmoid`"),
+        (
+            Activation::Softplus,
+            cfg!(feature = "softplus"),
+            "`softplus`",
+        ),
+        // Always built.
+        (Activation::Tanh, true, ""),
+        (Activation::Relu, true, ""),
+    ] {
+        let layers = [
+            Layer::dense(2, 3, Activation::Tanh),
+            Layer::dense(3, 1, activation),
+        ];
+        let result = NetworkSpec::new(&layers, Loss::Mse).validate();
+        if built {
+            result.unwrap();
+        } else {
+            match result {
+                Err(PcError::InvalidOp {
+                    layer: 2,
+                    op: 1,
+                    reason,
+                }) => assert!(reason.contains(feature)),
+                other => panic!("{feature}: expected InvalidOp, got {other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn cross_entropy_trains_exactly_when_its_feature_is_on() {
+    let spec = NetworkSpec::new(&LAYERS, Loss::CrossEntropy);
+    let result = spec.validate();
+    if cfg!(feature = "cross-entropy") {
+        result.unwrap();
+    } else {
+        match result {
+            Err(PcError::InvalidNetwork { layer: 0, reason }) => {
+                assert!(reason.contains("`cross-entropy`"))
+            }
+            other => panic!("expected InvalidNetwork, got {other:?}"),
+        }
+    }
+    // The loss itself, outside a network, is always available.
+    let mut grad = [0.0; 2];
+    let loss = Loss::CrossEntropy
+        .value_and_gradient(&[0.0, 0.0], 2, Targets::Classes(&[1]), 1, &mut grad)
+        .unwrap();
+    // Two equal logits: loss ln 2, gradient (1/2, 1/2) - (0, 1).
+    assert!((loss - core::f64::consts::LN_2).abs() < 1e-15);
+    assert_eq!(grad, [0.5, -0.5]);
+}

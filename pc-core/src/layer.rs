@@ -94,7 +94,7 @@ impl<T: Scalar> LayerView<'_, T> {
                     };
                     backend.linear_forward(dims, source, weight, &bias[..outputs], target);
                 }
-                Op::Activation(activation) => activation.forward(source, target),
+                Op::Activation(activation) => activation.forward_in_network(source, target),
                 Op::Flatten => target.copy_from_slice(source),
                 #[cfg(feature = "conv")]
                 Op::Conv2d(conv) => {
@@ -208,7 +208,7 @@ impl<T: Scalar> LayerView<'_, T> {
                     backend.linear_backward_input(dims, gradient, weight, target);
                 }
                 Op::Activation(activation) => {
-                    activation.backward(op_input, op_output, gradient, target)
+                    activation.backward_in_network(op_input, op_output, gradient, target)
                 }
                 Op::Flatten => target.copy_from_slice(gradient),
                 #[cfg(feature = "conv")]
@@ -290,7 +290,7 @@ impl<T: Scalar> LayerView<'_, T> {
                 }
                 // Elementwise: the Jacobian is diagonal, so its product equals the VJP's.
                 Op::Activation(activation) => {
-                    activation.backward(op_input, op_output, tangent, target)
+                    activation.backward_in_network(op_input, op_output, tangent, target)
                 }
                 Op::Flatten => target.copy_from_slice(tangent),
                 // Linear: the convolution of the tangent without the bias.

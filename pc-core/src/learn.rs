@@ -102,11 +102,11 @@ impl<'a, 's, T: Scalar, O: Optimizer<T>> Learner<'a, 's, T, O> {
         self.step_with(&Portable, batch, settings, workspace, updates)
     }
 
-    /// One learning step: [`infer_with`] computes the parameter updates into `updates`,
+    /// One learning step: [`infer_with`](crate::infer_with) computes the parameter updates into `updates`,
     /// then the optimizer applies them.
     ///
     /// # Errors
-    /// Every error of [`infer_with`] and [`Optimizer::step`]; after an error the parameters
+    /// Every error of [`infer_with`](crate::infer_with) and [`Optimizer::step`]; after an error the parameters
     /// and the optimizer are unchanged.
     pub fn step_with<'w, B: Backend<T>>(
         &mut self,
@@ -139,7 +139,11 @@ impl<'a, 's, T: Scalar, O: Optimizer<T>> Learner<'a, 's, T, O> {
     feature = "safe-step",
     feature = "exact",
     feature = "fixed-pred",
-    feature = "strict"
+    feature = "strict",
+    feature = "leaky-relu",
+    feature = "sigmoid",
+    feature = "softplus",
+    feature = "cross-entropy"
 ))]
 mod tests {
     use crate::{

@@ -33,8 +33,9 @@
 //! ## Cargo features
 //!
 //! All on by default; each only adds code, so a firmware turns off what it does not use
-//! and links less (`default-features = false, features = ["strict"]` for dense layers
-//! trained with Strict):
+//! and links less (`default-features = false, features = ["strict"]` for a tanh network
+//! with MSE trained by Strict: 12 046 B of code for one learning step with SGD on a
+//! Cortex-M4F, against 37 098 B with everything; see `tests/firmware/README.md`):
 //!
 //! | feature | adds |
 //! |---|---|
@@ -43,21 +44,29 @@
 //! | `exact` | [`Algorithm::Exact`] |
 //! | `fixed-pred` | [`Algorithm::FixedPred`] |
 //! | `strict` | [`Algorithm::Strict`] |
+//! | `leaky-relu`, `sigmoid`, `softplus` | networks with that [`Activation`] |
+//! | `cross-entropy` | networks with [`Loss::CrossEntropy`] |
 //!
-//! Dense layers (linear ops and every activation), the losses, the optimizers and
-//! [`model_bytes`] are always built. The *descriptions* exist in every build: every
+//! Linear ops with the identity, ReLU and tanh activations, the MSE losses, the
+//! optimizers and [`model_bytes`] are always built ([`Activation`]'s and [`Loss`]'s own
+//! methods compute every kind in every build; the features decide what a network's
+//! schedule links). The *descriptions* exist in every build: every
 //! [`Op`] and [`Algorithm`] variant, [`Conv2d`], [`Pool2d`], [`SafeStep`] and the
 //! `const fn` sizes, so code that describes a network compiles the same whatever the
 //! features. Asking a build for what it lacks is a typed error before any output is
 //! written: [`NetworkSpec::validate`] (run by every entry point) and
 //! [`model_bytes::read_model`] give [`PcError::InvalidOp`] for an image op without
-//! `conv`, [`infer`] and [`Learner::step`] give [`PcError::InvalidSettings`] for an
-//! algorithm or the safe step size without its feature.
+//! `conv` or an activation without its feature and [`PcError::InvalidNetwork`] for a loss
+//! without its feature; [`infer`] and [`Learner::step`] give [`PcError::InvalidSettings`]
+//! for an algorithm or the safe step size without its feature.
 //!
 //! ## Example
 //!
-#![cfg_attr(feature = "strict", doc = "```")]
-#![cfg_attr(not(feature = "strict"), doc = "```ignore")]
+#![cfg_attr(all(feature = "strict", feature = "cross-entropy"), doc = "```")]
+#![cfg_attr(
+    not(all(feature = "strict", feature = "cross-entropy")),
+    doc = "```ignore"
+)]
 //! use pc_core::{infer, Activation, Batch, Layer, Loss, NetworkSpec, Settings, Targets};
 //!
 //! const LAYERS: [Layer; 3] = [
@@ -105,7 +114,11 @@ mod feature_tests;
     feature = "safe-step",
     feature = "exact",
     feature = "fixed-pred",
-    feature = "strict"
+    feature = "strict",
+    feature = "leaky-relu",
+    feature = "sigmoid",
+    feature = "softplus",
+    feature = "cross-entropy"
 ))]
 mod hardening_tests;
 pub mod kernels;

@@ -127,11 +127,29 @@ impl Loss {
         }
         check_len("loss gradient", output.len(), grad.len())?;
         targets.check(*self, rows, outputs)?;
-        Ok(self.value_and_gradient_unchecked(output, outputs, targets, batch_rows, grad))
+        Ok(
+            self.value_and_gradient_unchecked::<T, true>(
+                output, outputs, targets, batch_rows, grad,
+            ),
+        )
+    }
+
+    /// Why a network in this build of pc-core cannot use this loss (its cargo feature is
+    /// off), if it cannot.
+    pub(crate) const fn missing_feature(&self) -> Option<&'static str> {
+        match self {
+            Loss::CrossEntropy if !cfg!(feature = "cross-entropy") => {
+                Some("cross-entropy needs pc-core's `cross-entropy` feature")
+            }
+            _ => None,
+        }
     }
 
     /// As [`value_and_gradient`](Self::value_and_gradient) with every check already done.
-    pub(crate) fn value_and_gradient_unchecked<T: Scalar>(
+    /// With `ALL` false (a network's loss, which
+    /// [`NetworkSpec::validate`](crate::NetworkSpec::validate) has checked) the losses whose
+    /// feature is off are not compiled in.
+    pub(crate) fn value_and_gradient_unchecked<T: Scalar, const ALL: bool>(
         &self,
         output: &[T],
         outputs: usize,
@@ -155,7 +173,9 @@ impl Loss {
                 }
                 total * scale
             }
-            (Loss::CrossEntropy, Targets::Classes(classes)) => {
+            (Loss::CrossEntropy, Targets::Classes(classes))
+                if ALL || cfg!(feature = "cross-entropy") =>
+            {
                 let scale = T::one() / T::from_usize(batch_rows);
                 let mut total = T::zero();
                 for ((row, grad_row), &class) in output
@@ -180,7 +200,8 @@ impl Loss {
                 }
                 total * scale
             }
-            // Mismatched pairs are rejected by `Targets::check`.
+            // Mismatched pairs are rejected by `Targets::check`, losses a build lacks by
+            // `NetworkSpec::validate`.
             _ => T::nan(),
         }
     }

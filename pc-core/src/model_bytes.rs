@@ -9,8 +9,9 @@
 //! version, scalar type, length, CRC-32, every op, the network's shapes, finiteness of
 //! every value) before it writes anything into a caller's slice, and reports a malformed
 //! model as [`PcError::CorruptModel`], never by panicking. A well-formed model with an op
-//! this build lacks (a convolution or pooling op without the `conv` feature) is
-//! [`PcError::InvalidOp`].
+//! this build lacks (a convolution or pooling op without the `conv` feature, an
+//! activation without its feature) is [`PcError::InvalidOp`], with a loss it lacks
+//! [`PcError::InvalidNetwork`].
 //!
 //! # Format, version 1
 //!
@@ -616,6 +617,15 @@ impl<'a> Reader<'a> {
 /// A well-formed op that this build of pc-core cannot run (its cargo feature is off) is
 /// [`PcError::InvalidOp`], as [`NetworkSpec::validate`] reports it, not a corrupt model.
 fn built(op: &Op, layer: usize, index: usize) -> Result<(), PcError> {
+    if let Op::Activation(activation) = op {
+        if let Some(reason) = activation.missing_feature() {
+            return Err(PcError::InvalidOp {
+                layer,
+                op: index,
+                reason,
+            });
+        }
+    }
     match op {
         #[cfg(not(feature = "conv"))]
         Op::Conv2d(_) | Op::MaxPool2d(_) | Op::AvgPool2d(_) => Err(PcError::InvalidOp {
@@ -740,6 +750,9 @@ fn parse(bytes: &[u8]) -> Result<Parsed, PcError> {
     }
     if info.input_len == 0 {
         return Err(corrupt("zero input width"));
+    }
+    if let Some(reason) = info.loss.missing_feature() {
+        return Err(PcError::InvalidNetwork { layer: 0, reason });
     }
     let mut width = info.input_len;
     let mut activations = width;
@@ -929,7 +942,8 @@ pub fn read_sgd<T: Scalar>(bytes: &[u8], state: &mut [T]) -> Result<Sgd<T>, PcEr
     Ok(sgd)
 }
 
-#[cfg(test)]
+// The test networks use leaky ReLU and cross-entropy.
+#[cfg(all(test, feature = "leaky-relu", feature = "cross-entropy"))]
 mod tests {
     use super::*;
     use std::vec;

@@ -411,6 +411,15 @@ impl<'a> NetworkSpec<'a> {
                         });
                     }
                 }
+                if let Op::Activation(activation) = op {
+                    if let Some(reason) = activation.missing_feature() {
+                        return Err(PcError::InvalidOp {
+                            layer: index + 1,
+                            op: op_index,
+                            reason,
+                        });
+                    }
+                }
                 if let Op::Activation(Activation::LeakyRelu { slope }) = op {
                     if !slope.is_finite() {
                         return Err(PcError::InvalidHyperparameter {
@@ -429,6 +438,9 @@ impl<'a> NetworkSpec<'a> {
                     });
                 }
             }
+        }
+        if let Some(reason) = self.loss.missing_feature() {
+            return Err(PcError::InvalidNetwork { layer: 0, reason });
         }
         // Guard against sizes whose products overflow `usize` (saturated above).
         if self.parameter_len() == usize::MAX || self.activation_len() == usize::MAX {
@@ -452,6 +464,7 @@ impl<'a> NetworkSpec<'a> {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "cross-entropy")]
     #[test]
     fn sizes_of_a_dense_network() {
         let layers = [
@@ -469,6 +482,7 @@ mod tests {
         assert!(spec.validate().is_ok());
     }
 
+    #[cfg(all(feature = "cross-entropy", feature = "leaky-relu"))]
     #[test]
     fn mismatched_layers_are_named() {
         let layers = [

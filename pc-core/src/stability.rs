@@ -507,7 +507,16 @@ fn loss_hessian_product<T: Scalar, B: Backend<T>>(
     }
 }
 
-#[cfg(all(test, feature = "safe-step", feature = "exact", feature = "fixed-pred"))]
+#[cfg(all(
+    test,
+    feature = "safe-step",
+    feature = "exact",
+    feature = "fixed-pred",
+    feature = "leaky-relu",
+    feature = "sigmoid",
+    feature = "softplus",
+    feature = "cross-entropy"
+))]
 mod tests {
     use super::*;
     use crate::{infer, Activation, Layer};

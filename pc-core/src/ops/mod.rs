@@ -13,8 +13,11 @@
 //!   average over `kh * kw`), in [`pool`]. Max pooling routes a gradient (and a tangent)
 //!   to the first maximum of its window, as PyTorch does.
 //!
-#![cfg_attr(feature = "conv", doc = "```")]
-#![cfg_attr(not(feature = "conv"), doc = "```ignore")]
+#![cfg_attr(all(feature = "conv", feature = "cross-entropy"), doc = "```")]
+#![cfg_attr(
+    not(all(feature = "conv", feature = "cross-entropy")),
+    doc = "```ignore"
+)]
 //! use pc_core::{Activation, Conv2d, ImageShape, Layer, Loss, NetworkSpec, Op, Pool2d};
 //! const IMAGE: ImageShape = ImageShape::new(1, 28, 28);
 //! const CONV: Conv2d = Conv2d::new(IMAGE, 10, [3, 3]);

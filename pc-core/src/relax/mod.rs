@@ -16,7 +16,11 @@ mod strict;
     feature = "safe-step",
     feature = "exact",
     feature = "fixed-pred",
-    feature = "strict"
+    feature = "strict",
+    feature = "leaky-relu",
+    feature = "sigmoid",
+    feature = "softplus",
+    feature = "cross-entropy"
 ))]
 mod tests;
 
@@ -519,7 +523,7 @@ impl<'p, T: Scalar, B: Backend<T>> Problem<'p, '_, T, B> {
     /// The loss at `output` (rows x outputs) and its gradient into `grad`.
     pub fn loss(&self, output: &[T], grad: &mut [T]) -> T {
         let rows = self.batch.loss_rows.unwrap_or(self.rows);
-        self.spec.loss().value_and_gradient_unchecked(
+        self.spec.loss().value_and_gradient_unchecked::<T, false>(
             output,
             self.spec.output_len(),
             self.batch.targets,
