@@ -20,7 +20,8 @@
 //! far from it (Strict relaxation) use the smooth variant.
 //!
 //! # Example
-//! ```
+#![cfg_attr(feature = "exact", doc = "```")]
+#![cfg_attr(not(feature = "exact"), doc = "```ignore")]
 //! use pc_core::strategies::{networks, NetworkConfig};
 //! use pc_core::{infer, Settings};
 //! use proptest::prelude::*;
