@@ -1,4 +1,4 @@
-//! Matrix kernels: pc-std's fast `gemm`-backed kernels against pc-core's portable ones.
+//! Matrix kernels: pc-std's fast SIMD kernels against pc-core's portable ones.
 //! Throughput is in FLOPs (`2 * rows * inputs * outputs` per product), so criterion's
 //! "elem/s" reads as FLOP/s.
 
