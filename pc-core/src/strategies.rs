@@ -11,6 +11,10 @@
 //! softplus), both loss families (MSE, summed MSE, cross-entropy), batches of 1 to 8 rows
 //! and weight scales from 0.25 to 2.
 //!
+//! [`cnns`] and [`smooth_cnns`] draw small convolutional networks of the same type (op-chain
+//! layers of conv2d, activation, max or average pooling and flatten, then dense layers;
+//! see [`random_cnn`]); the theory suite runs its CNN statements on them.
+//!
 //! **Smoothness.** ReLU and leaky ReLU have a kink at 0, where a finite difference or a
 //! Taylor argument fails. Properties that need smoothness either draw from
 //! [`NetworkConfig::smooth`] (identity, tanh, sigmoid, softplus only) or keep every
@@ -41,7 +45,9 @@ use std::vec::Vec;
 
 use proptest::prelude::*;
 
-use crate::{Activation, Batch, Layer, Loss, NetworkSpec, Scalar, Targets};
+use crate::{
+    Activation, Batch, Conv2d, ImageShape, Layer, Loss, NetworkSpec, Op, Pool2d, Scalar, Targets,
+};
 
 /// Every activation the strategies draw from by default.
 pub const ALL_ACTIVATIONS: [Activation; 7] = [
@@ -168,14 +174,14 @@ pub enum RandomTargets<T> {
     Classes(Vec<usize>),
 }
 
-/// A random dense network with its parameters and one batch, all owned.
+/// A random network with its parameters and one batch, all owned.
 ///
 /// `Debug` prints the widths, activations, loss, batch size and every number in full
 /// precision, so a shrunk failing case can be rebuilt with
 /// [`from_parts`](Self::from_parts).
 #[derive(Clone, PartialEq)]
 pub struct RandomNetwork<T = f64> {
-    /// The layers, dense.
+    /// The layers: dense from [`networks`], op chains from [`cnns`].
     pub layers: Vec<Layer>,
     /// The loss.
     pub loss: Loss,
@@ -337,9 +343,20 @@ impl<T: Scalar> RandomNetwork<T> {
 impl<T: Scalar> fmt::Debug for RandomNetwork<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = self.activations().iter().map(Activation::name).collect();
-        f.debug_struct("RandomNetwork")
-            .field("widths", &self.widths())
-            .field("activations", &names)
+        let mut debug = f.debug_struct("RandomNetwork");
+        if self
+            .layers
+            .iter()
+            .all(|layer| layer.dense_activation().is_some())
+        {
+            debug
+                .field("widths", &self.widths())
+                .field("activations", &names);
+        } else {
+            let ops: Vec<&[crate::Op]> = self.layers.iter().map(Layer::ops).collect();
+            debug.field("layers", &ops);
+        }
+        debug
             .field("loss", &self.loss)
             .field("rows", &self.rows)
             .field("loss_rows", &self.loss_rows)
@@ -469,11 +486,218 @@ fn build(
     net
 }
 
+/// Random small convolutional networks (every activation, max and average pooling),
+/// drawn as a seed that [`random_cnn`] turns into the network.
+///
+/// ```
+/// use pc_core::strategies::cnns;
+/// use proptest::{strategy::{Strategy, ValueTree}, test_runner::TestRunner};
+/// let net = cnns().new_tree(&mut TestRunner::deterministic()).unwrap().current();
+/// assert!(net.spec().validate().is_ok());
+/// ```
+pub fn cnns() -> impl Strategy<Value = RandomNetwork> {
+    any::<u64>().prop_map(|seed| random_cnn(seed, false))
+}
+
+/// [`cnns`] with smooth activations and average pooling only, so that Strict PC's energy
+/// has a continuous gradient.
+pub fn smooth_cnns() -> impl Strategy<Value = RandomNetwork> {
+    any::<u64>().prop_map(|seed| random_cnn(seed, true))
+}
+
+/// splitmix64: a seed to a stream of uniform numbers.
+struct Stream(u64);
+
+impl Stream {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `low..=high`.
+    fn pick(&mut self, low: usize, high: usize) -> usize {
+        low + (self.next() % (high - low + 1) as u64) as usize
+    }
+
+    /// Uniform in `[-1, 1]`.
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+    }
+}
+
+/// A conv op that fits `image`, drawn from `stream`.
+fn draw_conv(stream: &mut Stream, image: ImageShape) -> Conv2d {
+    loop {
+        let kernel = [stream.pick(1, 3), stream.pick(1, 3)];
+        let conv = Conv2d::new(image, stream.pick(1, 3), kernel)
+            .with_stride([stream.pick(1, 2), stream.pick(1, 2)])
+            .with_padding([stream.pick(0, 1), stream.pick(0, 1)]);
+        if !conv.output_shape().is_empty() {
+            return conv;
+        }
+    }
+}
+
+/// The small CNN that `seed` fixes, as Torch2PC users build them: one or two op-chain
+/// layers [conv2d (1-3 channels, kernels 1-3, strides 1-2, padding 0-1), activation,
+/// optionally a 2x2 max or average pool (stride 1-2), optionally flatten] on 1-2 channel
+/// images of 4x4 to 8x8, then one or two dense layers (flatten first; the last has
+/// identity activation and 2-5 outputs), MSE or cross-entropy, 1-3 rows. Weights are
+/// uniform with variance `1 / fan_in`, biases, inputs and value targets uniform in
+/// `[-0.5, 0.5]`, `[-1, 1]` and `[-1, 1]`. With `smooth`, activations are identity, tanh,
+/// sigmoid or softplus and pools are averages. The same seed gives the same network on
+/// every machine (integer arithmetic and exactly rounded scaling only), so a printed seed
+/// rebuilds a failing case.
+pub fn random_cnn(seed: u64, smooth: bool) -> RandomNetwork {
+    let mut stream = Stream(seed);
+    let activations: &[Activation] = if smooth {
+        &SMOOTH_ACTIVATIONS
+    } else {
+        &[
+            Activation::Identity,
+            Activation::Relu,
+            Activation::LEAKY_RELU,
+            Activation::Tanh,
+            Activation::Sigmoid,
+            Activation::Softplus,
+        ]
+    };
+    let activation = |stream: &mut Stream| activations[stream.pick(0, activations.len() - 1)];
+    let mut image = ImageShape::new(stream.pick(1, 2), stream.pick(4, 8), stream.pick(4, 8));
+    let input_len = image.len();
+    let mut layers = Vec::new();
+    let conv_layers = stream.pick(1, 2);
+    for c in 0..conv_layers {
+        let conv = draw_conv(&mut stream, image);
+        let mut ops = std::vec![Op::Conv2d(conv), Op::Activation(activation(&mut stream))];
+        image = conv.output_shape();
+        // Pool when a 2x2 window fits: none, max or average (average only when smooth).
+        let pool_kind = if smooth {
+            stream.pick(0, 1) * 2
+        } else {
+            stream.pick(0, 2)
+        };
+        if pool_kind > 0 && image.height >= 2 && image.width >= 2 {
+            let pool =
+                Pool2d::new(image, [2, 2]).with_stride([stream.pick(1, 2), stream.pick(1, 2)]);
+            ops.push(if pool_kind == 1 {
+                Op::MaxPool2d(pool)
+            } else {
+                Op::AvgPool2d(pool)
+            });
+            image = pool.output_shape();
+        }
+        if c + 1 == conv_layers && stream.pick(0, 1) == 1 {
+            ops.push(Op::Flatten);
+        }
+        layers.push(Layer::from_ops(&ops).expect("at most four ops"));
+    }
+    let mut width = image.len();
+    let dense_layers = stream.pick(1, 2);
+    let loss = if stream.pick(0, 1) == 0 {
+        Loss::Mse
+    } else {
+        Loss::CrossEntropy
+    };
+    for d in 0..dense_layers {
+        let last = d + 1 == dense_layers;
+        let outputs = if last {
+            stream.pick(2, 5)
+        } else {
+            stream.pick(2, 8)
+        };
+        let mut ops = Vec::new();
+        if d == 0 {
+            ops.push(Op::Flatten);
+        }
+        ops.push(Op::Linear {
+            inputs: width,
+            outputs,
+        });
+        ops.push(Op::Activation(if last {
+            Activation::Identity
+        } else {
+            activation(&mut stream)
+        }));
+        layers.push(Layer::from_ops(&ops).expect("at most three ops"));
+        width = outputs;
+    }
+    let rows = stream.pick(1, 3);
+    // Weights uniform with variance 1 / fan_in, biases in [-0.5, 0.5].
+    let mut params = Vec::new();
+    for layer in &layers {
+        for op in layer.ops() {
+            let (fan_in, weights, biases) = match *op {
+                Op::Conv2d(conv) => (conv.filter_len(), conv.weight_len(), conv.out_channels),
+                Op::Linear { inputs, outputs } => (inputs, inputs * outputs, outputs),
+                _ => continue,
+            };
+            let bound = libm::sqrt(3.0 / fan_in as f64);
+            params.extend((0..weights).map(|_| bound * stream.unit()));
+            params.extend((0..biases).map(|_| 0.5 * stream.unit()));
+        }
+    }
+    let inputs = (0..rows * input_len).map(|_| stream.unit()).collect();
+    let values: Vec<f64> = (0..rows * width).map(|_| stream.unit()).collect();
+    let classes: Vec<usize> = (0..rows).map(|_| stream.pick(0, width - 1)).collect();
+    RandomNetwork {
+        layers,
+        loss,
+        params,
+        rows,
+        inputs,
+        targets: match loss {
+            Loss::CrossEntropy => RandomTargets::Classes(classes),
+            _ => RandomTargets::Values(values),
+        },
+        weight_scale: 1.0,
+        loss_rows: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::strategy::ValueTree;
     use proptest::test_runner::TestRunner;
+
+    #[test]
+    fn drawn_cnns_are_valid_and_fixed_by_their_seed() {
+        for seed in 0..200_u64 {
+            for smooth in [false, true] {
+                let net = random_cnn(seed, smooth);
+                let spec = net.spec();
+                assert!(
+                    spec.validate().is_ok(),
+                    "seed {seed}: {:?}",
+                    spec.validate()
+                );
+                assert_eq!(spec.parameter_len(), net.params.len(), "seed {seed}");
+                assert_eq!(net.inputs.len(), net.rows * spec.width(0), "seed {seed}");
+                assert!(
+                    matches!(net.layers[0].ops()[0], Op::Conv2d(_)),
+                    "seed {seed}"
+                );
+                if smooth {
+                    for op in net.layers.iter().flat_map(|layer| layer.ops()) {
+                        match op {
+                            Op::Activation(a) => assert!(a.is_smooth(), "seed {seed}"),
+                            Op::MaxPool2d(_) => panic!("seed {seed}: max pool in a smooth CNN"),
+                            _ => {}
+                        }
+                    }
+                }
+                assert_eq!(
+                    random_cnn(seed, smooth),
+                    net,
+                    "seed {seed}: not reproducible"
+                );
+            }
+        }
+    }
 
     #[test]
     fn drawn_networks_are_valid_and_in_range() {
