@@ -92,6 +92,11 @@ fn pack_panels<T: Scalar>(
         let target = &mut panel[index * depth_len * width..][..depth_len * width];
         for (p, row) in target.chunks_exact_mut(width).enumerate() {
             let start = (depth + p) * b_row_stride + first * b_column_stride;
+            if b_column_stride == 1 && columns == width {
+                // A constant length: a few vector moves, not a call to `memmove`.
+                row.copy_from_slice(&b[start..start + width]);
+                continue;
+            }
             if b_column_stride == 1 {
                 row[..columns].copy_from_slice(&b[start..start + columns]);
             } else {
