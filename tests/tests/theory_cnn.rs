@@ -213,9 +213,10 @@ fn fixed_pred_binomial_law_on_cnns() {
 /// (`0.9 * 2 / lambda_max` of the energy's Hessian at the feedforward values, from
 /// `pc_core::safe_step_size` with its power iteration run to a relative change of 1e-12),
 /// `F` never increases from one iteration to the next over 25 iterations from the
-/// feedforward start. (With the default stopping rule, 1e-6 within 100 iterations, the
-/// estimate of `lambda_max` came out more than 10% low on about 1 smooth CNN in 1000 when
-/// two eigenvalues were close, and `F` then rose by up to 7e-7 relative.)
+/// feedforward start. (With the former default stopping rule, 1e-6 within 100 iterations,
+/// the estimate of `lambda_max` came out more than 10% low on about 1 smooth CNN in 1000,
+/// and `F` then rose by up to 7e-7 relative; the default is now 1e-8 within 200, see
+/// `SafeStep::tolerance`.)
 ///
 /// Conditions: CNNs from `smooth_cnns()` (tanh, sigmoid, softplus, identity; average
 /// pooling), so that `F` has a continuous gradient (ReLU and max pooling make it only
