@@ -187,7 +187,14 @@ impl Reader<'_> {
 
     /// Flattens a nested array of numbers, checking it is rectangular with `shape`.
     fn tensor(&self, value: &Value, shape: &[usize], field: &str) -> Result<Vec<f64>, CaseError> {
-        let mut out = Vec::with_capacity(shape.iter().product());
+        // The declared shape is not trusted for the allocation: a case claiming a huge
+        // kernel must fail on its arrays, not abort on a terabyte `with_capacity` (found by
+        // fuzzing). The vector grows with what the arrays really hold.
+        let declared = shape
+            .iter()
+            .try_fold(1_usize, |total, &len| total.checked_mul(len))
+            .unwrap_or(0);
+        let mut out = Vec::with_capacity(declared.min(1 << 16));
         self.flatten(value, shape, field, &mut out)?;
         Ok(out)
     }
@@ -453,6 +460,19 @@ impl Flow {
             Flow::Flat(width) => vec![width],
         }
     }
+
+    /// The number of values, or an error naming `field` when it overflows `usize`.
+    fn len(&self, reader: &Reader<'_>, field: &str) -> Result<usize, CaseError> {
+        element_count(reader, &self.dims(), field)
+    }
+}
+
+/// The number of values of a tensor of shape `dims`, or an error naming `field` when it
+/// overflows `usize`.
+fn element_count(reader: &Reader<'_>, dims: &[usize], field: &str) -> Result<usize, CaseError> {
+    dims.iter()
+        .try_fold(1_usize, |total, &len| total.checked_mul(len))
+        .ok_or_else(|| reader.err(field, "the shape has more values than fit in memory"))
 }
 
 fn parse_op_chain(
@@ -599,7 +619,7 @@ fn parse_op_chain(
                     }
                 }
                 "flatten" => {
-                    flow = Flow::Flat(flow.dims().iter().product());
+                    flow = Flow::Flat(flow.len(reader, &field)?);
                     Op::Flatten
                 }
                 other => {
@@ -613,7 +633,7 @@ fn parse_op_chain(
         layers.push(layer);
         shapes.push(flow.dims());
     }
-    let input_len = shapes[0].iter().product();
+    let input_len = element_count(reader, &shapes[0], "x")?;
     let spec = NetworkSpec::new(&layers, header.loss).with_input_len(input_len);
     spec.validate()
         .map_err(|error| reader.err("layers", error.to_string()))?;
@@ -745,7 +765,7 @@ fn parse_body(
             expected.push((name, value));
         }
     }
-    let input_len = shapes[0].iter().product();
+    let input_len = element_count(reader, &shapes[0], "x")?;
     Ok(DenseCase {
         algorithm,
         eta,
