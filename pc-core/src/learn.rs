@@ -133,18 +133,8 @@ impl<'a, 's, T: Scalar, O: Optimizer<T>> Learner<'a, 's, T, O> {
     }
 }
 
-#[cfg(all(
-    test,
-    feature = "conv",
-    feature = "safe-step",
-    feature = "exact",
-    feature = "fixed-pred",
-    feature = "strict",
-    feature = "leaky-relu",
-    feature = "sigmoid",
-    feature = "softplus",
-    feature = "cross-entropy"
-))]
+// Every optional capability built (the default features; see build.rs).
+#[cfg(all(test, pc_all_features))]
 mod tests {
     use crate::{
         Activation, Adam, Batch, Layer, Learner, Loss, NetworkSpec, Optimizer, PcError, Settings,

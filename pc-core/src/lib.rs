@@ -108,18 +108,8 @@ mod activation;
 mod error;
 #[cfg(test)]
 mod feature_tests;
-#[cfg(all(
-    test,
-    feature = "conv",
-    feature = "safe-step",
-    feature = "exact",
-    feature = "fixed-pred",
-    feature = "strict",
-    feature = "leaky-relu",
-    feature = "sigmoid",
-    feature = "softplus",
-    feature = "cross-entropy"
-))]
+// Every optional capability built (the default features; see build.rs).
+#[cfg(all(test, pc_all_features))]
 mod hardening_tests;
 pub mod kernels;
 mod layer;

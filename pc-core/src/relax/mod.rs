@@ -10,18 +10,8 @@ mod exact;
 mod fixed_pred;
 #[cfg(feature = "strict")]
 mod strict;
-#[cfg(all(
-    test,
-    feature = "conv",
-    feature = "safe-step",
-    feature = "exact",
-    feature = "fixed-pred",
-    feature = "strict",
-    feature = "leaky-relu",
-    feature = "sigmoid",
-    feature = "softplus",
-    feature = "cross-entropy"
-))]
+// Every optional capability built (the default features; see build.rs).
+#[cfg(all(test, pc_all_features))]
 mod tests;
 
 use crate::{
