@@ -16,51 +16,9 @@
 //! summation order depends on the shapes only, so results are the same for any thread
 //! count; they differ from [`pc_core::ops::conv`]'s direct loops only by summation order.
 
+use super::buffer::with_buffer;
 use super::{gemm, Accumulate, GemmScalar, MatMut, MatRef};
 use pc_core::{Conv2d, PcError};
-use std::cell::RefCell;
-
-/// Scalars with a per-thread im2col buffer.
-pub trait Columns: GemmScalar {
-    /// Runs `f` with this thread's buffer of at least `len` values (contents unspecified).
-    fn with_columns<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
-    /// Exchanges this thread's buffer with `buffer` (see [`super::Scratch`]).
-    fn swap_columns(buffer: &mut Vec<Self>);
-}
-
-macro_rules! columns {
-    ($t:ty, $name:ident) => {
-        thread_local! {
-            static $name: RefCell<Vec<$t>> = const { RefCell::new(Vec::new()) };
-        }
-        impl Columns for $t {
-            fn with_columns<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
-                $name.with(|cell| match cell.try_borrow_mut() {
-                    Ok(mut buffer) => {
-                        if buffer.len() < len {
-                            buffer.resize(len, 0.0);
-                        }
-                        f(&mut buffer[..len])
-                    }
-                    // Re-entered on this thread (cannot happen through the backend):
-                    // a fresh buffer keeps the result correct.
-                    Err(_) => f(&mut vec![0.0; len]),
-                })
-            }
-
-            fn swap_columns(buffer: &mut Vec<Self>) {
-                $name.with(|cell| {
-                    if let Ok(mut own) = cell.try_borrow_mut() {
-                        core::mem::swap(&mut *own, buffer);
-                    }
-                })
-            }
-        }
-    };
-}
-
-columns!(f32, COLUMNS_F32);
-columns!(f64, COLUMNS_F64);
 
 /// Output positions `o` in `0..count` whose input index `o * stride + offset - pad` lies
 /// in `0..size`.
@@ -195,7 +153,7 @@ fn check(conv: &Conv2d, rows: usize, image: usize, output: usize) -> Result<(), 
 }
 
 /// See [`pc_core::Backend::conv2d_forward`].
-pub(super) fn forward<T: Columns>(
+pub(super) fn forward<T: GemmScalar>(
     conv: &Conv2d,
     rows: usize,
     input: &[T],
@@ -214,7 +172,7 @@ pub(super) fn forward<T: Columns>(
             needed: conv.out_channels,
             given: bias.len(),
         })?;
-    T::with_columns(conv.columns_len(), |cols| {
+    with_buffer(T::column_buffer(), conv.columns_len(), |cols| {
         for (x, y) in input[..rows * in_len]
             .chunks_exact(in_len)
             .zip(output[..rows * out_len].chunks_exact_mut(out_len))
@@ -235,7 +193,7 @@ pub(super) fn forward<T: Columns>(
 }
 
 /// See [`pc_core::Backend::conv2d_backward_input`].
-pub(super) fn backward_input<T: Columns>(
+pub(super) fn backward_input<T: GemmScalar>(
     conv: &Conv2d,
     rows: usize,
     grad_output: &[T],
@@ -256,7 +214,7 @@ pub(super) fn backward_input<T: Columns>(
     let (in_len, out_len) = (conv.input.len(), conv.output_shape().len());
     let (filters, positions) = (conv.filter_len(), conv.output_shape().plane());
     let weight_t = MatRef::row_major(weight, conv.out_channels, filters)?.transpose();
-    T::with_columns(conv.columns_len(), |cols| {
+    with_buffer(T::column_buffer(), conv.columns_len(), |cols| {
         for (g, gx) in grad_output[..rows * out_len]
             .chunks_exact(out_len)
             .zip(grad_input[..rows * in_len].chunks_exact_mut(in_len))
@@ -291,7 +249,7 @@ fn transposed(conv: &Conv2d) -> Option<Conv2d> {
     (transposed.output_shape() == conv.input).then_some(transposed)
 }
 
-fn backward_input_as_convolution<T: Columns>(
+fn backward_input_as_convolution<T: GemmScalar>(
     conv: &Conv2d,
     transposed: &Conv2d,
     rows: usize,
@@ -310,7 +268,7 @@ fn backward_input_as_convolution<T: Columns>(
             given: weight.len(),
         })?;
     let columns = transposed.columns_len();
-    T::with_columns(columns + conv.weight_len(), |buffer| {
+    with_buffer(T::column_buffer(), columns + conv.weight_len(), |buffer| {
         let (cols, flipped) = buffer.split_at_mut(columns);
         // flipped[i][o][a][b] = weight[o][i][kh-1-a][kw-1-b]
         let (ins, outs) = (conv.input.channels, conv.out_channels);
@@ -341,7 +299,7 @@ fn backward_input_as_convolution<T: Columns>(
 }
 
 /// See [`pc_core::Backend::conv2d_backward_parameters`].
-pub(super) fn backward_parameters<T: Columns>(
+pub(super) fn backward_parameters<T: GemmScalar>(
     conv: &Conv2d,
     rows: usize,
     grad_output: &[T],
@@ -369,7 +327,7 @@ pub(super) fn backward_parameters<T: Columns>(
             given,
         })?;
     grad_weight.fill(T::zero());
-    T::with_columns(conv.columns_len(), |cols| {
+    with_buffer(T::column_buffer(), conv.columns_len(), |cols| {
         for (g, x) in grad_output[..rows * out_len]
             .chunks_exact(out_len)
             .zip(input[..rows * in_len].chunks_exact(in_len))

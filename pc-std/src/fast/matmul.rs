@@ -12,6 +12,7 @@
 //! nothing is allocated, except when neither form fits the strides (then `rhs` is copied
 //! into this thread's reusable scratch buffer).
 
+use super::buffer::{with_buffer, ThreadBuffer};
 use super::simd::{nn_panel_len, Kernels, Nn, Nt};
 
 /// From this many rows of `dst` on, `rhs` is packed into panels before an `Nn` product:
@@ -31,46 +32,33 @@ mod sealed {
 /// Sealed: the micro-kernels exist for these two types only, so no other type can name
 /// this trait, and a call with one is a compile error.
 pub trait GemmScalar: Scalar + Kernels + sealed::Sealed {
-    /// Runs `f` on this thread's scratch buffer of at least `len` values (grown on first
-    /// use, then reused: no allocation once a thread has seen the largest size).
+    /// This thread's buffer for packed panels of `rhs`.
     #[doc(hidden)]
-    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
-    /// Exchanges this thread's scratch buffer with `buffer` (see [`super::Scratch`]).
+    fn panel_buffer() -> &'static ThreadBuffer<Self>;
+    /// This thread's buffer for the im2col columns of a convolution.
     #[doc(hidden)]
-    fn swap_scratch(buffer: &mut Vec<Self>);
+    fn column_buffer() -> &'static ThreadBuffer<Self>;
 }
 
-macro_rules! scratch {
-    ($t:ty, $name:ident) => {
+macro_rules! buffers {
+    ($t:ty, $panels:ident, $columns:ident) => {
         std::thread_local! {
-            static $name: std::cell::RefCell<Vec<$t>> = const { std::cell::RefCell::new(Vec::new()) };
+            static $panels: std::cell::RefCell<Vec<$t>> = const { std::cell::RefCell::new(Vec::new()) };
+            static $columns: std::cell::RefCell<Vec<$t>> = const { std::cell::RefCell::new(Vec::new()) };
         }
         impl GemmScalar for $t {
-            fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [$t]) -> R) -> R {
-                $name.with(|cell| match cell.try_borrow_mut() {
-                    Ok(mut buffer) => {
-                        if buffer.len() < len {
-                            buffer.resize(len, 0.0);
-                        }
-                        f(&mut buffer[..len])
-                    }
-                    // Re-entered on this thread (not done by pc): use a fresh buffer.
-                    Err(_) => f(&mut vec![0.0; len]),
-                })
+            fn panel_buffer() -> &'static ThreadBuffer<$t> {
+                &$panels
             }
 
-            fn swap_scratch(buffer: &mut Vec<$t>) {
-                $name.with(|cell| {
-                    if let Ok(mut own) = cell.try_borrow_mut() {
-                        core::mem::swap(&mut *own, buffer);
-                    }
-                })
+            fn column_buffer() -> &'static ThreadBuffer<$t> {
+                &$columns
             }
         }
     };
 }
-scratch!(f32, SCRATCH_F32);
-scratch!(f64, SCRATCH_F64);
+buffers!(f32, PANELS_F32, COLUMNS_F32);
+buffers!(f64, PANELS_F64, COLUMNS_F64);
 
 /// A read-only strided matrix view: element `(i, j)` is `data[i * row_stride + j * column_stride]`.
 ///
@@ -412,7 +400,7 @@ pub fn gemm<T: GemmScalar>(
         if pack {
             // `rhs` copied into contiguous panels (this thread's scratch buffer, grown on
             // first use and then reused, so no allocation after that).
-            T::with_scratch(nn_panel_len::<T>(n, k), |panel| {
+            with_buffer(T::panel_buffer(), nn_panel_len::<T>(n, k), |panel| {
                 T::nn(Nn { panel, ..problem })
             })
         } else {

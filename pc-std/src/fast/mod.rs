@@ -23,69 +23,13 @@
 //! path; code generic over any `T: Scalar` that cannot name `Fast: Backend<T>` uses
 //! [`pc_core::Portable`].
 
+mod buffer;
 mod conv;
 mod matmul;
 mod simd;
 
+pub use buffer::Scratch;
 pub use matmul::{gemm, Accumulate, GemmScalar, MatMut, MatRef};
-
-use conv::Columns;
-
-/// Scratch buffers of the fast kernels that follow a unit of work instead of a thread.
-///
-/// Products of many rows pack an operand, and convolutions unfold their input, into
-/// buffers that the kernels keep per thread (grown on first use, then reused). With a
-/// thread pool the same row block can run on a different thread each call, which would
-/// then grow its own buffers again. A `Scratch` owned with the block and lent to the
-/// thread that runs it ([`Scratch::lend`]) keeps the grown buffers with the block, so
-/// after the first call on a shape nothing is allocated, whichever thread runs what.
-/// [`crate::batch::BatchRunner`] keeps one per row block.
-///
-/// # Example
-/// ```
-/// use pc_std::fast::{gemm, Accumulate, MatMut, MatRef, Scratch};
-/// let (a, b) = (vec![1.0_f32; 64 * 32], vec![2.0_f32; 32 * 48]);
-/// let mut c = vec![0.0_f32; 64 * 48];
-/// let mut scratch = Scratch::default();
-/// for _ in 0..2 {
-///     // The first call grows the scratch; later calls on any thread reuse it.
-///     scratch.lend(|| {
-///         gemm(
-///             MatMut::row_major(&mut c, 64, 48)?,
-///             MatRef::row_major(&a, 64, 32)?,
-///             MatRef::row_major(&b, 32, 48)?,
-///             Accumulate::Overwrite,
-///         )
-///     })?;
-/// }
-/// assert!(c.iter().all(|&v| v == 64.0));
-/// # Ok::<(), pc_core::PcError>(())
-/// ```
-#[derive(Debug, Default)]
-pub struct Scratch {
-    panels_f32: Vec<f32>,
-    panels_f64: Vec<f64>,
-    columns_f32: Vec<f32>,
-    columns_f64: Vec<f64>,
-}
-
-impl Scratch {
-    /// Runs `f` with these buffers as the calling thread's kernel scratch, then gives the
-    /// thread its own buffers back (the exchanges move pointers, never elements).
-    pub fn lend<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        self.exchange();
-        let result = f();
-        self.exchange();
-        result
-    }
-
-    fn exchange(&mut self) {
-        f32::swap_scratch(&mut self.panels_f32);
-        f64::swap_scratch(&mut self.panels_f64);
-        f32::swap_columns(&mut self.columns_f32);
-        f64::swap_columns(&mut self.columns_f64);
-    }
-}
 
 use pc_core::{Backend, Conv2d, LinearDims};
 
