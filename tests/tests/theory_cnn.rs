@@ -18,19 +18,8 @@ use pc_core::strategies::{cnns, smooth_cnns, RandomNetwork};
 use pc_core::{infer, Settings};
 use proptest::prelude::*;
 
-/// Proptest settings: `default_cases` scaled by `PROPTEST_CASES / 256`, no regression
-/// files (the failing network is printed instead), as in theory.rs.
-fn cases(default_cases: u32) -> ProptestConfig {
-    let scale = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|value| value.parse::<f64>().ok())
-        .map_or(1.0, |cases| cases / 256.0);
-    ProptestConfig {
-        cases: ((default_cases as f64 * scale).round() as u32).max(1),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
+mod common;
+use common::cases;
 
 /// The parameters of layer `l` (1-based) within a flat slice.
 fn layer_params<'a>(net: &RandomNetwork, l: usize, all: &'a [f64]) -> &'a [f64] {
