@@ -13,6 +13,7 @@ fn main() {
         "SIGMOID",
         "SOFTPLUS",
         "CROSS_ENTROPY",
+        "FINITENESS_PROOFS",
     ]
     .iter()
     .all(|feature| std::env::var_os(format!("CARGO_FEATURE_{feature}")).is_some());

@@ -681,3 +681,88 @@ fn strict_updates_match_a_hand_iteration() {
         }
     }
 }
+
+/// A NaN or infinite parameter is named at its index whether the schedule proves the
+/// parameters finite from the forward pass (few rows: `rows * activations <
+/// parameters`) or scans them (many rows). The network is built to defeat a careless
+/// proof: a convolution whose corner taps meet only zero padding (no output sees those
+/// weights), ReLU layers that map NaN and `-inf` pre-activations to outputs of their own,
+/// and inputs and activations that are exactly zero (`inf * 0` is NaN, not zero).
+#[test]
+fn non_finite_parameters_are_named_whether_proven_or_scanned() {
+    use crate::{Conv2d, ImageShape, Op};
+    // A 1 x 1 image, 3 x 3 kernel, padding 1: one output position, which sees only the
+    // centre tap; the eight others multiply padding.
+    let conv = Conv2d::new(ImageShape::new(1, 1, 1), 2, [3, 3]).with_padding([1, 1]);
+    let first = Layer::from_ops(&[
+        Op::Conv2d(conv),
+        Op::Activation(Activation::Relu),
+        Op::Flatten,
+    ])
+    .unwrap();
+    let layers = [
+        first,
+        Layer::dense(2, 4, Activation::Relu),
+        Layer::dense(4, 2, Activation::Identity),
+    ];
+    let spec = NetworkSpec::new(&layers, Loss::Mse).with_input_len(1);
+    spec.validate().unwrap();
+    let parameter_len = spec.parameter_len();
+    assert_eq!(parameter_len, 20 + 12 + 10);
+    // Negative weights into the ReLUs keep some activations at exactly zero.
+    let params: Vec<f64> = (0..parameter_len)
+        .map(|i| (((i * 7 + 3) % 11) as f64 - 5.0) / 4.0)
+        .collect();
+    let settings = [
+        Settings::exact(),
+        Settings::fixed_pred(0.5, 3),
+        Settings::strict(0.1, 3),
+    ];
+    // rows 1 and 2: proven (9 and 18 activations < 42 parameters); rows 5: scanned.
+    for rows in [1, 2, 5] {
+        let inputs: Vec<f64> = (0..rows).map(|r| r as f64 * 0.5).collect();
+        let values: Vec<f64> = (0..rows * 2).map(|i| i as f64 / 3.0 - 1.0).collect();
+        let batch = Batch::new(&inputs, Targets::Values(&values));
+        let mut workspace = vec![0.0; spec.workspace_len(rows)];
+        let mut updates = vec![0.0; parameter_len];
+        for settings in &settings {
+            infer(
+                &spec,
+                &params,
+                batch,
+                settings,
+                &mut workspace,
+                &mut updates,
+            )
+            .unwrap();
+            for index in 0..parameter_len {
+                for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+                    let mut broken = params.clone();
+                    broken[index] = bad;
+                    // A second bad value later on: the first is the one named.
+                    if index + 5 < parameter_len {
+                        broken[index + 5] = f64::NAN;
+                    }
+                    let result = infer(
+                        &spec,
+                        &broken,
+                        batch,
+                        settings,
+                        &mut workspace,
+                        &mut updates,
+                    )
+                    .map(|_| ());
+                    assert_eq!(
+                        result,
+                        Err(PcError::NonFinite {
+                            what: "parameters",
+                            index
+                        }),
+                        "rows {rows}, {:?}, {bad} at {index}",
+                        settings.algorithm
+                    );
+                }
+            }
+        }
+    }
+}

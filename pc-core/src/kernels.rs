@@ -27,7 +27,12 @@ pub struct LinearDims {
 /// lengths its documentation states (the schedule checks them once, up front).
 ///
 /// Implementations must compute the same mathematical result as [`Portable`]; they may
-/// sum in another order.
+/// sum in another order. Two more rules, which the schedule's bad-input checks rely on
+/// (with the `finiteness-proofs` feature): a linear forward product forms every product
+/// `input[r][i] * weight[o][i]`, zero inputs included, so that a NaN or infinite weight
+/// makes its output NaN or infinite (the parameters are proven finite from the outputs
+/// instead of being scanned); and the parameter-gradient methods overwrite every value
+/// of their outputs.
 ///
 /// # Example
 /// ```

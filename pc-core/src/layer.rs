@@ -9,6 +9,7 @@
 use crate::ops::conv;
 #[cfg(feature = "conv")]
 use crate::ops::pool;
+use crate::scalar::{first_non_finite, sums_of_products_stay_finite};
 use crate::{kernels::LinearDims, Backend, Layer, Op, Scalar, MAX_OPS_PER_LAYER};
 
 /// One layer applied to a block of `rows` samples with its parameters.
@@ -114,9 +115,57 @@ impl<T: Scalar> LayerView<'_, T> {
         }
     }
 
+    /// After [`forward`](Self::forward) wrote `values`: whether the layer's parameters are
+    /// proven finite without reading them. A linear op forms every product
+    /// `input[r][i] * weight[o][i]` (the [`Backend`] contract) and adds `bias[o]`, so with a
+    /// finite input a NaN or infinite weight or bias makes its output NaN or infinite
+    /// (`0 * inf` is NaN, and no sum turns NaN or infinity back into a finite value):
+    /// finite inputs and outputs prove the op's parameters finite, at the cost of
+    /// scanning `rows * (inputs + outputs)` values instead of `inputs * outputs`. A
+    /// convolution's weights (few) are scanned directly, since a tap may meet only padding.
+    /// `false` asks the caller to scan the parameters.
+    pub fn parameters_proven_finite(&self, values: &Values<'_, T>) -> bool {
+        let plan = self.plan();
+        let rows = self.rows;
+        let last = plan.count - 1;
+        let mut proven = true;
+        for (k, op) in self.layer.ops().iter().enumerate() {
+            let (in_width, out_width) = (plan.widths[k], plan.widths[k + 1]);
+            match *op {
+                Op::Linear { .. } => {
+                    let source = if k == 0 {
+                        &values.input[..rows * in_width]
+                    } else {
+                        &values.trace[plan.trace_offsets[k - 1]..plan.trace_offsets[k]]
+                    };
+                    let target = if k == last {
+                        &values.output[..rows * out_width]
+                    } else {
+                        &values.trace
+                            [plan.trace_offsets[k]..plan.trace_offsets[k] + rows * out_width]
+                    };
+                    proven &=
+                        first_non_finite(source).is_none() && first_non_finite(target).is_none();
+                }
+                Op::Conv2d(conv) => {
+                    let offset = plan.param_offsets[k];
+                    let params = &self.params[offset..offset + conv.parameter_len()];
+                    proven &= first_non_finite(params).is_none();
+                }
+                _ => {}
+            }
+        }
+        proven
+    }
+
     /// Vector-Jacobian product of the layer at the point `values` was evaluated, with the
     /// cotangent `grad_output`: writes the input gradient into `grad_input` and the
     /// parameter gradient into `grad_params` (layer-local layout), each when given.
+    ///
+    /// Returns whether the parameter gradient is proven finite from the magnitudes of the
+    /// factors of its products (`scalar::sums_of_products_stay_finite`); `false` asks the
+    /// caller to scan it. `true` when no parameter gradient was asked for (`false` always without the
+    /// `finiteness-proofs` feature).
     ///
     /// `scratch` must hold `2 * rows * max_width` values.
     pub fn backward<B: Backend<T>>(
@@ -127,7 +176,8 @@ impl<T: Scalar> LayerView<'_, T> {
         scratch: &mut [T],
         mut grad_input: Option<&mut [T]>,
         mut grad_params: Option<&mut [T]>,
-    ) {
+    ) -> bool {
+        let mut gradient_bounded = cfg!(feature = "finiteness-proofs");
         let plan = self.plan();
         let rows = self.rows;
         let last = plan.count - 1;
@@ -172,6 +222,7 @@ impl<T: Scalar> LayerView<'_, T> {
                     grad_weight,
                     &mut grad_bias[..outputs],
                 );
+                gradient_bounded &= sums_of_products_stay_finite(gradient, op_input, rows);
             }
             #[cfg(feature = "conv")]
             if let (Op::Conv2d(conv), Some(params_out)) = (op, grad_params.as_deref_mut()) {
@@ -185,6 +236,12 @@ impl<T: Scalar> LayerView<'_, T> {
                     op_input,
                     grad_weight,
                     grad_bias,
+                );
+                let positions = conv.output_shape().plane();
+                gradient_bounded &= sums_of_products_stay_finite(
+                    gradient,
+                    op_input,
+                    rows.saturating_mul(positions),
                 );
             }
             let target: &mut [T] = if k == 0 {
@@ -227,6 +284,7 @@ impl<T: Scalar> LayerView<'_, T> {
             }
             current = if current == 1 { 2 } else { 1 };
         }
+        gradient_bounded
     }
 
     /// Jacobian-vector product (forward mode) of the layer with respect to its input, at

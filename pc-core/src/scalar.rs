@@ -200,6 +200,61 @@ pub(crate) fn max_abs_difference<T: Scalar>(current: T, a: &[T], b: &[T]) -> T {
     result
 }
 
+/// `max_i |a_i|` (zero for an empty slice), NaN when any value is NaN; eight independent
+/// lanes, as [`max_abs_difference`], so that it vectorises. Not inlined: one copy serves
+/// every caller (a microcontroller's code budget counts each inlined copy).
+#[inline(never)]
+pub(crate) fn max_abs<T: Scalar>(values: &[T]) -> T {
+    const LANES: usize = 8;
+    let mut largest = [T::zero(); LANES];
+    let mut nan = [false; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for lane in 0..LANES {
+            let magnitude = chunk[lane].abs();
+            nan[lane] |= magnitude.is_nan();
+            largest[lane] = if magnitude > largest[lane] {
+                magnitude
+            } else {
+                largest[lane]
+            };
+        }
+    }
+    let mut result = T::zero();
+    for lane in 0..LANES {
+        result = max_or_nan(result, largest[lane]);
+        if nan[lane] {
+            result = T::nan();
+        }
+    }
+    for &value in rest {
+        result = max_or_nan(result, value.abs());
+    }
+    result
+}
+
+/// Whether every sum of at most `terms` products `a_i b_j`, and every sum of at most
+/// `terms` values `a_i`, is finite however it is computed: a proof from magnitudes, which
+/// lets the schedule skip scanning a parameter gradient it has just written (the
+/// gradient has as many values as the parameters; `a` and `b` are a block's activations).
+///
+/// In floating point a sum of `n` terms, in any order and with or without fused
+/// multiply-adds, has every partial sum within `(1 + u)^(n + 1) sum |terms| <= e^2 sum
+/// |terms|` when `n u <= 1`, `u` the unit roundoff; so `n max|a| max(|b|, 1) <= MAX / 8`
+/// keeps every partial sum finite. `false` (the caller then scans what it wrote) when
+/// that does not hold, including when any value is non-finite.
+///
+/// Always `false` without the `finiteness-proofs` feature (the caller scans instead).
+pub(crate) fn sums_of_products_stay_finite<T: Scalar>(a: &[T], b: &[T], terms: usize) -> bool {
+    if !cfg!(feature = "finiteness-proofs") {
+        return false;
+    }
+    let count = T::from_usize(terms);
+    let bound = count * max_abs(a) * max_or_nan(T::one(), max_abs(b));
+    count * T::UNIT_ROUNDOFF <= T::one() && bound <= T::max_value() / T::from_f64(8.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +277,58 @@ mod tests {
         values[701] = f32::NAN;
         assert_eq!(first_non_finite(&values), Some(700));
         assert_eq!(first_non_finite::<f64>(&[]), None);
+    }
+
+    #[test]
+    fn max_abs_is_the_largest_magnitude_and_nan_wins() {
+        let values: std::vec::Vec<f32> = (0..37).map(|i| (i as f32 - 20.0) / 3.0).collect();
+        assert_eq!(max_abs(&values), 20.0 / 3.0);
+        assert_eq!(max_abs::<f64>(&[]), 0.0);
+        for index in [0, 7, 8, 36] {
+            let mut with_nan = values.clone();
+            with_nan[index] = f32::NAN;
+            assert!(max_abs(&with_nan).is_nan(), "NaN at {index}");
+            with_nan[index] = f32::NEG_INFINITY;
+            assert_eq!(max_abs(&with_nan), f32::INFINITY, "-inf at {index}");
+        }
+    }
+
+    /// The proof holds exactly up to the stated bound: `n max|a| max(|b|, 1) <= MAX / 8`
+    /// and `n u <= 1`; beyond it, or with a non-finite value, it says nothing.
+    #[test]
+    #[cfg(feature = "finiteness-proofs")]
+    fn sums_of_products_stay_finite_up_to_the_bound() {
+        let limit = f32::MAX / 8.0;
+        assert!(sums_of_products_stay_finite(&[limit / 4.0], &[0.5], 4));
+        assert!(!sums_of_products_stay_finite(&[limit / 2.0], &[0.5], 4));
+        // |b| below 1 still leaves the sum of the a's themselves (a bias gradient).
+        assert!(!sums_of_products_stay_finite(&[limit], &[1e-30], 2));
+        assert!(sums_of_products_stay_finite(
+            &[1.0_f32, -3.0],
+            &[2.0, -5.0],
+            1000
+        ));
+        assert!(!sums_of_products_stay_finite(&[1.0, f32::NAN], &[2.0], 1));
+        assert!(!sums_of_products_stay_finite(&[1.0], &[f32::INFINITY], 1));
+        assert!(!sums_of_products_stay_finite(&[f32::MAX], &[f32::MAX], 1));
+        // n u <= 1: 2^24 terms is the most f32 allows.
+        assert!(sums_of_products_stay_finite(&[1.0_f32], &[1.0], 1 << 24));
+        assert!(!sums_of_products_stay_finite(
+            &[1.0_f32],
+            &[1.0],
+            (1 << 24) + 2
+        ));
+        assert!(sums_of_products_stay_finite(
+            &[1.0_f64],
+            &[1.0],
+            (1 << 24) + 2
+        ));
+        // What it proves: the worst case at the bound, summed naively, stays finite.
+        let terms = 1 << 12;
+        let a = std::vec![limit / terms as f32; terms];
+        assert!(sums_of_products_stay_finite(&a, &[1.0], terms));
+        let sum: f32 = a.iter().sum();
+        assert!(sum.is_finite());
     }
 
     /// The lane-wise maximum equals the element-by-element loop it replaces, bit for bit,

@@ -318,3 +318,64 @@ fn a_failed_learning_step_changes_nothing() {
         .loss();
     assert!(last < first, "{last} >= {first}");
 }
+
+/// On the fast kernels too, a NaN or infinite parameter is named at its index: pc-core
+/// proves the parameters finite from the forward pass of each block (a block of
+/// `SMALL_BLOCK` rows has far fewer activations than the network has parameters), which
+/// holds only if the kernels form every product, zero inputs included. Inputs with zeros
+/// and ReLU layers (zero activations) make `inf * 0` cases; one and several blocks.
+fn non_finite_parameters_are_named<T: Scalar>()
+where
+    pc_std::fast::Fast: pc_core::Backend<T>,
+{
+    let layers = [
+        Layer::dense(40, 30, Activation::Relu),
+        Layer::dense(30, 20, Activation::Relu),
+        Layer::dense(20, 5, Activation::Identity),
+    ];
+    let spec = NetworkSpec::new(&layers, Loss::Mse);
+    let parameter_len = spec.parameter_len();
+    assert!(SMALL_BLOCK * spec.activation_len() < parameter_len);
+    let params: Vec<T> = values(parameter_len, 1, 0.4);
+    let mut runner = small_block_runner::<T>();
+    for rows in [1, SMALL_BLOCK + 3] {
+        let mut inputs: Vec<T> = values(rows * 40, 2, 1.0);
+        for input in inputs.iter_mut().step_by(3) {
+            *input = T::zero();
+        }
+        let targets: Vec<T> = values(rows * 5, 3, 1.0);
+        let batch = Batch::new(&inputs, Targets::Values(&targets));
+        for settings in &settings::<T>() {
+            assert!(runner
+                .run(Par::Seq, &spec, &params, batch, settings)
+                .is_ok());
+            for index in 0..parameter_len {
+                let bad = [T::nan(), T::infinity(), T::neg_infinity()][index % 3];
+                let mut broken = params.clone();
+                broken[index] = bad;
+                let result = runner
+                    .run(Par::Seq, &spec, &broken, batch, settings)
+                    .map(|outcome| outcome.loss());
+                assert_eq!(
+                    result,
+                    Err(PcError::NonFinite {
+                        what: "parameters",
+                        index
+                    }),
+                    "rows {rows}, {:?}, {bad} at {index}",
+                    settings.algorithm
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn non_finite_parameters_are_named_on_the_fast_kernels_f32() {
+    non_finite_parameters_are_named::<f32>();
+}
+
+#[test]
+fn non_finite_parameters_are_named_on_the_fast_kernels_f64() {
+    non_finite_parameters_are_named::<f64>();
+}

@@ -18,6 +18,7 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
     let top = activation_range(&problem.spec, rows, depth);
     regions.errors.fill(T::zero());
     regions.errors[top].copy_from_slice(regions.dldy);
+    let mut updates_bounded = cfg!(feature = "finiteness-proofs");
     for layer in (1..=depth).rev() {
         let slot = problem.slot(layer);
         let output_range = slot.output_offset..slot.output_offset + rows * slot.output_width;
@@ -29,7 +30,7 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
         let (below, above) = regions.errors.split_at_mut(slot.output_offset);
         let grad_input = (layer > 1 || free_input).then(|| &mut below[slot.input_offset..]);
         let grads = &mut updates[slot.param_offset..slot.param_offset + slot.param_len];
-        problem.backward_layer(
+        updates_bounded &= problem.backward_layer(
             layer,
             &values,
             &above[..rows * slot.output_width],
@@ -38,6 +39,7 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
             Some(grads),
         );
     }
+    regions.updates_bounded = updates_bounded;
     for ((belief, &vhat), &error) in regions
         .beliefs
         .iter_mut()

@@ -102,6 +102,7 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
 
     // Parameter updates at the feedforward values with the last errors. Layers the signal
     // has not reached (l + n <= L, l < L) have exactly zero errors and updates.
+    let mut updates_bounded = cfg!(feature = "finiteness-proofs");
     for layer in 1..=depth {
         let slot = problem.slot(layer);
         if layer < depth && layer + iterations <= depth {
@@ -113,8 +114,10 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
             traces: regions.traces,
             outputs: regions.vhat,
         };
-        problem.parameter_update(layer, &at, regions.errors, regions.scratch, updates);
+        updates_bounded &=
+            problem.parameter_update(layer, &at, regions.errors, regions.scratch, updates);
     }
+    regions.updates_bounded = updates_bounded;
     Ok(Report {
         iterations,
         residual,

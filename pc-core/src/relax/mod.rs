@@ -370,6 +370,10 @@ pub(crate) struct Regions<'w, T> {
     pub scratch: &'w mut [T],
     /// `rows x max_width` for a VJP result.
     pub vjp: &'w mut [T],
+    /// Set by the algorithm that wrote the parameter updates: whether every layer's
+    /// updates were proven finite as they were written ([`LayerView::backward`]), so
+    /// that the final check need not read them again.
+    pub updates_bounded: bool,
 }
 
 /// Whole regions holding one evaluation of every layer: layer inputs (an activation
@@ -426,6 +430,7 @@ impl<'w, T> Regions<'w, T> {
             dldy,
             scratch,
             vjp,
+            updates_bounded: false,
         }
     }
 }
@@ -495,6 +500,21 @@ impl<'p, T: Scalar, B: Backend<T>> Problem<'p, '_, T, B> {
             .forward(self.backend, input, trace, output);
     }
 
+    /// Whether the forward pass in `regions` proves every parameter finite
+    /// ([`LayerView::parameters_proven_finite`], layer by layer).
+    pub fn parameters_proven_finite(&self, regions: &Regions<'_, T>) -> bool {
+        (1..=self.depth()).all(|layer| {
+            let slot = self.slot(layer);
+            let values = Values {
+                input: &regions.vhat[slot.input_offset..slot.output_offset],
+                trace: &regions.traces[slot.trace_offset..slot.trace_offset + slot.trace_len],
+                output: &regions.vhat
+                    [slot.output_offset..slot.output_offset + self.rows * slot.output_width],
+            };
+            self.view(layer, &slot).parameters_proven_finite(&values)
+        })
+    }
+
     /// Runs the forward pass into `vhat` and `traces` (and copies `x` into `vhat_0`).
     pub fn feedforward(&self, regions: &mut Regions<'_, T>) {
         let inputs = self.batch.inputs;
@@ -522,7 +542,8 @@ impl<'p, T: Scalar, B: Backend<T>> Problem<'p, '_, T, B> {
         )
     }
 
-    /// Vector-Jacobian product of layer `layer` evaluated at `values`.
+    /// Vector-Jacobian product of layer `layer` evaluated at `values`; whether the
+    /// parameter gradient is proven finite (see [`LayerView::backward`]).
     pub fn backward_layer(
         &self,
         layer: usize,
@@ -531,7 +552,7 @@ impl<'p, T: Scalar, B: Backend<T>> Problem<'p, '_, T, B> {
         scratch: &mut [T],
         grad_input: Option<&mut [T]>,
         grad_params: Option<&mut [T]>,
-    ) {
+    ) -> bool {
         let slot = self.slot(layer);
         self.view(layer, &slot).backward(
             self.backend,
@@ -540,11 +561,11 @@ impl<'p, T: Scalar, B: Backend<T>> Problem<'p, '_, T, B> {
             scratch,
             grad_input,
             grad_params,
-        );
+        )
     }
 
     /// Parameter updates of layer `layer` with cotangent `errors_l`, at the evaluation
-    /// `at` (whose `inputs` region holds `v_{l-1}`).
+    /// `at` (whose `inputs` region holds `v_{l-1}`); whether they are proven finite.
     #[cfg_attr(not(any(feature = "fixed-pred", feature = "strict")), allow(dead_code))]
     pub fn parameter_update(
         &self,
@@ -553,7 +574,7 @@ impl<'p, T: Scalar, B: Backend<T>> Problem<'p, '_, T, B> {
         errors: &[T],
         scratch: &mut [T],
         updates: &mut [T],
-    ) {
+    ) -> bool {
         let slot = self.slot(layer);
         let out_range = slot.output_offset..slot.output_offset + self.rows * slot.output_width;
         let values = Values {
@@ -569,7 +590,7 @@ impl<'p, T: Scalar, B: Backend<T>> Problem<'p, '_, T, B> {
             scratch,
             None,
             Some(grads),
-        );
+        )
     }
 }
 
@@ -643,10 +664,32 @@ pub(crate) fn infer_checked<'w, 's, const CHECK_NETWORK: bool, T: Scalar, B: Bac
     workspace: &'w mut [T],
     updates: &mut [T],
 ) -> Result<Inference<'w, 's, T>, PcError> {
+    // The parameters' finiteness is checked first (before anything else about the
+    // problem, as `NetworkSpec::check_parameters` orders it), but where it is cheaper it
+    // is proven from the forward pass instead of read (`Problem::parameters_proven_finite`:
+    // `rows * activations` values instead of `parameters`); a failed proof falls back to
+    // the scan, so the error is the same either way.
+    let mut parameters_unchecked = false;
     if CHECK_NETWORK {
-        spec.check_parameters(params)?;
+        spec.validate()?;
+        check_len("parameters", spec.parameter_len(), params.len())?;
+        parameters_unchecked = true;
     }
-    let rows = check_problem(spec, batch, settings, workspace.len(), updates.len())?;
+    let rows = match check_problem(spec, batch, settings, workspace.len(), updates.len()) {
+        Ok(rows) => rows,
+        Err(error) => {
+            if parameters_unchecked {
+                check_finite("parameters", params)?;
+            }
+            return Err(error);
+        }
+    };
+    let prove = cfg!(feature = "finiteness-proofs")
+        && rows.saturating_mul(spec.activation_len()) < params.len();
+    if parameters_unchecked && !prove {
+        check_finite("parameters", params)?;
+        parameters_unchecked = false;
+    }
     let lens = region_lens(spec, rows);
     let used: usize = lens.iter().sum();
     let problem = Problem {
@@ -659,6 +702,9 @@ pub(crate) fn infer_checked<'w, 's, const CHECK_NETWORK: bool, T: Scalar, B: Bac
     };
     let mut regions = Regions::split(&mut workspace[..used], lens);
     problem.feedforward(&mut regions);
+    if parameters_unchecked && !problem.parameters_proven_finite(&regions) {
+        check_finite("parameters", params)?;
+    }
     let top = activation_range(spec, rows, spec.depth());
     let loss = problem.loss(&regions.vhat[top], regions.dldy);
     if !loss.is_finite() {
@@ -703,11 +749,10 @@ pub(crate) fn infer_checked<'w, 's, const CHECK_NETWORK: bool, T: Scalar, B: Bac
         #[cfg(not(all(feature = "exact", feature = "fixed-pred", feature = "strict")))]
         _ => return Err(unbuilt(settings)),
     };
-    if let Err(PcError::NonFinite { index, .. }) = check_finite("parameter updates", updates) {
-        return Err(PcError::NonFinite {
-            what: "parameter updates",
-            index,
-        });
+    // The updates must be finite: read them again only when the algorithm could not
+    // prove it as it wrote them.
+    if !(cfg!(feature = "finiteness-proofs") && regions.updates_bounded) {
+        check_finite("parameter updates", updates)?;
     }
     Ok(Inference {
         spec: *spec,

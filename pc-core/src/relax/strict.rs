@@ -127,6 +127,7 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
 
     // Parameter updates at the final beliefs with the last errors. From the feedforward
     // start, layers the signal has not reached have exactly zero errors and updates.
+    let mut updates_bounded = cfg!(feature = "finiteness-proofs");
     for layer in 1..=depth {
         let slot = problem.slot(layer);
         if from_feedforward && layer < depth && layer + iterations.max(1) <= depth {
@@ -138,8 +139,10 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
             traces: regions.traces,
             outputs: regions.predictions,
         };
-        problem.parameter_update(layer, &at, regions.errors, regions.scratch, updates);
+        updates_bounded &=
+            problem.parameter_update(layer, &at, regions.errors, regions.scratch, updates);
     }
+    regions.updates_bounded = updates_bounded;
     Ok(Report {
         iterations,
         residual,
