@@ -683,7 +683,7 @@ fn strict_updates_match_a_hand_iteration() {
 }
 
 /// A NaN or infinite parameter is named at its index whether the schedule proves the
-/// parameters finite from the forward pass (few rows: `rows * activations <
+/// parameters finite from the forward pass (few rows: `2 rows * activations <
 /// parameters`) or scans them (many rows). The network is built to defeat a careless
 /// proof: a convolution whose corner taps meet only zero padding (no output sees those
 /// weights), ReLU layers that map NaN and `-inf` pre-activations to outputs of their own,
@@ -718,7 +718,7 @@ fn non_finite_parameters_are_named_whether_proven_or_scanned() {
         Settings::fixed_pred(0.5, 3),
         Settings::strict(0.1, 3),
     ];
-    // rows 1 and 2: proven (9 and 18 activations < 42 parameters); rows 5: scanned.
+    // rows 1 and 2: proven (2 x 9 and 2 x 18 activations < 42 parameters); rows 5: scanned.
     for rows in [1, 2, 5] {
         let inputs: Vec<f64> = (0..rows).map(|r| r as f64 * 0.5).collect();
         let values: Vec<f64> = (0..rows * 2).map(|i| i as f64 / 3.0 - 1.0).collect();
@@ -764,5 +764,53 @@ fn non_finite_parameters_are_named_whether_proven_or_scanned() {
                 }
             }
         }
+    }
+}
+
+/// Parameter updates that overflow are refused also where the schedule first tries to
+/// prove them finite (one row, 8 x 8 layers: the proof reads 16 values per layer, the
+/// updates hold 72). `x = 1` (8 inputs), `v_1 = 1e299` in every unit, `y = 0.8` in every
+/// output against targets `1e150`: every error is finite, but `dLoss/dW_2 = e_2 v_1^T ~
+/// 1e449` is not, so the proof fails and the scan names the first overflowing update,
+/// `W_2[0][0]`.
+#[test]
+fn overflowing_updates_are_refused_where_a_proof_is_tried() {
+    let layers = [
+        Layer::dense(8, 8, Activation::Identity),
+        Layer::dense(8, 8, Activation::Identity),
+    ];
+    let spec = NetworkSpec::new(&layers, Loss::Mse);
+    let mut params = vec![0.0; spec.parameter_len()];
+    for unit in 0..8 {
+        params[unit * 8] = 1e299;
+    }
+    let second = spec.parameter_offset(2);
+    for weight in &mut params[second..second + 64] {
+        *weight = 1e-300;
+    }
+    let inputs = [1.0; 8];
+    let targets = [1e150; 8];
+    let batch = Batch::new(&inputs, Targets::Values(&targets));
+    let mut workspace = vec![0.0; spec.workspace_len(1)];
+    let mut updates = vec![0.0; spec.parameter_len()];
+    for settings in [Settings::exact(), Settings::fixed_pred(1.0, 2)] {
+        let result = infer(
+            &spec,
+            &params,
+            batch,
+            &settings,
+            &mut workspace,
+            &mut updates,
+        )
+        .map(|inference| inference.loss());
+        assert_eq!(
+            result,
+            Err(PcError::NonFinite {
+                what: "parameter updates",
+                index: second
+            }),
+            "{:?}",
+            settings.algorithm
+        );
     }
 }

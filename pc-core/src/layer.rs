@@ -222,7 +222,9 @@ impl<T: Scalar> LayerView<'_, T> {
                     grad_weight,
                     &mut grad_bias[..outputs],
                 );
-                gradient_bounded &= sums_of_products_stay_finite(gradient, op_input, rows);
+                // Worth it only when the factors are fewer than the gradient's values.
+                gradient_bounded &= rows.saturating_mul(inputs + outputs) < inputs * outputs
+                    && sums_of_products_stay_finite(gradient, op_input, rows);
             }
             #[cfg(feature = "conv")]
             if let (Op::Conv2d(conv), Some(params_out)) = (op, grad_params.as_deref_mut()) {
@@ -238,11 +240,13 @@ impl<T: Scalar> LayerView<'_, T> {
                     grad_bias,
                 );
                 let positions = conv.output_shape().plane();
-                gradient_bounded &= sums_of_products_stay_finite(
-                    gradient,
-                    op_input,
-                    rows.saturating_mul(positions),
-                );
+                let factors = rows.saturating_mul(in_width.saturating_add(out_width));
+                gradient_bounded &= factors < conv.parameter_len()
+                    && sums_of_products_stay_finite(
+                        gradient,
+                        op_input,
+                        rows.saturating_mul(positions),
+                    );
             }
             let target: &mut [T] = if k == 0 {
                 match grad_input.as_deref_mut() {

@@ -320,8 +320,8 @@ fn a_failed_learning_step_changes_nothing() {
 }
 
 /// On the fast kernels too, a NaN or infinite parameter is named at its index: pc-core
-/// proves the parameters finite from the forward pass of each block (a block of
-/// `SMALL_BLOCK` rows has far fewer activations than the network has parameters), which
+/// proves the parameters finite from the forward pass of each block (a block of 4 rows
+/// has far fewer activations than the network has parameters), which
 /// holds only if the kernels form every product, zero inputs included. Inputs with zeros
 /// and ReLU layers (zero activations) make `inf * 0` cases; one and several blocks.
 fn non_finite_parameters_are_named<T: Scalar>()
@@ -335,10 +335,11 @@ where
     ];
     let spec = NetworkSpec::new(&layers, Loss::Mse);
     let parameter_len = spec.parameter_len();
-    assert!(SMALL_BLOCK * spec.activation_len() < parameter_len);
+    let block_rows = 4;
+    assert!(2 * block_rows * spec.activation_len() < parameter_len);
     let params: Vec<T> = values(parameter_len, 1, 0.4);
-    let mut runner = small_block_runner::<T>();
-    for rows in [1, SMALL_BLOCK + 3] {
+    let mut runner = BatchRunner::<T>::new().with_block_rows(block_rows).unwrap();
+    for rows in [1, block_rows + 3] {
         let mut inputs: Vec<T> = values(rows * 40, 2, 1.0);
         for input in inputs.iter_mut().step_by(3) {
             *input = T::zero();

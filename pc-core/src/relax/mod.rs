@@ -667,7 +667,7 @@ pub(crate) fn infer_checked<'w, 's, const CHECK_NETWORK: bool, T: Scalar, B: Bac
     // The parameters' finiteness is checked first (before anything else about the
     // problem, as `NetworkSpec::check_parameters` orders it), but where it is cheaper it
     // is proven from the forward pass instead of read (`Problem::parameters_proven_finite`:
-    // `rows * activations` values instead of `parameters`); a failed proof falls back to
+    // about `2 rows * activations` values instead of `parameters`); a failed proof falls back to
     // the scan, so the error is the same either way.
     let mut parameters_unchecked = false;
     if CHECK_NETWORK {
@@ -684,8 +684,9 @@ pub(crate) fn infer_checked<'w, 's, const CHECK_NETWORK: bool, T: Scalar, B: Bac
             return Err(error);
         }
     };
+    // The proof reads each linear op's input and output: about two activation regions.
     let prove = cfg!(feature = "finiteness-proofs")
-        && rows.saturating_mul(spec.activation_len()) < params.len();
+        && rows.saturating_mul(spec.activation_len()).saturating_mul(2) < params.len();
     if parameters_unchecked && !prove {
         check_finite("parameters", params)?;
         parameters_unchecked = false;
