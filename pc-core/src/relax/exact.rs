@@ -1,6 +1,6 @@
 //! Exact backpropagation as one reverse sweep (Torch2PC's `ExactPredErrs` is O(L^2)).
 
-use super::{activation_range, InputBelief, Problem, Regions, Report};
+use super::{activation_range, layer_bit, InputBelief, Problem, Regions, Report};
 use crate::{layer::Values, Backend, Scalar};
 
 /// `epsilon_L = dLoss/dy`, `epsilon_l = J_{l+1}(vhat_l)^T epsilon_{l+1}`, and each layer's
@@ -18,7 +18,7 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
     let top = activation_range(&problem.spec, rows, depth);
     regions.errors.fill(T::zero());
     regions.errors[top].copy_from_slice(regions.dldy);
-    let mut updates_bounded = cfg!(feature = "finiteness-proofs");
+    let mut unproven = 0;
     for layer in (1..=depth).rev() {
         let slot = problem.slot(layer);
         let output_range = slot.output_offset..slot.output_offset + rows * slot.output_width;
@@ -30,7 +30,7 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
         let (below, above) = regions.errors.split_at_mut(slot.output_offset);
         let grad_input = (layer > 1 || free_input).then(|| &mut below[slot.input_offset..]);
         let grads = &mut updates[slot.param_offset..slot.param_offset + slot.param_len];
-        updates_bounded &= problem.backward_layer(
+        let proven = problem.backward_layer(
             layer,
             &values,
             &above[..rows * slot.output_width],
@@ -38,8 +38,13 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
             grad_input,
             Some(grads),
         );
+        if !proven {
+            unproven |= layer_bit(layer);
+        }
     }
-    regions.updates_bounded = updates_bounded;
+    if cfg!(feature = "finiteness-proofs") {
+        regions.unproven_updates = unproven;
+    }
     for ((belief, &vhat), &error) in regions
         .beliefs
         .iter_mut()

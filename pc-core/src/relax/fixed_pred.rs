@@ -6,7 +6,7 @@
 //! `e_l <- (1 - eta) epsilon_l + eta J_{l+1}(vhat_l)^T epsilon_{l+1}`, so small errors keep
 //! their relative precision; beliefs are formed once at the end.
 
-use super::{activation_range, At, InputBelief, Problem, Regions, Report};
+use super::{activation_range, layer_bit, At, InputBelief, Problem, Regions, Report};
 use crate::{layer::Values, scalar::max_abs_difference, Backend, PcError, Scalar};
 
 /// Runs the relaxation; the beliefs region holds the offsets `e_l` until the end.
@@ -102,7 +102,7 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
 
     // Parameter updates at the feedforward values with the last errors. Layers the signal
     // has not reached (l + n <= L, l < L) have exactly zero errors and updates.
-    let mut updates_bounded = cfg!(feature = "finiteness-proofs");
+    let mut unproven = 0;
     for layer in 1..=depth {
         let slot = problem.slot(layer);
         if layer < depth && layer + iterations <= depth {
@@ -114,10 +114,13 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
             traces: regions.traces,
             outputs: regions.vhat,
         };
-        updates_bounded &=
-            problem.parameter_update(layer, &at, regions.errors, regions.scratch, updates);
+        if !problem.parameter_update(layer, &at, regions.errors, regions.scratch, updates) {
+            unproven |= layer_bit(layer);
+        }
     }
-    regions.updates_bounded = updates_bounded;
+    if cfg!(feature = "finiteness-proofs") {
+        regions.unproven_updates = unproven;
+    }
     Ok(Report {
         iterations,
         residual,

@@ -18,6 +18,7 @@ use crate::{
     error::{check_finite, check_len},
     layer::{LayerView, Values},
     loss::Targets,
+    scalar::first_non_finite,
     stability::SafeStep,
     Backend, NetworkSpec, PcError, Portable, Scalar,
 };
@@ -370,10 +371,10 @@ pub(crate) struct Regions<'w, T> {
     pub scratch: &'w mut [T],
     /// `rows x max_width` for a VJP result.
     pub vjp: &'w mut [T],
-    /// Set by the algorithm that wrote the parameter updates: whether every layer's
-    /// updates were proven finite as they were written ([`LayerView::backward`]), so
-    /// that the final check need not read them again.
-    pub updates_bounded: bool,
+    /// Set by the algorithm that wrote the parameter updates: bit `min(l - 1, 63)` is
+    /// set unless layer `l`'s updates were proven finite as they were written
+    /// ([`LayerView::backward`]); the final check reads only the layers whose bit is set.
+    pub unproven_updates: u64,
 }
 
 /// Whole regions holding one evaluation of every layer: layer inputs (an activation
@@ -430,7 +431,7 @@ impl<'w, T> Regions<'w, T> {
             dldy,
             scratch,
             vjp,
-            updates_bounded: false,
+            unproven_updates: u64::MAX,
         }
     }
 }
@@ -752,7 +753,9 @@ pub(crate) fn infer_checked<'w, 's, const CHECK_NETWORK: bool, T: Scalar, B: Bac
     };
     // The updates must be finite: read them again only when the algorithm could not
     // prove it as it wrote them.
-    if !(cfg!(feature = "finiteness-proofs") && regions.updates_bounded) {
+    if cfg!(feature = "finiteness-proofs") {
+        check_unproven_updates(spec, regions.unproven_updates, updates)?;
+    } else {
         check_finite("parameter updates", updates)?;
     }
     Ok(Inference {
@@ -763,6 +766,35 @@ pub(crate) fn infer_checked<'w, 's, const CHECK_NETWORK: bool, T: Scalar, B: Bac
         report,
         step_size,
     })
+}
+
+/// The bit of layer `l` (`1..=L`) in [`Regions::unproven_updates`].
+pub(crate) fn layer_bit(layer: usize) -> u64 {
+    1 << (layer - 1).min(63)
+}
+
+/// Scans the updates of the layers whose bit is set in `unproven`, in layer order, so the
+/// first non-finite value found is the first of all `updates` (the other layers' were
+/// proven finite).
+fn check_unproven_updates<T: Scalar>(
+    spec: &NetworkSpec<'_>,
+    unproven: u64,
+    updates: &[T],
+) -> Result<(), PcError> {
+    for layer in 1..=spec.depth() {
+        if unproven & layer_bit(layer) == 0 {
+            continue;
+        }
+        let start = spec.parameter_offset(layer);
+        let end = start + spec.layers()[layer - 1].parameter_len();
+        if let Some(index) = first_non_finite(&updates[start..end]) {
+            return Err(PcError::NonFinite {
+                what: "parameter updates",
+                index: start + index,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Checks everything but the network and its parameters (which the caller has checked

@@ -2,7 +2,7 @@
 //! `F(v) = sum_{0<l<L} |f_l(v_{l-1}) - v_l|^2 / 2 + Loss(f_L(v_{L-1}), y)`,
 //! with every Jacobian evaluated at the current beliefs.
 
-use super::{activation_range, At, InputBelief, Problem, Regions, Report};
+use super::{activation_range, layer_bit, At, InputBelief, Problem, Regions, Report};
 use crate::{layer::Values, scalar::max_abs_difference, Backend, PcError, Scalar};
 
 /// Runs the relaxation. The predictions region holds `f_l(v_{l-1})` at the current beliefs
@@ -127,7 +127,7 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
 
     // Parameter updates at the final beliefs with the last errors. From the feedforward
     // start, layers the signal has not reached have exactly zero errors and updates.
-    let mut updates_bounded = cfg!(feature = "finiteness-proofs");
+    let mut unproven = 0;
     for layer in 1..=depth {
         let slot = problem.slot(layer);
         if from_feedforward && layer < depth && layer + iterations.max(1) <= depth {
@@ -139,10 +139,13 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
             traces: regions.traces,
             outputs: regions.predictions,
         };
-        updates_bounded &=
-            problem.parameter_update(layer, &at, regions.errors, regions.scratch, updates);
+        if !problem.parameter_update(layer, &at, regions.errors, regions.scratch, updates) {
+            unproven |= layer_bit(layer);
+        }
     }
-    regions.updates_bounded = updates_bounded;
+    if cfg!(feature = "finiteness-proofs") {
+        regions.unproven_updates = unproven;
+    }
     Ok(Report {
         iterations,
         residual,
