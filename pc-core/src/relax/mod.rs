@@ -721,7 +721,7 @@ pub(crate) fn infer_checked<'w, 's, const CHECK_NETWORK: bool, T: Scalar, B: Bac
         #[cfg(feature = "exact")]
         Algorithm::Exact => exact::run(&problem, &mut regions, updates),
         #[cfg(feature = "fixed-pred")]
-        Algorithm::FixedPred => fixed_pred::run(&problem, &mut regions, updates)?,
+        Algorithm::FixedPred => fixed_pred::run::<true, T, B>(&problem, &mut regions, updates)?,
         #[cfg(feature = "strict")]
         Algorithm::Strict => match settings.safe_step {
             None => strict::run(&problem, &mut regions, updates)?,
