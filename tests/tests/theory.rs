@@ -275,6 +275,74 @@ fn naive_energy(net: &RandomNetwork, params: &[f64], hidden: &[f64]) -> f64 {
     energy + naive_loss(net, &naive_layer(net, params, net.depth(), &below).1)
 }
 
+/// A first-order bound on the rounding error of [`naive_energy`] at `hidden` (f64, unit
+/// roundoff `u`). Each error `epsilon_i = f(z_i) - v_i` is computed from values of size
+/// `s_i = |z|_i + |f(z_i)| + |v_i|`, where `|z|_i = sum_j |w_ij| |x_j| + |b_i|` bounds the
+/// dot product's terms: the dot product of `n` inputs errs by at most `(n + 1) u |z|_i`,
+/// the activation (Lipschitz constant at most 1 for every activation here) passes that on
+/// and adds `2 u |f(z_i)|` (libm), the subtraction `u |epsilon_i|`; so `|d epsilon_i| <=
+/// (n + 4) u s_i`, and `|epsilon_i|^2 / 2` errs by `|epsilon_i| |d epsilon_i|`. The loss
+/// term errs by `|dLoss/dy_i| |d y_i|` plus its own evaluation (`4 u` times the sizes it
+/// sums); the sums over `m` terms add `m u` times the term. The energy is tiny where the
+/// beliefs sit near their minimum, but its errors are differences of O(1) values, so
+/// this absolute floor, not a fraction of `F`, is what two evaluations can disagree by.
+fn naive_energy_rounding(net: &RandomNetwork, params: &[f64], hidden: &[f64]) -> f64 {
+    let u = f64::EPSILON / 2.0;
+    let widths = net.widths();
+    let magnitudes: Vec<f64> = params.iter().map(|p| p.abs()).collect();
+    let mut below = net.inputs.clone();
+    let mut offset = 0;
+    let mut bound = 0.0;
+    for l in 1..=net.depth() {
+        let (_, prediction) = naive_layer(net, params, l, &below);
+        let sizes = naive_layer(
+            net,
+            &magnitudes,
+            l,
+            &below.iter().map(|x| x.abs()).collect::<Vec<_>>(),
+        )
+        .0;
+        let factor = (widths[l - 1] + 4) as f64 * u;
+        let len = prediction.len() as f64;
+        if l < net.depth() {
+            let belief = &hidden[offset..offset + prediction.len()];
+            offset += prediction.len();
+            for ((p, v), size) in prediction.iter().zip(belief).zip(&sizes) {
+                let error = (p - v).abs();
+                bound +=
+                    error * factor * (size + p.abs() + v.abs()) + 4.0 * len * u * error * error;
+            }
+            below = belief.to_vec();
+        } else {
+            // |dLoss/dy_i|, bounded by its largest form for the loss.
+            let outputs = widths[l];
+            let rows = net.loss_rows.unwrap_or(net.rows) as f64;
+            let loss = naive_loss(net, &prediction);
+            let gradient: Vec<f64> = match &net.targets {
+                RandomTargets::Values(targets) => prediction
+                    .iter()
+                    .zip(targets)
+                    .map(|(y, t)| {
+                        2.0 * (y - t).abs()
+                            * if net.loss == Loss::Mse {
+                                1.0 / (rows * outputs as f64)
+                            } else {
+                                1.0
+                            }
+                    })
+                    .collect(),
+                RandomTargets::Classes(_) => vec![2.0 / rows; prediction.len()],
+            };
+            let largest = prediction.iter().fold(0.0_f64, |m, y| m.max(y.abs()));
+            for ((g, y), size) in gradient.iter().zip(&prediction).zip(&sizes) {
+                bound += g * factor * (size + y.abs());
+            }
+            bound += 4.0 * (len + 4.0) * u * (loss.abs() + largest * net.rows as f64);
+        }
+    }
+    bound
+}
+
 /// Smallest `|z|` over ReLU-type pre-activations of layers `2..=L` at the hidden beliefs
 /// `hidden` (layer 1 sees the clamped input only).
 fn relu_margin_at(net: &RandomNetwork, hidden: &[f64]) -> f64 {
@@ -711,7 +779,11 @@ fn perturbation(seed: u64, len: usize, scale: f64) -> Vec<f64> {
 /// margin (F then rises by ~1e-5 relative on some networks).
 ///
 /// Tolerance: gradient as in `exact_matches_finite_differences`; descent
-/// `F_{k+1} <= F_k + 1e-12 F_0` (the rounding of summing `F`'s terms).
+/// `F_{k+1} <= F_k + 1e-12 F_0 + r(v_k) + r(v_{k+1})`, `r` the rounding bound of the naive
+/// energy ([`naive_energy_rounding`]). Near the minimum a step changes `F` by less than
+/// evaluating it rounds: an exploration at 10x cases met `F` 3.7653928652856576e-10 ->
+/// 3.765392865300395e-10 at iteration 9 (a rise of 4e-12 relative, `F` computed from
+/// errors ~1e-5 that are differences of O(1) values), which `1e-12 F_0` alone refused.
 #[test]
 fn strict_is_gradient_descent_on_energy() {
     let strategy = networks(
@@ -744,12 +816,16 @@ fn strict_is_gradient_descent_on_energy() {
         let mut beliefs = vhat.clone();
         let first = naive_energy(&net, &net.params, &beliefs);
         let mut previous = first;
+        let mut previous_rounding = naive_energy_rounding(&net, &net.params, &beliefs);
         for k in 0..40 {
             let step = run(&net, &Settings { initial_beliefs: Some(&beliefs), ..settings }).unwrap();
             beliefs = hidden(&step.beliefs);
             let energy = naive_energy(&net, &net.params, &beliefs);
-            prop_assert!(energy <= previous + 1e-12 * first, "iteration {k}: F rose from {previous:e} to {energy:e} (step {})", step.step_size);
+            let rounding = naive_energy_rounding(&net, &net.params, &beliefs);
+            prop_assert!(energy <= previous + 1e-12 * first + previous_rounding + rounding,
+                "iteration {k}: F rose from {previous:e} to {energy:e} (step {}, rounding {:e})", step.step_size, previous_rounding + rounding);
             previous = energy;
+            previous_rounding = rounding;
         }
     });
 }
