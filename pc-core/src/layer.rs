@@ -164,8 +164,8 @@ impl<T: Scalar> LayerView<'_, T> {
     ///
     /// Returns whether the parameter gradient is proven finite from the magnitudes of the
     /// factors of its products (`scalar::sums_of_products_stay_finite`); `false` asks the
-    /// caller to scan it. `true` when no parameter gradient was asked for (`false` always without the
-    /// `finiteness-proofs` feature).
+    /// caller to scan it. `true` when no parameter gradient was asked for; always `false`
+    /// without the `finiteness-proofs` feature.
     ///
     /// `scratch` must hold `2 * rows * max_width` values.
     pub fn backward<B: Backend<T>>(
