@@ -102,12 +102,12 @@ impl<'a, 's, T: Scalar, O: Optimizer<T>> Learner<'a, 's, T, O> {
         self.step_with(&Portable, batch, settings, workspace, updates)
     }
 
-    /// One learning step: [`infer_with`](crate::infer_with) computes the parameter updates into `updates`,
-    /// then the optimizer applies them.
+    /// One learning step: [`infer_with`](crate::infer_with) computes the parameter
+    /// updates into `updates`, then the optimizer applies them.
     ///
     /// # Errors
-    /// Every error of [`infer_with`](crate::infer_with) and [`Optimizer::step`]; after an error the parameters
-    /// and the optimizer are unchanged.
+    /// Every error of [`infer_with`](crate::infer_with) and [`Optimizer::step`]; after an
+    /// error the parameters and the optimizer are unchanged.
     pub fn step_with<'w, B: Backend<T>>(
         &mut self,
         backend: &B,

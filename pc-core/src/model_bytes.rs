@@ -617,26 +617,13 @@ impl<'a> Reader<'a> {
 /// A well-formed op that this build of pc-core cannot run (its cargo feature is off) is
 /// [`PcError::InvalidOp`], as [`NetworkSpec::validate`] reports it, not a corrupt model.
 fn built(op: &Op, layer: usize, index: usize) -> Result<(), PcError> {
-    if let Op::Activation(activation) = op {
-        if let Some(reason) = activation.missing_feature() {
-            return Err(PcError::InvalidOp {
-                layer,
-                op: index,
-                reason,
-            });
-        }
-    }
-    match op {
-        #[cfg(not(feature = "conv"))]
-        Op::Conv2d(_) | Op::MaxPool2d(_) | Op::AvgPool2d(_) => Err(PcError::InvalidOp {
+    match op.missing_feature() {
+        Some(reason) => Err(PcError::InvalidOp {
             layer,
             op: index,
-            reason: crate::ops::IMAGE_OPS_NEED_CONV,
+            reason,
         }),
-        _ => {
-            let _ = (layer, index);
-            Ok(())
-        }
+        None => Ok(()),
     }
 }
 

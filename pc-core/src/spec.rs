@@ -394,7 +394,7 @@ impl<'a> NetworkSpec<'a> {
                 });
             }
             for (op_index, op) in layer.ops().iter().enumerate() {
-                if let Some(reason) = op.shape_problem() {
+                if let Some(reason) = op.missing_feature().or(op.shape_problem()) {
                     return Err(PcError::InvalidOp {
                         layer: index + 1,
                         op: op_index,
@@ -408,15 +408,6 @@ impl<'a> NetworkSpec<'a> {
                             op: op_index,
                             expected: required,
                             given: width,
-                        });
-                    }
-                }
-                if let Op::Activation(activation) = op {
-                    if let Some(reason) = activation.missing_feature() {
-                        return Err(PcError::InvalidOp {
-                            layer: index + 1,
-                            op: op_index,
-                            reason,
                         });
                     }
                 }

@@ -294,14 +294,25 @@ pub(crate) fn valid_outputs(
 pub(crate) const IMAGE_OPS_NEED_CONV: &str = "image ops need pc-core's `conv` feature";
 
 impl crate::Op {
-    /// Why the op's own description is unusable, if it is (checked by
-    /// [`NetworkSpec::validate`](crate::NetworkSpec::validate)).
-    pub(crate) const fn shape_problem(&self) -> Option<&'static str> {
+    /// Why this build of pc-core cannot run the op (its cargo feature is off), if it
+    /// cannot: an image op without `conv`, an activation without its feature. One answer
+    /// for [`NetworkSpec::validate`](crate::NetworkSpec::validate) and the model reader.
+    pub(crate) const fn missing_feature(&self) -> Option<&'static str> {
         match self {
             #[cfg(not(feature = "conv"))]
             crate::Op::Conv2d(_) | crate::Op::MaxPool2d(_) | crate::Op::AvgPool2d(_) => {
                 Some(IMAGE_OPS_NEED_CONV)
             }
+            crate::Op::Activation(activation) => activation.missing_feature(),
+            _ => None,
+        }
+    }
+
+    /// Why the op's own description is unusable, if it is (checked by
+    /// [`NetworkSpec::validate`](crate::NetworkSpec::validate)); an op this build lacks
+    /// has no shape to check here ([`missing_feature`](Self::missing_feature)).
+    pub(crate) const fn shape_problem(&self) -> Option<&'static str> {
+        match self {
             #[cfg(feature = "conv")]
             crate::Op::Conv2d(conv) => conv.problem(),
             #[cfg(feature = "conv")]
