@@ -190,10 +190,7 @@ impl Reader<'_> {
         // The declared shape is not trusted for the allocation: a case claiming a huge
         // kernel must fail on its arrays, not abort on a terabyte `with_capacity` (found by
         // fuzzing). The vector grows with what the arrays really hold.
-        let declared = shape
-            .iter()
-            .try_fold(1_usize, |total, &len| total.checked_mul(len))
-            .unwrap_or(0);
+        let declared = element_count(self, shape, field).unwrap_or(0);
         let mut out = Vec::with_capacity(declared.min(1 << 16));
         self.flatten(value, shape, field, &mut out)?;
         Ok(out)

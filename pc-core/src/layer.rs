@@ -59,6 +59,24 @@ impl<T: Scalar> LayerView<'_, T> {
         plan
     }
 
+    /// The input and the output of op `k` within one evaluation of the layer, `values`.
+    #[inline(always)]
+    fn op_values<'v>(&self, plan: &OpPlan, values: &Values<'v, T>, k: usize) -> (&'v [T], &'v [T]) {
+        let rows = self.rows;
+        let (in_width, out_width) = (plan.widths[k], plan.widths[k + 1]);
+        let input = if k == 0 {
+            &values.input[..rows * in_width]
+        } else {
+            &values.trace[plan.trace_offsets[k - 1]..plan.trace_offsets[k]]
+        };
+        let output = if k == plan.count - 1 {
+            &values.output[..rows * out_width]
+        } else {
+            &values.trace[plan.trace_offsets[k]..plan.trace_offsets[k] + rows * out_width]
+        };
+        (input, output)
+    }
+
     /// Evaluates the layer: writes the intermediate op outputs into `trace` and the layer
     /// output into `output`.
     pub fn forward<B: Backend<T>>(
@@ -126,24 +144,11 @@ impl<T: Scalar> LayerView<'_, T> {
     /// `false` asks the caller to scan the parameters.
     pub fn parameters_proven_finite(&self, values: &Values<'_, T>) -> bool {
         let plan = self.plan();
-        let rows = self.rows;
-        let last = plan.count - 1;
         let mut proven = true;
         for (k, op) in self.layer.ops().iter().enumerate() {
-            let (in_width, out_width) = (plan.widths[k], plan.widths[k + 1]);
             match *op {
                 Op::Linear { .. } => {
-                    let source = if k == 0 {
-                        &values.input[..rows * in_width]
-                    } else {
-                        &values.trace[plan.trace_offsets[k - 1]..plan.trace_offsets[k]]
-                    };
-                    let target = if k == last {
-                        &values.output[..rows * out_width]
-                    } else {
-                        &values.trace
-                            [plan.trace_offsets[k]..plan.trace_offsets[k] + rows * out_width]
-                    };
+                    let (source, target) = self.op_values(&plan, values, k);
                     proven &=
                         first_non_finite(source).is_none() && first_non_finite(target).is_none();
                 }
@@ -180,7 +185,6 @@ impl<T: Scalar> LayerView<'_, T> {
         let mut gradient_bounded = cfg!(feature = "finiteness-proofs");
         let plan = self.plan();
         let rows = self.rows;
-        let last = plan.count - 1;
         let half = scratch.len() / 2;
         let (first_half, second_half) = scratch.split_at_mut(half);
         // Where the gradient with respect to the current op's output lives:
@@ -189,16 +193,7 @@ impl<T: Scalar> LayerView<'_, T> {
         for k in (0..plan.count).rev() {
             let op = self.layer.ops()[k];
             let (in_width, out_width) = (plan.widths[k], plan.widths[k + 1]);
-            let op_input: &[T] = if k == 0 {
-                &values.input[..rows * in_width]
-            } else {
-                &values.trace[plan.trace_offsets[k - 1]..plan.trace_offsets[k]]
-            };
-            let op_output: &[T] = if k == last {
-                &values.output[..rows * out_width]
-            } else {
-                &values.trace[plan.trace_offsets[k]..plan.trace_offsets[k] + rows * out_width]
-            };
+            let (op_input, op_output) = self.op_values(&plan, values, k);
             let (gradient, spare): (&[T], &mut [T]) = match current {
                 0 => (grad_output, &mut *first_half),
                 1 => (&*first_half, &mut *second_half),
@@ -314,16 +309,7 @@ impl<T: Scalar> LayerView<'_, T> {
         let mut current = 0u8;
         for (k, op) in self.layer.ops().iter().enumerate() {
             let (in_width, out_width) = (plan.widths[k], plan.widths[k + 1]);
-            let op_input: &[T] = if k == 0 {
-                &values.input[..rows * in_width]
-            } else {
-                &values.trace[plan.trace_offsets[k - 1]..plan.trace_offsets[k]]
-            };
-            let op_output: &[T] = if k == last {
-                &values.output[..rows * out_width]
-            } else {
-                &values.trace[plan.trace_offsets[k]..plan.trace_offsets[k] + rows * out_width]
-            };
+            let (op_input, op_output) = self.op_values(&plan, values, k);
             let (tangent, spare): (&[T], &mut [T]) = match current {
                 0 => (tangent_input, &mut *first_half),
                 1 => (&*first_half, &mut *second_half),

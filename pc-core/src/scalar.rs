@@ -201,9 +201,7 @@ pub(crate) fn max_abs_difference<T: Scalar>(current: T, a: &[T], b: &[T]) -> T {
 }
 
 /// `max_i |a_i|` (zero for an empty slice), NaN when any value is NaN; eight independent
-/// lanes, as [`max_abs_difference`], so that it vectorises. Not inlined: one copy serves
-/// every caller (a microcontroller's code budget counts each inlined copy).
-#[inline(never)]
+/// lanes, as [`max_abs_difference`], so that it vectorises.
 pub(crate) fn max_abs<T: Scalar>(values: &[T]) -> T {
     const LANES: usize = 8;
     let mut largest = [T::zero(); LANES];

@@ -42,9 +42,7 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
             unproven |= layer_bit(layer);
         }
     }
-    if cfg!(feature = "finiteness-proofs") {
-        regions.unproven_updates = unproven;
-    }
+    regions.keep_unproven_updates(unproven);
     for ((belief, &vhat), &error) in regions
         .beliefs
         .iter_mut()

@@ -434,6 +434,15 @@ impl<'w, T> Regions<'w, T> {
             unproven_updates: u64::MAX,
         }
     }
+
+    /// What an algorithm leaves for the final check of the updates: `unproven`, the
+    /// [`layer_bit`]s of the layers whose updates it could not prove finite. Without the
+    /// `finiteness-proofs` feature the check scans everything and this is not kept.
+    pub(crate) fn keep_unproven_updates(&mut self, unproven: u64) {
+        if cfg!(feature = "finiteness-proofs") {
+            self.unproven_updates = unproven;
+        }
+    }
 }
 
 /// Offsets of `v_l` (0-based `l`, `l = 0..=L`) in an activation region.
@@ -667,30 +676,27 @@ pub(crate) fn infer_checked<'w, 's, const CHECK_NETWORK: bool, T: Scalar, B: Bac
 ) -> Result<Inference<'w, 's, T>, PcError> {
     // The parameters' finiteness is checked first (before anything else about the
     // problem, as `NetworkSpec::check_parameters` orders it), but where it is cheaper it
-    // is proven from the forward pass instead of read (`Problem::parameters_proven_finite`:
-    // about `2 rows * activations` values instead of `parameters`); a failed proof falls back to
-    // the scan, so the error is the same either way.
-    let mut parameters_unchecked = false;
+    // is proven from the forward pass instead of read (`Problem::parameters_proven_finite`
+    // reads each linear op's input and output, about `2 rows * activations` values instead
+    // of `parameters`); a failed proof falls back to the scan, so the error is the same.
     if CHECK_NETWORK {
         spec.validate()?;
         check_len("parameters", spec.parameter_len(), params.len())?;
-        parameters_unchecked = true;
     }
     let rows = match check_problem(spec, batch, settings, workspace.len(), updates.len()) {
         Ok(rows) => rows,
         Err(error) => {
-            if parameters_unchecked {
+            if CHECK_NETWORK {
                 check_finite("parameters", params)?;
             }
             return Err(error);
         }
     };
-    // The proof reads each linear op's input and output: about two activation regions.
-    let prove = cfg!(feature = "finiteness-proofs")
+    let prove_parameters = CHECK_NETWORK
+        && cfg!(feature = "finiteness-proofs")
         && rows.saturating_mul(spec.activation_len()).saturating_mul(2) < params.len();
-    if parameters_unchecked && !prove {
+    if CHECK_NETWORK && !prove_parameters {
         check_finite("parameters", params)?;
-        parameters_unchecked = false;
     }
     let lens = region_lens(spec, rows);
     let used: usize = lens.iter().sum();
@@ -704,7 +710,7 @@ pub(crate) fn infer_checked<'w, 's, const CHECK_NETWORK: bool, T: Scalar, B: Bac
     };
     let mut regions = Regions::split(&mut workspace[..used], lens);
     problem.feedforward(&mut regions);
-    if parameters_unchecked && !problem.parameters_proven_finite(&regions) {
+    if prove_parameters && !problem.parameters_proven_finite(&regions) {
         check_finite("parameters", params)?;
     }
     let top = activation_range(spec, rows, spec.depth());

@@ -143,9 +143,7 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
             unproven |= layer_bit(layer);
         }
     }
-    if cfg!(feature = "finiteness-proofs") {
-        regions.unproven_updates = unproven;
-    }
+    regions.keep_unproven_updates(unproven);
     Ok(Report {
         iterations,
         residual,

@@ -8,18 +8,19 @@
 //! any SIMD load.
 //!
 //! A product runs on the calling thread: pc's parallelism splits batches into row blocks
-//! one level up, so results never depend on the number of threads. Nothing is packed, so
-//! nothing is allocated, except when neither form fits the strides (then `rhs` is copied
-//! into this thread's reusable scratch buffer).
+//! one level up, so results never depend on the number of threads. An `Nn` product of
+//! [`PACK_ROWS`] rows or more, or one whose `rhs` has no unit column stride, first copies
+//! `rhs` into panels in this thread's scratch buffer (grown on first use, then reused, so
+//! nothing is allocated once a thread has seen the largest shape).
 
 use super::buffer::{with_buffer, ThreadBuffer};
 use super::simd::{nn_panel_len, Kernels, Nn, Nt};
+use pc_core::{PcError, Scalar};
 
 /// From this many rows of `dst` on, `rhs` is packed into panels before an `Nn` product:
 /// the copy costs one pass over a `k` block of `rhs` and saves the cache conflicts of
 /// reading its rows in place many times.
 const PACK_ROWS: usize = 24;
-use pc_core::{PcError, Scalar};
 
 mod sealed {
     pub trait Sealed {}

@@ -1,9 +1,9 @@
 //! The matrix-product micro-kernels behind [`gemm()`](super::gemm): AVX2 + FMA on x86-64
-//! (chosen at run time), plain loops elsewhere. The second of the two places where pc-std
-//! uses `unsafe`, and only for SIMD loads and stores whose offsets [`Nn::check`] and
+//! (chosen at run time), plain loops elsewhere. The only place where pc-std uses
+//! `unsafe`, and only for SIMD loads and stores whose offsets [`Nn::check`] and
 //! [`Nt::check`] proved in bounds before any kernel runs.
 //!
-//! Two product forms cover every product pc computes, with no packing and so no scratch:
+//! Two product forms cover every product pc computes:
 //!
 //! | form | computes | operands in memory |
 //! |---|---|---|
@@ -13,7 +13,8 @@
 //! `Nn` keeps a tile of `C` (6 rows x 2 vectors) in registers, broadcasts one element of
 //! `A` per row and loads `B`'s row as vectors; `Nt` computes a tile of dot products with
 //! vectors along `p` and sums each vector's lanes at the end. Both walk `p` in blocks so
-//! that the panels they reuse stay in the L1 and L2 caches.
+//! that the panels they reuse stay in the L1 and L2 caches. `Nn` reads `B` in place or,
+//! given scratch (`panel`), copies each `k` block of it into contiguous panels first.
 //!
 //! The summation order of every element depends on `k`, the block sizes and the column
 //! position only: never on timing, threads or the other elements.

@@ -825,7 +825,6 @@ fn expect_defect<R>(result: &Result<R, PcError>, defects: &[Defect], context: &s
     }
 }
 
-/// Errors a valid case may meet because its numbers overflow or its relaxation diverges.
 /// Whether `algorithm` may end a case with tame numbers in a numerical failure. Strict
 /// may: its relaxation is not stable for every step size in (0, 2), and beliefs can grow
 /// below the divergence threshold (or under a ratio too large ever to trip) until the
@@ -838,6 +837,7 @@ fn may_fail_when_tame(algorithm: Algorithm) -> bool {
     algorithm == Algorithm::Strict
 }
 
+/// Errors a valid case may meet because its numbers overflow or its relaxation diverges.
 fn numerical_failure(error: &PcError) -> bool {
     matches!(
         error,
