@@ -743,6 +743,8 @@ fn non_finite_parameters_are_named_whether_proven_or_scanned() {
                     if index + 5 < parameter_len {
                         broken[index + 5] = f64::NAN;
                     }
+                    // A sentinel: the updates are not written before the parameters pass.
+                    updates.fill(-7.0);
                     let result = infer(
                         &spec,
                         &broken,
@@ -761,6 +763,7 @@ fn non_finite_parameters_are_named_whether_proven_or_scanned() {
                         "rows {rows}, {:?}, {bad} at {index}",
                         settings.algorithm
                     );
+                    assert!(updates.iter().all(|&u| u == -7.0), "updates written");
                 }
             }
         }

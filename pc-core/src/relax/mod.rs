@@ -614,8 +614,11 @@ impl<'p, T: Scalar, B: Backend<T>> Problem<'p, '_, T, B> {
 /// # Errors
 /// Any [`PcError`] for a malformed network, slice lengths that do not fit, non-finite
 /// inputs or parameters, targets out of range, hyperparameters out of range, or a
-/// diverged relaxation. On error `updates` may hold partial results; the parameters are
-/// never written.
+/// diverged relaxation. Every check of the inputs comes before any output is written,
+/// except that non-finite parameters may be found by the forward pass (feature
+/// `finiteness-proofs`), which has then written into `workspace` (never into `updates`).
+/// After a numerical failure (overflow, divergence) `workspace` and `updates` may hold
+/// partial results. The parameters are never written.
 ///
 /// # Example
 #[cfg_attr(all(feature = "exact", feature = "fixed-pred"), doc = "```")]
