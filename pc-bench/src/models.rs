@@ -303,7 +303,7 @@ fn parse(args: &[String], model: NamedModel) -> Result<NamedSpeed, String> {
 
 fn run<T: Scalar>(config: &NamedSpeed) -> Result<(f64, f64, usize), PcError>
 where
-    Fast: pc_core::Backend<T>,
+    Fast: pc_std::batch::RunnerBackend<T>,
 {
     let spec = config.model.spec();
     spec.validate()?;

@@ -273,7 +273,7 @@ fn time_calls(
 
 fn run_speed<T: Scalar>(config: &SpeedConfig) -> Result<Timing, PcError>
 where
-    Fast: pc_core::Backend<T>,
+    Fast: pc_std::batch::RunnerBackend<T>,
 {
     let depth = config.widths.len() - 1;
     let layers: Vec<Layer> = config

@@ -43,9 +43,9 @@
 //! # Ok::<(), pc_core::PcError>(())
 //! ```
 
-use crate::fast::Fast;
+use crate::fast::{Fast, PackedFast, PackedWeights, PACK_ROWS};
 use pc_core::{
-    infer_with, Backend, Batch, NetworkSpec, Optimizer, PcError, Report, Scalar, Settings,
+    infer_with, Backend, Batch, NetworkSpec, Optimizer, PcError, Portable, Report, Scalar, Settings,
 };
 use rayon::prelude::*;
 
@@ -157,12 +157,104 @@ impl<T: Scalar> Block<T> {
     }
 }
 
+/// A backend the [`BatchRunner`] prepares once per call, before its row blocks run, into
+/// the backend the blocks share ([`RunnerBackend::Prepared`]).
+///
+/// [`Fast`] packs the weight matrices for the input VJP once ([`PackedWeights`]), where
+/// each product would otherwise copy them into panels again, in every block and every
+/// iteration; the prepared backend computes the same bits as [`Fast`].
+/// [`pc_core::Portable`] needs nothing and runs as it is. Another backend implements it
+/// with `Cache = ()` and `Prepared<'a> = Self` (when `Self: Clone`), returning a copy of
+/// itself.
+///
+/// # Example
+/// ```
+/// use pc_core::{Activation, Layer, Loss, NetworkSpec, Portable, Settings};
+/// use pc_std::batch::RunnerBackend;
+/// let layers = [Layer::dense(2, 3, Activation::Tanh), Layer::dense(3, 1, Activation::Identity)];
+/// let spec = NetworkSpec::new(&layers, Loss::Mse);
+/// let params = vec![0.1_f64; spec.parameter_len()];
+/// let prepared = Portable.prepare(&mut (), &spec, &params, &Settings::exact(), 64)?;
+/// assert_eq!(prepared, Portable);
+/// # Ok::<(), pc_core::PcError>(())
+/// ```
+pub trait RunnerBackend<T: Scalar>: Backend<T> + Sync {
+    /// What the runner keeps for [`RunnerBackend::prepare`] between calls (e.g. buffers
+    /// that grow once).
+    type Cache: Default + Send + core::fmt::Debug;
+    /// The backend one call's row blocks run on.
+    type Prepared<'a>: Backend<T> + Sync
+    where
+        Self: 'a,
+        T: 'a;
+
+    /// Prepares for one call on `params` with blocks of at most `block_rows` rows.
+    ///
+    /// # Errors
+    /// Any [`PcError`] for a network or parameters that do not fit.
+    fn prepare<'a>(
+        &'a self,
+        cache: &'a mut Self::Cache,
+        spec: &NetworkSpec<'_>,
+        params: &'a [T],
+        settings: &Settings<'_, T>,
+        block_rows: usize,
+    ) -> Result<Self::Prepared<'a>, PcError>;
+}
+
+impl<T: Scalar> RunnerBackend<T> for Portable {
+    type Cache = ();
+    type Prepared<'a>
+        = Portable
+    where
+        T: 'a;
+
+    fn prepare<'a>(
+        &'a self,
+        _cache: &'a mut (),
+        _spec: &NetworkSpec<'_>,
+        _params: &'a [T],
+        _settings: &Settings<'_, T>,
+        _block_rows: usize,
+    ) -> Result<Portable, PcError> {
+        Ok(Portable)
+    }
+}
+
+macro_rules! fast_runner_backend {
+    ($t:ty) => {
+        impl RunnerBackend<$t> for Fast {
+            type Cache = PackedWeights<$t>;
+            type Prepared<'a> = PackedFast<'a, $t>;
+
+            fn prepare<'a>(
+                &'a self,
+                cache: &'a mut PackedWeights<$t>,
+                spec: &NetworkSpec<'_>,
+                params: &'a [$t],
+                settings: &Settings<'_, $t>,
+                block_rows: usize,
+            ) -> Result<PackedFast<'a, $t>, PcError> {
+                if block_rows >= PACK_ROWS {
+                    cache.pack(spec, params, settings)
+                } else {
+                    // Products of so few rows read the weights in place: nothing to pack.
+                    Ok(cache.unpacked(params))
+                }
+            }
+        }
+    };
+}
+fast_runner_backend!(f32);
+fast_runner_backend!(f64);
+
 /// An owned, reusable runner for batched relaxations on a backend (by default [`Fast`]).
 ///
 /// See the [module documentation](self) for what it computes and an example.
 #[derive(Debug)]
-pub struct BatchRunner<T, B = Fast> {
+pub struct BatchRunner<T: Scalar, B: RunnerBackend<T> = Fast> {
     backend: B,
+    prepared: B::Cache,
     block_rows: usize,
     blocks: Vec<Block<T>>,
     reports: Vec<Report<T>>,
@@ -172,7 +264,7 @@ pub struct BatchRunner<T, B = Fast> {
 
 impl<T: Scalar> Default for BatchRunner<T, Fast>
 where
-    Fast: Backend<T>,
+    Fast: RunnerBackend<T>,
 {
     fn default() -> Self {
         Self::new()
@@ -181,7 +273,7 @@ where
 
 impl<T: Scalar> BatchRunner<T, Fast>
 where
-    Fast: Backend<T>,
+    Fast: RunnerBackend<T>,
 {
     /// A runner on the [`Fast`] kernels. It allocates its buffers on first use.
     pub fn new() -> Self {
@@ -272,11 +364,12 @@ impl<'r, T: Scalar> BatchOutcome<'r, T> {
     }
 }
 
-impl<T: Scalar, B: Backend<T> + Sync> BatchRunner<T, B> {
+impl<T: Scalar, B: RunnerBackend<T>> BatchRunner<T, B> {
     /// A runner on any backend (e.g. [`pc_core::Portable`] for comparisons).
     pub fn with_backend(backend: B) -> Self {
         BatchRunner {
             backend,
+            prepared: B::Cache::default(),
             block_rows: BLOCK_ROWS,
             blocks: Vec::new(),
             reports: Vec::new(),
@@ -393,7 +486,14 @@ impl<T: Scalar, B: Backend<T> + Sync> BatchRunner<T, B> {
             Some((_, pool)) if threads > 1 => Some(pool),
             _ => None,
         };
-        let backend = &self.backend;
+        let backend = self.backend.prepare(
+            &mut self.prepared,
+            spec,
+            params,
+            settings,
+            block_rows.min(rows),
+        )?;
+        let backend = &backend;
         let run_block = |(index, (block, outputs)): (usize, (&mut Block<T>, &mut [T]))| {
             let start = index * block_rows;
             let count = (rows - start).min(block_rows);

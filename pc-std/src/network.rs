@@ -25,9 +25,7 @@
 
 use crate::{batch::Par, fast::Fast, rng::SplitMix64, train::Relaxer, Error};
 use nalgebra::{DMatrix, DVector};
-use pc_core::{
-    Activation, Backend, Batch, Layer, Loss, NetworkSpec, Op, PcError, Report, Scalar, Targets,
-};
+use pc_core::{Activation, Batch, Layer, Loss, NetworkSpec, Op, PcError, Report, Scalar, Targets};
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 use std::{collections::BTreeMap, path::Path};
 
@@ -553,7 +551,7 @@ impl<T: Scalar> Network<T> {
         settings: &pc_core::Settings<'_, T>,
     ) -> Result<Updates<T>, PcError>
     where
-        Fast: Backend<T>,
+        Fast: crate::batch::RunnerBackend<T>,
     {
         self.updates_with(&mut Relaxer::new(Par::Rayon(0)), inputs, targets, settings)
     }
@@ -570,7 +568,7 @@ impl<T: Scalar> Network<T> {
         settings: &pc_core::Settings<'_, T>,
     ) -> Result<Updates<T>, PcError>
     where
-        Fast: Backend<T>,
+        Fast: crate::batch::RunnerBackend<T>,
     {
         let spec = self.spec();
         let outcome = relaxer.run(

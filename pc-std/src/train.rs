@@ -35,7 +35,7 @@
 use crate::batch::{BatchOutcome, BatchRunner, Par};
 use crate::fast::Fast;
 use crate::{data::Dataset, network::Network, rng::SplitMix64, Error};
-use pc_core::{Algorithm, Backend, Batch, NetworkSpec, Optimizer, PcError, Scalar, Settings};
+use pc_core::{Algorithm, Batch, NetworkSpec, Optimizer, PcError, Scalar, Settings};
 use std::{fmt, io::IsTerminal};
 
 /// The one place pc-std runs relaxations: every caller (networks, training, evaluation,
@@ -45,14 +45,17 @@ use std::{fmt, io::IsTerminal};
 /// relaxed in parallel and reduced in block order, so results do not depend on the
 /// thread count. It keeps its buffers between calls.
 #[derive(Debug)]
-pub struct Relaxer<T> {
+pub struct Relaxer<T: Scalar>
+where
+    Fast: crate::batch::RunnerBackend<T>,
+{
     runner: BatchRunner<T, Fast>,
     par: Par,
 }
 
 impl<T: Scalar> Relaxer<T>
 where
-    Fast: Backend<T>,
+    Fast: crate::batch::RunnerBackend<T>,
 {
     /// A relaxer using `par` threads.
     pub fn new(par: Par) -> Self {
@@ -294,7 +297,7 @@ impl std::error::Error for Stopped {
 /// [`Error::Format`] when the data do not fit the network; the engine's errors.
 pub fn evaluate<T: Scalar>(network: &Network<T>, data: &Dataset<T>) -> Result<(f64, f64), Error>
 where
-    Fast: Backend<T>,
+    Fast: crate::batch::RunnerBackend<T>,
 {
     evaluate_with(&mut Relaxer::new(Par::Rayon(0)), network, data)
 }
@@ -309,7 +312,7 @@ pub fn evaluate_with<T: Scalar>(
     data: &Dataset<T>,
 ) -> Result<(f64, f64), Error>
 where
-    Fast: Backend<T>,
+    Fast: crate::batch::RunnerBackend<T>,
 {
     if data.features() != network.input_len() || data.is_empty() {
         return Err(Error::format(
@@ -393,7 +396,7 @@ pub fn train<T: Scalar, O: Optimizer<T>>(
     config: &TrainConfig<T>,
 ) -> Result<History, Stopped>
 where
-    Fast: Backend<T>,
+    Fast: crate::batch::RunnerBackend<T>,
 {
     let mut history = History::default();
     let stop = |epoch, step, error: Error, history: &mut History| Stopped {

@@ -11,7 +11,7 @@ const SMALL_BLOCK: usize = 16;
 
 fn small_block_runner<T: Scalar>() -> BatchRunner<T>
 where
-    pc_std::fast::Fast: pc_core::Backend<T>,
+    pc_std::fast::Fast: pc_std::batch::RunnerBackend<T>,
 {
     BatchRunner::new().with_block_rows(SMALL_BLOCK).unwrap()
 }
@@ -50,7 +50,7 @@ fn bits<T: Scalar>(values: &[T]) -> Vec<u64> {
 /// Every thread count gives the same bits: loss, updates, outputs and reports.
 fn same_bits_for_every_thread_count<T: Scalar>(loss: Loss)
 where
-    pc_std::fast::Fast: pc_core::Backend<T>,
+    pc_std::fast::Fast: pc_std::batch::RunnerBackend<T>,
 {
     let spec = NetworkSpec::new(&LAYERS, loss);
     let rows = 3 * SMALL_BLOCK + 11; // four blocks, the last one short
@@ -326,7 +326,7 @@ fn a_failed_learning_step_changes_nothing() {
 /// and ReLU layers (zero activations) make `inf * 0` cases; one and several blocks.
 fn non_finite_parameters_are_named<T: Scalar>()
 where
-    pc_std::fast::Fast: pc_core::Backend<T>,
+    pc_std::fast::Fast: pc_std::batch::RunnerBackend<T>,
 {
     let layers = [
         Layer::dense(40, 30, Activation::Relu),

@@ -86,7 +86,7 @@ fn cnn_layers() -> [Layer; 3] {
     ]
 }
 
-fn check<B: pc_core::Backend<f32> + Sync>(
+fn check<B: pc_std::batch::RunnerBackend<f32>>(
     backend: B,
     (name, layers): (&str, &[Layer]),
     rows: usize,

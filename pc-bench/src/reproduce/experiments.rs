@@ -2,9 +2,7 @@
 //! the runtime study. Everything here is deterministic given the seed, except the timings.
 
 use pc_std::batch::Par;
-use pc_std::core::{
-    safe_step_size, Adam, Algorithm, Backend, Batch, PcError, SafeStep, Scalar, Settings,
-};
+use pc_std::core::{safe_step_size, Adam, Algorithm, Batch, PcError, SafeStep, Scalar, Settings};
 use pc_std::data::Dataset;
 use pc_std::fast::Fast;
 use pc_std::network::Network;
@@ -122,7 +120,7 @@ pub fn errors_against_iterations<T: Scalar>(
     grid: &[usize],
 ) -> Result<Vec<Curve>, PcError>
 where
-    Fast: Backend<T>,
+    Fast: pc_std::batch::RunnerBackend<T>,
 {
     let mut relaxer = Relaxer::new(Par::Rayon(0));
     let targets = network.targets(labels)?;

@@ -14,13 +14,13 @@
 //! nothing is allocated once a thread has seen the largest shape).
 
 use super::buffer::{with_buffer, ThreadBuffer};
-use super::simd::{nn_panel_len, Kernels, Nn, Nt};
+use super::simd::{nn_packed_len, nn_panel_len, pack_all_panels, Kernels, Nn, Nt, Panel};
 use pc_core::{PcError, Scalar};
 
 /// From this many rows of `dst` on, `rhs` is packed into panels before an `Nn` product:
 /// the copy costs one pass over a `k` block of `rhs` and saves the cache conflicts of
 /// reading its rows in place many times.
-const PACK_ROWS: usize = 24;
+pub(crate) const PACK_ROWS: usize = 24;
 
 mod sealed {
     pub trait Sealed {}
@@ -396,13 +396,16 @@ pub fn gemm<T: GemmScalar>(
             c: dst.data,
             c_row_stride: dst.row_stride,
             add,
-            panel: &mut [],
+            panel: Panel::InPlace,
         };
         if pack {
             // `rhs` copied into contiguous panels (this thread's scratch buffer, grown on
             // first use and then reused, so no allocation after that).
             with_buffer(T::panel_buffer(), nn_panel_len::<T>(n, k), |panel| {
-                T::nn(Nn { panel, ..problem })
+                T::nn(Nn {
+                    panel: Panel::Scratch(panel),
+                    ..problem
+                })
             })
         } else {
             T::nn(problem)
@@ -411,6 +414,78 @@ pub fn gemm<T: GemmScalar>(
     if !ran {
         // The view constructors and the shape checks above make this unreachable; a
         // typed error rather than a panic if that reasoning is ever broken.
+        return Err(PcError::BufferTooSmall {
+            what: "matrix view",
+            needed: m * n,
+            given: dst.data.len(),
+        });
+    }
+    Ok(())
+}
+
+/// The values [`pack_rhs`] writes for a `k x n` right-hand side.
+pub(crate) fn packed_rhs_len<T>(k: usize, n: usize) -> usize {
+    nn_packed_len::<T>(n, k)
+}
+
+/// Packs `rhs` (`k x n`, any strides) into `packed` ([`packed_rhs_len`] values) the way
+/// [`gemm()`] packs it into its scratch buffer, every `k` block at once, so that many
+/// products with the same `rhs` ([`gemm_packed`]) copy it once instead of once each.
+/// `false` (nothing written) when `packed` is too small.
+pub(crate) fn pack_rhs<T: GemmScalar>(rhs: MatRef<'_, T>, packed: &mut [T]) -> bool {
+    pack_all_panels(
+        rhs.data,
+        rhs.row_stride,
+        rhs.column_stride,
+        rhs.rows,
+        rhs.columns,
+        packed,
+    )
+}
+
+/// [`gemm()`] with `rhs` also given packed (by [`pack_rhs`] from this same `rhs`): the
+/// same products in the same order, so the same bits, without copying `rhs` into
+/// scratch. Where [`gemm()`] would not pack (`dst` column-major, the dot-product form, or
+/// fewer than [`PACK_ROWS`] rows) or `packed` is too short, this is [`gemm()`].
+///
+/// # Errors
+/// As [`gemm()`].
+pub(crate) fn gemm_packed<T: GemmScalar>(
+    dst: MatMut<'_, T>,
+    lhs: MatRef<'_, T>,
+    rhs: MatRef<'_, T>,
+    packed: &[T],
+    accumulate: Accumulate,
+) -> Result<(), PcError> {
+    let (m, n, k) = (dst.rows, dst.columns, lhs.columns);
+    let usable = dst.column_stride == 1
+        && lhs.columns == rhs.rows
+        && dst.rows == lhs.rows
+        && dst.columns == rhs.columns
+        && m >= PACK_ROWS
+        && n > 0
+        && k > 0
+        && !(lhs.column_stride == 1 && rhs.row_stride == 1 && rhs.column_stride != 1)
+        && packed.len() >= packed_rhs_len::<T>(k, n);
+    if !usable {
+        return gemm(dst, lhs, rhs, accumulate);
+    }
+    let ran = T::nn(Nn {
+        m,
+        n,
+        k,
+        a: lhs.data,
+        a_row_stride: lhs.row_stride,
+        a_column_stride: lhs.column_stride,
+        b: rhs.data,
+        b_row_stride: rhs.row_stride,
+        b_column_stride: rhs.column_stride,
+        c: dst.data,
+        c_row_stride: dst.row_stride,
+        add: accumulate == Accumulate::Add,
+        panel: Panel::Packed(packed),
+    });
+    if !ran {
         return Err(PcError::BufferTooSmall {
             what: "matrix view",
             needed: m * n,

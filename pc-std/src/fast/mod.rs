@@ -11,9 +11,13 @@
 //! | parameter VJP `g_W = g^T x` | outputs x rows times rows x inputs |
 //!
 //! The forward product is a tile of dot products along contiguous rows of `x` and `W`;
-//! the two VJPs broadcast elements of `g` against contiguous rows of `W` or `x`. None of
-//! them packs or copies an operand, at any batch size, so none allocates. At one row
-//! (batch 1) the kernels widen their tiles to keep eight independent sums in flight.
+//! the two VJPs broadcast elements of `g` against rows of `W` or `x`, which products of
+//! 24 rows or more first copy into contiguous panels (in a buffer
+//! each thread grows once and reuses, so nothing is allocated after the first call on a
+//! shape); a transposed `g` is also copied, a few rows at a time, to the stack. At one
+//! row (batch 1) the kernels widen their tiles to keep eight independent sums in flight.
+//! [`PackedWeights`] packs the weights for the input VJP once per call instead
+//! ([`PackedFast`], which the batch runner uses), with the same bits.
 //!
 //! Convolutions (`conv2d_*`) are im2col plus one [`gemm()`] per sample (see `conv.rs`).
 //!
@@ -26,10 +30,13 @@
 mod buffer;
 mod conv;
 mod matmul;
+mod packed;
 mod simd;
 
 pub use buffer::Scratch;
+pub(crate) use matmul::PACK_ROWS;
 pub use matmul::{gemm, Accumulate, GemmScalar, MatMut, MatRef};
+pub use packed::{PackedFast, PackedWeights};
 
 use pc_core::{Backend, Conv2d, LinearDims};
 

@@ -58,9 +58,22 @@ pub struct Nn<'a, T> {
     pub c_row_stride: usize,
     /// Add to `C` instead of overwriting it.
     pub add: bool,
-    /// Scratch of [`nn_panel_len`] values to copy `B` into, in panels the kernels read
-    /// contiguously; empty to read `B` where it is.
-    pub panel: &'a mut [T],
+    /// Where the kernels read `B` from.
+    pub panel: Panel<'a, T>,
+}
+
+/// Where [`Nn`] reads `B`: in place, copied block by block into scratch, or from panels
+/// packed before the call (by [`pack_all_panels`], e.g. once for many products with the
+/// same weights). The panels hold the same values in the same places whichever way they
+/// were filled, and the kernels run the same tiles over them, so the result is the same
+/// bit for bit.
+pub enum Panel<'a, T> {
+    /// Read `B` where it is (unit column stride only).
+    InPlace,
+    /// Scratch of [`nn_panel_len`] values to copy each `k` block of `B` into.
+    Scratch(&'a mut [T]),
+    /// Every `k` block of `B` already packed: [`nn_packed_len`] values.
+    Packed(&'a [T]),
 }
 
 /// The columns of one packed panel of `B` (two SIMD vectors: 16 f32 or 8 f64).
@@ -72,6 +85,50 @@ pub const fn panel_width<T>() -> usize {
 pub fn nn_panel_len<T>(n: usize, k: usize) -> usize {
     let width = panel_width::<T>();
     k.min(NN_DEPTH_BLOCK) * n.div_ceil(width) * width
+}
+
+/// The values [`pack_all_panels`] writes for a `k x n` matrix `B`: every `k` block's
+/// panels, one block after the other.
+pub fn nn_packed_len<T>(n: usize, k: usize) -> usize {
+    let width = panel_width::<T>();
+    k * n.div_ceil(width) * width
+}
+
+/// Packs every `k` block of the `k x n` matrix `B` (strides `b_row_stride`,
+/// `b_column_stride`) into `packed` ([`nn_packed_len`] values), block `d` (rows
+/// `d..d + NN_DEPTH_BLOCK`) starting at `d * n` rounded up to whole panels: what
+/// [`Panel::Scratch`] would hold while the kernels work on that block. `false` (nothing
+/// written) when the view or `packed` is too small.
+pub fn pack_all_panels<T: Scalar>(
+    b: &[T],
+    b_row_stride: usize,
+    b_column_stride: usize,
+    k: usize,
+    n: usize,
+    packed: &mut [T],
+) -> bool {
+    if k == 0 || n == 0 {
+        return true;
+    }
+    if !fits(b.len(), k, n, b_row_stride, b_column_stride)
+        || packed.len() < nn_packed_len::<T>(n, k)
+    {
+        return false;
+    }
+    let padded = n.div_ceil(panel_width::<T>()) * panel_width::<T>();
+    for depth in (0..k).step_by(NN_DEPTH_BLOCK) {
+        let depth_end = (depth + NN_DEPTH_BLOCK).min(k);
+        pack_panels(
+            b,
+            b_row_stride,
+            b_column_stride,
+            n,
+            depth,
+            depth_end,
+            &mut packed[depth * padded..depth_end * padded],
+        );
+    }
+    true
 }
 
 /// Copies rows `depth..depth_end` of `B` into `panel`: panel `q` holds columns
@@ -172,10 +229,10 @@ impl<T> Nn<'_, T> {
                 self.b_column_stride,
             )
             && fits(self.c.len(), self.m, self.n, self.c_row_stride, 1)
-            && if self.panel.is_empty() {
-                self.b_column_stride == 1
-            } else {
-                self.panel.len() >= nn_panel_len::<T>(self.n, self.k)
+            && match &self.panel {
+                Panel::InPlace => self.b_column_stride == 1,
+                Panel::Scratch(panel) => panel.len() >= nn_panel_len::<T>(self.n, self.k),
+                Panel::Packed(packed) => packed.len() >= nn_packed_len::<T>(self.n, self.k),
             }
     }
 }
@@ -283,8 +340,8 @@ macro_rules! avx2_kernels {
     ) => {
         mod $module {
             use super::{
-                pack_panels, panel_width, Nn, Nt, NN_DEPTH_BLOCK, NN_ROW_BLOCK, NT_DEPTH_BLOCK,
-                NT_ROW_BLOCK,
+                pack_panels, panel_width, Nn, Nt, Panel, NN_DEPTH_BLOCK, NN_ROW_BLOCK,
+                NT_DEPTH_BLOCK, NT_ROW_BLOCK,
             };
             use core::arch::x86_64::*;
 
@@ -410,11 +467,13 @@ macro_rules! avx2_kernels {
             /// `depth..depth_end`, reading `B` from the packed panels.
             ///
             /// # Safety
-            /// AVX2 and FMA are available, `problem` passed [`Nn::check`], and its
-            /// panel holds rows `depth..depth_end` of `B` packed by `pack_panels`.
+            /// AVX2 and FMA are available, `problem` passed [`Nn::check`], and `panel`
+            /// points to rows `depth..depth_end` of `B` packed by `pack_panels`.
             #[target_feature(enable = "avx2,fma")]
             unsafe fn nn_rows_packed<const R: usize>(
                 problem: &mut Nn<'_, $t>,
+                panel: *const $t,
+                packed_a: &mut [$t; 6 * NN_DEPTH_BLOCK],
                 first: usize,
                 depth: usize,
                 depth_end: usize,
@@ -426,12 +485,28 @@ macro_rules! avx2_kernels {
                     problem.a_column_stride,
                     problem.c_row_stride,
                 );
-                let a = problem.a.as_ptr().add(first * ars + depth * acs);
+                let mut a = problem.a.as_ptr().add(first * ars + depth * acs);
                 let c = problem.c.as_mut_ptr().add(first * crs);
                 let kc = depth_end - depth;
                 let n = problem.n;
+                // `A`'s rows copied to the stack, `R` values per `p` side by side, when
+                // its columns are not contiguous: a transposed `A` (the weight gradient
+                // `E^T X`) steps a whole row of `E` per `p`, and at strides of a multiple
+                // of 1 KiB those reads fall into a handful of L1 sets and miss. The
+                // same products in the same order, so the same bits.
+                let (ars, acs) = if acs != 1 {
+                    for p in 0..kc {
+                        for i in 0..R {
+                            packed_a[p * R + i] = *a.add(i * ars + p * acs);
+                        }
+                    }
+                    a = packed_a.as_ptr();
+                    (1, R)
+                } else {
+                    (ars, acs)
+                };
                 for (index, j) in (0..n).step_by(WIDTH).enumerate() {
-                    let b = problem.panel.as_ptr().add(index * kc * WIDTH);
+                    let b = panel.add(index * kc * WIDTH);
                     let columns = WIDTH.min(n - j);
                     if columns == WIDTH {
                         nn_tile::<R, 2>(kc, a, ars, acs, b, WIDTH, c.add(j), crs, add);
@@ -460,34 +535,90 @@ macro_rules! avx2_kernels {
             #[target_feature(enable = "avx2,fma")]
             pub(super) unsafe fn nn(mut problem: Nn<'_, $t>) {
                 let (m, k) = (problem.m, problem.k);
-                let packed = !problem.panel.is_empty();
+                let padded = problem.n.div_ceil(panel_width::<$t>()) * panel_width::<$t>();
+                let mut packed_a = [0.0 as $t; 6 * NN_DEPTH_BLOCK];
                 for depth in (0..k).step_by(NN_DEPTH_BLOCK) {
                     let depth_end = (depth + NN_DEPTH_BLOCK).min(k);
                     let add = problem.add || depth > 0;
-                    if packed {
-                        pack_panels(
-                            problem.b,
-                            problem.b_row_stride,
-                            problem.b_column_stride,
-                            problem.n,
-                            depth,
-                            depth_end,
-                            problem.panel,
-                        );
+                    let panel = match &mut problem.panel {
+                        Panel::InPlace => None,
+                        Panel::Scratch(panel) => {
+                            pack_panels(
+                                problem.b,
+                                problem.b_row_stride,
+                                problem.b_column_stride,
+                                problem.n,
+                                depth,
+                                depth_end,
+                                panel,
+                            );
+                            Some(panel.as_ptr())
+                        }
+                        Panel::Packed(packed) => Some(packed.as_ptr().add(depth * padded)),
+                    };
+                    if let Some(panel) = panel {
                         for block in (0..m).step_by(NN_ROW_BLOCK) {
                             let block_end = (block + NN_ROW_BLOCK).min(m);
                             let mut i = block;
                             while i + 6 <= block_end {
-                                nn_rows_packed::<6>(&mut problem, i, depth, depth_end, add);
+                                nn_rows_packed::<6>(
+                                    &mut problem,
+                                    panel,
+                                    &mut packed_a,
+                                    i,
+                                    depth,
+                                    depth_end,
+                                    add,
+                                );
                                 i += 6;
                             }
                             match block_end - i {
                                 0 => {}
-                                1 => nn_rows_packed::<1>(&mut problem, i, depth, depth_end, add),
-                                2 => nn_rows_packed::<2>(&mut problem, i, depth, depth_end, add),
-                                3 => nn_rows_packed::<3>(&mut problem, i, depth, depth_end, add),
-                                4 => nn_rows_packed::<4>(&mut problem, i, depth, depth_end, add),
-                                _ => nn_rows_packed::<5>(&mut problem, i, depth, depth_end, add),
+                                1 => nn_rows_packed::<1>(
+                                    &mut problem,
+                                    panel,
+                                    &mut packed_a,
+                                    i,
+                                    depth,
+                                    depth_end,
+                                    add,
+                                ),
+                                2 => nn_rows_packed::<2>(
+                                    &mut problem,
+                                    panel,
+                                    &mut packed_a,
+                                    i,
+                                    depth,
+                                    depth_end,
+                                    add,
+                                ),
+                                3 => nn_rows_packed::<3>(
+                                    &mut problem,
+                                    panel,
+                                    &mut packed_a,
+                                    i,
+                                    depth,
+                                    depth_end,
+                                    add,
+                                ),
+                                4 => nn_rows_packed::<4>(
+                                    &mut problem,
+                                    panel,
+                                    &mut packed_a,
+                                    i,
+                                    depth,
+                                    depth_end,
+                                    add,
+                                ),
+                                _ => nn_rows_packed::<5>(
+                                    &mut problem,
+                                    panel,
+                                    &mut packed_a,
+                                    i,
+                                    depth,
+                                    depth_end,
+                                    add,
+                                ),
                             }
                         }
                         continue;

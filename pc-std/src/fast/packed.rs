@@ -1,0 +1,300 @@
+//! Weights packed once per call for the input VJP, shared by every row block and every
+//! iteration of a relaxation: [`PackedWeights`] and the backend it lends, [`PackedFast`].
+//!
+//! The input VJP `g_in = g W` of a linear op is an `Nn` product whose right-hand side is
+//! the weight matrix. With many rows [`gemm()`](super::gemm) copies that matrix into
+//! panels on every call: FixedPred and Strict pull errors through the same weights in
+//! every iteration (20 times per call at `n = 20`), in every row block. Packing each
+//! weight matrix once per call and reading the panels from there does the same products
+//! in the same order, so the results are the bits [`Fast`] gives; only the copies are
+//! gone.
+
+use super::matmul::{gemm_packed, pack_rhs, packed_rhs_len};
+use super::{Fast, GemmScalar, MatMut, MatRef};
+use pc_core::{Backend, Conv2d, InputBelief, LinearDims, NetworkSpec, Op, PcError};
+
+/// Where one linear op's packed weights live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PackedLayer {
+    /// Address of the op's first weight inside the parameters the panels were packed
+    /// from (compared, never dereferenced).
+    weight_address: usize,
+    inputs: usize,
+    outputs: usize,
+    /// Offset of the op's panels in [`PackedWeights::panels`].
+    offset: usize,
+}
+
+/// Reusable storage for a network's weight matrices packed for the fast input VJP.
+///
+/// [`PackedWeights::pack`] packs the weights of every linear op of a network whose input
+/// VJP the relaxation computes and returns a [`PackedFast`] backend that reads them. The
+/// storage grows on first use and is reused after, so packing again for the same
+/// network allocates nothing. [`crate::batch::BatchRunner`] keeps one and packs once
+/// per call, before its row blocks run.
+///
+/// # Example
+/// ```
+/// use pc_core::{infer_with, Activation, Batch, Layer, Loss, NetworkSpec, Settings, Targets};
+/// use pc_std::fast::{Fast, PackedWeights};
+/// let layers = [Layer::dense(3, 40, Activation::Relu), Layer::dense(40, 2, Activation::Identity)];
+/// let spec = NetworkSpec::new(&layers, Loss::CrossEntropy);
+/// let params: Vec<f32> = (0..spec.parameter_len()).map(|i| ((i % 7) as f32 - 3.0) / 10.0).collect();
+/// let rows = 32;
+/// let inputs: Vec<f32> = (0..3 * rows).map(|i| ((i % 5) as f32 - 2.0) / 2.0).collect();
+/// let classes: Vec<usize> = (0..rows).map(|r| r % 2).collect();
+/// let batch = Batch::new(&inputs, Targets::Classes(&classes));
+/// let settings = Settings::strict(0.1, 20);
+/// let mut workspace = vec![0.0; spec.workspace_len(rows)];
+/// let (mut packed_updates, mut fast_updates) = (vec![0.0; spec.parameter_len()], vec![0.0; spec.parameter_len()]);
+///
+/// let mut packed = PackedWeights::new();
+/// let backend = packed.pack(&spec, &params, &settings)?;
+/// infer_with(&backend, &spec, &params, batch, &settings, &mut workspace, &mut packed_updates)?;
+/// infer_with(&Fast, &spec, &params, batch, &settings, &mut workspace, &mut fast_updates)?;
+/// // The same products in the same order: the same bits.
+/// assert!(packed_updates.iter().zip(&fast_updates).all(|(a, b)| a.to_bits() == b.to_bits()));
+/// # Ok::<(), pc_core::PcError>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct PackedWeights<T> {
+    panels: Vec<T>,
+    layers: Vec<PackedLayer>,
+}
+
+impl<T: GemmScalar> PackedWeights<T> {
+    /// Empty storage; the first [`PackedWeights::pack`] sizes it.
+    pub fn new() -> Self {
+        PackedWeights {
+            panels: Vec::new(),
+            layers: Vec::new(),
+        }
+    }
+
+    /// A backend on this storage that packs nothing: [`Fast`] as it is, for products too
+    /// small to pack.
+    pub fn unpacked<'a>(&'a self, params: &'a [T]) -> PackedFast<'a, T> {
+        PackedFast {
+            params,
+            layers: &[],
+            panels: &[],
+        }
+    }
+
+    /// Packs the weights of `params` (laid out as `spec` says) whose input VJP a
+    /// relaxation with `settings` computes: every linear op except the first op of layer 1
+    /// when the input is clamped (its VJP is never needed). The returned backend borrows
+    /// both this storage and `params`, so neither can change while it is in use, and
+    /// computes exactly what [`Fast`] computes.
+    ///
+    /// # Errors
+    /// Every error of [`NetworkSpec::validate`], and [`PcError::LengthMismatch`] when
+    /// `params` does not hold [`NetworkSpec::parameter_len`] values.
+    pub fn pack<'a>(
+        &'a mut self,
+        spec: &NetworkSpec<'_>,
+        params: &'a [T],
+        settings: &pc_core::Settings<'_, T>,
+    ) -> Result<PackedFast<'a, T>, PcError> {
+        spec.validate()?;
+        if params.len() != spec.parameter_len() {
+            return Err(PcError::LengthMismatch {
+                what: "parameters",
+                expected: spec.parameter_len(),
+                given: params.len(),
+            });
+        }
+        self.layers.clear();
+        let mut total = 0;
+        let mut layer_offset = 0;
+        for (index, layer) in spec.layers().iter().enumerate() {
+            let mut op_offset = layer_offset;
+            for (op_index, op) in layer.ops().iter().enumerate() {
+                if let Op::Linear { inputs, outputs } = *op {
+                    let needed = index > 0 || op_index > 0 || settings.input == InputBelief::Free;
+                    if needed && inputs > 0 && outputs > 0 {
+                        self.layers.push(PackedLayer {
+                            weight_address: params[op_offset..].as_ptr() as usize,
+                            inputs,
+                            outputs,
+                            offset: total,
+                        });
+                        total += packed_rhs_len::<T>(outputs, inputs);
+                    }
+                }
+                op_offset += op.parameter_len();
+            }
+            layer_offset += layer.parameter_len();
+        }
+        if self.panels.len() < total {
+            self.panels.resize(total, T::zero());
+        }
+        let mut packed_all = true;
+        for layer in &self.layers {
+            let start = layer.weight_address - params.as_ptr() as usize;
+            let start = start / core::mem::size_of::<T>();
+            let weight = MatRef::row_major(
+                &params[start..start + layer.inputs * layer.outputs],
+                layer.outputs,
+                layer.inputs,
+            )?;
+            let len = packed_rhs_len::<T>(layer.outputs, layer.inputs);
+            packed_all &= pack_rhs(weight, &mut self.panels[layer.offset..layer.offset + len]);
+        }
+        if !packed_all {
+            // Unreachable (the lengths above are the ones `pack_rhs` asks for); without
+            // panels the backend is plain `Fast`.
+            self.layers.clear();
+        }
+        Ok(PackedFast {
+            params,
+            layers: &self.layers,
+            panels: &self.panels,
+        })
+    }
+}
+
+/// The [`Fast`] backend reading packed weights for the input VJP; made by
+/// [`PackedWeights::pack`].
+///
+/// A weight slice is recognised by its address inside the parameters the panels were
+/// packed from, which this backend borrows: while it lives those parameters cannot
+/// change, so a slice at that address holds the packed values. Any other slice (other
+/// parameters, a layer that was not packed) goes through [`Fast`] unchanged.
+///
+/// # Example
+/// See [`PackedWeights`].
+#[derive(Clone, Copy, Debug)]
+pub struct PackedFast<'a, T> {
+    params: &'a [T],
+    layers: &'a [PackedLayer],
+    panels: &'a [T],
+}
+
+impl<T: GemmScalar> PackedFast<'_, T> {
+    /// The packed panels of the linear op whose weights are `weight` with `dims`.
+    fn panels_of(&self, dims: LinearDims, weight: &[T]) -> Option<&[T]> {
+        let address = weight.as_ptr() as usize;
+        let range = self.params.as_ptr_range();
+        if address < range.start as usize || address >= range.end as usize {
+            return None;
+        }
+        let layer = self.layers.iter().find(|layer| {
+            layer.weight_address == address
+                && layer.inputs == dims.inputs
+                && layer.outputs == dims.outputs
+                && weight.len() >= dims.inputs * dims.outputs
+        })?;
+        let len = packed_rhs_len::<T>(layer.outputs, layer.inputs);
+        self.panels.get(layer.offset..layer.offset + len)
+    }
+}
+
+fn backward_input_packed<T: GemmScalar>(
+    dims: LinearDims,
+    grad_output: &[T],
+    weight: &[T],
+    packed: &[T],
+    grad_input: &mut [T],
+) -> Result<(), PcError> {
+    let LinearDims {
+        rows,
+        inputs,
+        outputs,
+    } = dims;
+    gemm_packed(
+        MatMut::row_major(grad_input, rows, inputs)?,
+        MatRef::row_major(grad_output, rows, outputs)?,
+        MatRef::row_major(weight, outputs, inputs)?,
+        packed,
+        super::Accumulate::Overwrite,
+    )
+}
+
+macro_rules! impl_packed {
+    ($t:ty) => {
+        impl Backend<$t> for PackedFast<'_, $t> {
+            fn linear_forward(
+                &self,
+                dims: LinearDims,
+                input: &[$t],
+                weight: &[$t],
+                bias: &[$t],
+                output: &mut [$t],
+            ) {
+                Fast.linear_forward(dims, input, weight, bias, output)
+            }
+
+            fn linear_backward_input(
+                &self,
+                dims: LinearDims,
+                grad_output: &[$t],
+                weight: &[$t],
+                grad_input: &mut [$t],
+            ) {
+                let done = self.panels_of(dims, weight).is_some_and(|packed| {
+                    backward_input_packed(dims, grad_output, weight, packed, grad_input).is_ok()
+                });
+                if !done {
+                    Fast.linear_backward_input(dims, grad_output, weight, grad_input)
+                }
+            }
+
+            fn linear_backward_parameters(
+                &self,
+                dims: LinearDims,
+                grad_output: &[$t],
+                input: &[$t],
+                grad_weight: &mut [$t],
+                grad_bias: &mut [$t],
+            ) {
+                Fast.linear_backward_parameters(dims, grad_output, input, grad_weight, grad_bias)
+            }
+
+            fn conv2d_forward(
+                &self,
+                conv: &Conv2d,
+                rows: usize,
+                input: &[$t],
+                weight: &[$t],
+                bias: &[$t],
+                output: &mut [$t],
+            ) {
+                Fast.conv2d_forward(conv, rows, input, weight, bias, output)
+            }
+
+            fn conv2d_backward_input(
+                &self,
+                conv: &Conv2d,
+                rows: usize,
+                grad_output: &[$t],
+                weight: &[$t],
+                grad_input: &mut [$t],
+            ) {
+                Fast.conv2d_backward_input(conv, rows, grad_output, weight, grad_input)
+            }
+
+            fn conv2d_backward_parameters(
+                &self,
+                conv: &Conv2d,
+                rows: usize,
+                grad_output: &[$t],
+                input: &[$t],
+                grad_weight: &mut [$t],
+                grad_bias: &mut [$t],
+            ) {
+                Fast.conv2d_backward_parameters(
+                    conv,
+                    rows,
+                    grad_output,
+                    input,
+                    grad_weight,
+                    grad_bias,
+                )
+            }
+        }
+    };
+}
+
+impl_packed!(f32);
+impl_packed!(f64);
