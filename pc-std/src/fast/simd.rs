@@ -336,9 +336,10 @@ macro_rules! avx2_kernels {
     (
         $module:ident, $t:ty, $lanes:expr, $vector:ty,
         $zero:ident, $broadcast:ident, $load:ident, $store:ident, $fma:ident, $add:ident,
-        $hsum:ident
+        $hsum:ident, $hsum4:ident
     ) => {
         mod $module {
+            use super::$hsum4;
             use super::{
                 pack_panels, panel_width, Nn, Nt, Panel, NN_DEPTH_BLOCK, NN_ROW_BLOCK,
                 NT_DEPTH_BLOCK, NT_ROW_BLOCK,
@@ -686,8 +687,21 @@ macro_rules! avx2_kernels {
                     p += LANES;
                 }
                 for i in 0..R {
-                    for j in 0..C {
-                        let mut sum = lane_sum(acc[i][j]);
+                    // Four columns' lanes summed together (a few shuffles for all four
+                    // instead of a few for each), then any columns left one by one.
+                    let mut sums = [0.0 as $t; C];
+                    let mut j = 0;
+                    while j + 4 <= C {
+                        let four = $hsum4(acc[i][j], acc[i][j + 1], acc[i][j + 2], acc[i][j + 3]);
+                        sums[j..j + 4].copy_from_slice(&four);
+                        j += 4;
+                    }
+                    while j < C {
+                        sums[j] = lane_sum(acc[i][j]);
+                        j += 1;
+                    }
+                    for (j, &lanes) in sums.iter().enumerate() {
+                        let mut sum = lanes;
                         for q in vector_end..depth_end {
                             sum = (*a.add(i * ars + q)).mul_add(*b.add(j * brs + q), sum);
                         }
@@ -801,6 +815,52 @@ fn hsum_f64(v: core::arch::x86_64::__m256d) -> f64 {
     _mm_cvtsd_f64(single)
 }
 
+/// The lanes of each of four vectors summed: element `c` is vector `c`'s sum, as
+/// ((0+1)+(2+3)) + ((4+5)+(6+7)).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn hsum4_f32(
+    v0: core::arch::x86_64::__m256,
+    v1: core::arch::x86_64::__m256,
+    v2: core::arch::x86_64::__m256,
+    v3: core::arch::x86_64::__m256,
+) -> [f32; 4] {
+    use core::arch::x86_64::*;
+    // Pairs, then quadruples, within each 128-bit half; then the two halves.
+    let pairs = _mm256_hadd_ps(_mm256_hadd_ps(v0, v1), _mm256_hadd_ps(v2, v3));
+    let sums = _mm_add_ps(
+        _mm256_castps256_ps128(pairs),
+        _mm256_extractf128_ps::<1>(pairs),
+    );
+    let mut out = [0.0; 4];
+    // SAFETY: `out` holds four f32, the 16 bytes an unaligned store writes.
+    unsafe { _mm_storeu_ps(out.as_mut_ptr(), sums) };
+    out
+}
+
+/// The lanes of each of four vectors summed: element `c` is vector `c`'s sum, as
+/// (0+1) + (2+3).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn hsum4_f64(
+    v0: core::arch::x86_64::__m256d,
+    v1: core::arch::x86_64::__m256d,
+    v2: core::arch::x86_64::__m256d,
+    v3: core::arch::x86_64::__m256d,
+) -> [f64; 4] {
+    use core::arch::x86_64::*;
+    let low = _mm256_hadd_pd(v0, v1); // v0 01, v1 01, v0 23, v1 23
+    let high = _mm256_hadd_pd(v2, v3); // v2 01, v3 01, v2 23, v3 23
+    let sums = _mm256_add_pd(
+        _mm256_permute2f128_pd::<0x20>(low, high),
+        _mm256_permute2f128_pd::<0x31>(low, high),
+    );
+    let mut out = [0.0; 4];
+    // SAFETY: `out` holds four f64, the 32 bytes an unaligned store writes.
+    unsafe { _mm256_storeu_pd(out.as_mut_ptr(), sums) };
+    out
+}
+
 #[cfg(target_arch = "x86_64")]
 avx2_kernels!(
     avx2_f32,
@@ -813,7 +873,8 @@ avx2_kernels!(
     _mm256_storeu_ps,
     _mm256_fmadd_ps,
     _mm256_add_ps,
-    hsum_f32
+    hsum_f32,
+    hsum4_f32
 );
 #[cfg(target_arch = "x86_64")]
 avx2_kernels!(
@@ -827,7 +888,8 @@ avx2_kernels!(
     _mm256_storeu_pd,
     _mm256_fmadd_pd,
     _mm256_add_pd,
-    hsum_f64
+    hsum_f64,
+    hsum4_f64
 );
 
 /// Whether this CPU runs the AVX2 + FMA kernels (detected once, then cached by std).
@@ -883,3 +945,48 @@ macro_rules! kernels {
 }
 kernels!(f32, avx2_f32);
 kernels!(f64, avx2_f64);
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use core::arch::x86_64::*;
+
+    /// Element `c` of the four-vector sums is vector `c`'s lanes added (small integers,
+    /// so exact in any order): a wrong shuffle would swap or mix vectors.
+    #[test]
+    fn four_lane_sums_keep_each_vector_in_its_place() {
+        if !simd_available() {
+            return;
+        }
+        let lanes = |c: usize, width: usize| -> Vec<f64> {
+            (0..width)
+                .map(|lane| (c * 100 + lane * lane) as f64)
+                .collect()
+        };
+        let expected =
+            |width: usize| -> Vec<f64> { (0..4).map(|c| lanes(c, width).iter().sum()).collect() };
+        let f32_lanes: Vec<Vec<f32>> = (0..4)
+            .map(|c| lanes(c, 8).iter().map(|&v| v as f32).collect())
+            .collect();
+        let f64_lanes: Vec<Vec<f64>> = (0..4).map(|c| lanes(c, 4)).collect();
+        // SAFETY: AVX2 and FMA are available (checked above); each load reads 8 f32 or
+        // 4 f64 from a vector of that length.
+        let (sums_f32, sums_f64) = unsafe {
+            let v: Vec<__m256> = f32_lanes
+                .iter()
+                .map(|l| _mm256_loadu_ps(l.as_ptr()))
+                .collect();
+            let w: Vec<__m256d> = f64_lanes
+                .iter()
+                .map(|l| _mm256_loadu_pd(l.as_ptr()))
+                .collect();
+            (
+                hsum4_f32(v[0], v[1], v[2], v[3]),
+                hsum4_f64(w[0], w[1], w[2], w[3]),
+            )
+        };
+        let as_f64: Vec<f64> = sums_f32.iter().map(|&v| v as f64).collect();
+        assert_eq!(as_f64, expected(8));
+        assert_eq!(sums_f64.to_vec(), expected(4));
+    }
+}
