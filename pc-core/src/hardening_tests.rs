@@ -683,7 +683,7 @@ fn strict_updates_match_a_hand_iteration() {
 }
 
 /// A NaN or infinite parameter is named at its index whether the schedule proves the
-/// parameters finite from the forward pass (few rows: `2 rows * activations <
+/// parameters finite from the forward pass (few rows: `rows * (activations - inputs) <
 /// parameters`) or scans them (many rows). The network is built to defeat a careless
 /// proof: a convolution whose corner taps meet only zero padding (no output sees those
 /// weights), ReLU layers that map NaN and `-inf` pre-activations to outputs of their own,
@@ -718,8 +718,9 @@ fn non_finite_parameters_are_named_whether_proven_or_scanned() {
         Settings::fixed_pred(0.5, 3),
         Settings::strict(0.1, 3),
     ];
-    // rows 1 and 2: proven (2 x 9 and 2 x 18 activations < 42 parameters); rows 5: scanned.
-    for rows in [1, 2, 5] {
+    // rows 1 and 5: proven (1 x 8 and 5 x 8 values past the input < 42 parameters);
+    // rows 6: scanned (48).
+    for rows in [1, 5, 6] {
         let inputs: Vec<f64> = (0..rows).map(|r| r as f64 * 0.5).collect();
         let values: Vec<f64> = (0..rows * 2).map(|i| i as f64 / 3.0 - 1.0).collect();
         let batch = Batch::new(&inputs, Targets::Values(&values));

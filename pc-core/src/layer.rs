@@ -135,22 +135,23 @@ impl<T: Scalar> LayerView<'_, T> {
 
     /// After [`forward`](Self::forward) wrote `values`: whether the layer's parameters are
     /// proven finite without reading them. A linear op forms every product
-    /// `input[r][i] * weight[o][i]` (the [`Backend`] contract) and adds `bias[o]`, so with a
-    /// finite input a NaN or infinite weight or bias makes its output NaN or infinite
-    /// (`0 * inf` is NaN, and no sum turns NaN or infinity back into a finite value):
-    /// finite inputs and outputs prove the op's parameters finite, at the cost of
-    /// scanning `rows * (inputs + outputs)` values instead of `inputs * outputs`. A
-    /// convolution's weights (few) are scanned directly, since a tap may meet only padding.
-    /// `false` asks the caller to scan the parameters.
+    /// `input[r][i] * weight[o][i]` (the [`Backend`] contract) and adds `bias[o]`, and no
+    /// sum turns NaN or infinity back into a finite value. So if every output is finite,
+    /// every product was: each input element is finite (it meets every weight row, and an
+    /// infinite or NaN factor makes the product infinite or NaN, `inf * 0` included), and
+    /// then each weight is finite (it meets a finite input, and `inf * 0` is NaN), and so
+    /// is each bias. Finite outputs alone prove the op's parameters finite, at the cost of
+    /// scanning `rows * outputs` values instead of `inputs * outputs`. A convolution's
+    /// weights (few) are scanned directly, since a tap may meet only padding. `false` asks
+    /// the caller to scan the parameters.
     pub fn parameters_proven_finite(&self, values: &Values<'_, T>) -> bool {
         let plan = self.plan();
         let mut proven = true;
         for (k, op) in self.layer.ops().iter().enumerate() {
             match *op {
                 Op::Linear { .. } => {
-                    let (source, target) = self.op_values(&plan, values, k);
-                    proven &=
-                        first_non_finite(source).is_none() && first_non_finite(target).is_none();
+                    let (_, target) = self.op_values(&plan, values, k);
+                    proven &= first_non_finite(target).is_none();
                 }
                 Op::Conv2d(conv) => {
                     let offset = plan.param_offsets[k];

@@ -336,7 +336,7 @@ where
     let spec = NetworkSpec::new(&layers, Loss::Mse);
     let parameter_len = spec.parameter_len();
     let block_rows = 4;
-    assert!(2 * block_rows * spec.activation_len() < parameter_len);
+    assert!(block_rows * (spec.activation_len() - spec.input_len()) < parameter_len);
     let params: Vec<T> = values(parameter_len, 1, 0.4);
     let mut runner = BatchRunner::<T>::new().with_block_rows(block_rows).unwrap();
     for rows in [1, block_rows + 3] {

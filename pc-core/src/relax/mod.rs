@@ -680,7 +680,7 @@ pub(crate) fn infer_checked<'w, 's, const CHECK_NETWORK: bool, T: Scalar, B: Bac
     // The parameters' finiteness is checked first (before anything else about the
     // problem, as `NetworkSpec::check_parameters` orders it), but where it is cheaper it
     // is proven from the forward pass instead of read (`Problem::parameters_proven_finite`
-    // reads each linear op's input and output, about `2 rows * activations` values instead
+    // reads each linear op's output, about `rows * (activations - inputs)` values instead
     // of `parameters`); a failed proof falls back to the scan, so the error is the same.
     if CHECK_NETWORK {
         spec.validate()?;
@@ -697,7 +697,8 @@ pub(crate) fn infer_checked<'w, 's, const CHECK_NETWORK: bool, T: Scalar, B: Bac
     };
     let prove_parameters = CHECK_NETWORK
         && cfg!(feature = "finiteness-proofs")
-        && rows.saturating_mul(spec.activation_len()).saturating_mul(2) < params.len();
+        && rows.saturating_mul(spec.activation_len().saturating_sub(spec.input_len()))
+            < params.len();
     if CHECK_NETWORK && !prove_parameters {
         check_finite("parameters", params)?;
     }
