@@ -533,12 +533,30 @@ impl<T: Scalar, B: RunnerBackend<T>> BatchRunner<T, B> {
         };
         let chunk = block_rows * output_width.max(1);
         let blocks = &mut self.blocks[..block_count];
+        // On one thread each block's updates are added to block 0's as soon as the block
+        // is done, while they are still in cache: the same additions in the same order
+        // (block 0 + block 1 + ... element by element) as the pass below, which then has
+        // nothing left to do.
+        let mut reduced = false;
         match pool {
-            None => blocks
-                .iter_mut()
-                .zip(self.outputs.chunks_mut(chunk))
-                .enumerate()
-                .for_each(run_block),
+            None => {
+                let (first, rest) = blocks.split_at_mut(1);
+                let first = &mut first[0];
+                let mut outputs = self.outputs.chunks_mut(chunk);
+                if let Some(output) = outputs.next() {
+                    run_block((0, (&mut *first, output)));
+                }
+                for (index, (block, output)) in rest.iter_mut().zip(outputs).enumerate() {
+                    run_block((index + 1, (&mut *block, output)));
+                    if first.error.is_none() && block.error.is_none() {
+                        let total = first.updates.as_mut_slice();
+                        for (sum, &value) in total.iter_mut().zip(block.updates.as_slice()) {
+                            *sum = *sum + value;
+                        }
+                    }
+                }
+                reduced = true;
+            }
             Some(pool) => pool.install(|| {
                 blocks
                     .par_iter_mut()
@@ -574,7 +592,7 @@ impl<T: Scalar, B: RunnerBackend<T>> BatchRunner<T, B> {
                 }
             }
         };
-        match (rest.is_empty(), pool) {
+        match (rest.is_empty() || reduced, pool) {
             (true, _) => {}
             (false, None) => total
                 .chunks_mut(REDUCE_CHUNK)
