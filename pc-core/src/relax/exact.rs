@@ -16,7 +16,12 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
     let (depth, rows) = (problem.depth(), problem.rows);
     let free_input = problem.settings.input == InputBelief::Free;
     let top = activation_range(&problem.spec, rows, depth);
-    regions.errors.fill(T::zero());
+    let input = activation_range(&problem.spec, rows, 0);
+    // Every region but a clamped input's is written below: the top with dLoss/dy, each
+    // other with the VJP of the layer above (which overwrites, a `Backend` rule).
+    if !free_input {
+        regions.errors[input.clone()].fill(T::zero());
+    }
     regions.errors[top].copy_from_slice(regions.dldy);
     let mut unproven = 0;
     for layer in (1..=depth).rev() {
@@ -43,11 +48,15 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
         }
     }
     regions.keep_unproven_updates(unproven);
-    for ((belief, &vhat), &error) in regions
-        .beliefs
+    // A clamped input's error is zero, so its belief is `x - 0`: `x`, copied.
+    let moved = if free_input { 0 } else { input.end };
+    if !free_input {
+        regions.beliefs[input.clone()].copy_from_slice(&regions.vhat[input]);
+    }
+    for ((belief, &vhat), &error) in regions.beliefs[moved..]
         .iter_mut()
-        .zip(regions.vhat.iter())
-        .zip(regions.errors.iter())
+        .zip(&regions.vhat[moved..])
+        .zip(&regions.errors[moved..])
     {
         *belief = vhat - error;
     }

@@ -31,8 +31,12 @@ pub(super) fn run<const SKIP_SETTLED: bool, T: Scalar, B: Backend<T>>(
         1
     };
     let top = activation_range(spec, rows, depth);
-    regions.errors.fill(T::zero());
-    regions.beliefs.fill(T::zero());
+    // The offsets of the layers that may move start at zero; the other belief regions
+    // (a clamped input, the top) are copied from `vhat` at the end.
+    let moving_regions =
+        activation_range(spec, rows, lowest).start..activation_range(spec, rows, depth).start;
+    regions.errors[..top.start].fill(T::zero());
+    regions.beliefs[moving_regions].fill(T::zero());
     regions.errors[top].copy_from_slice(regions.dldy);
 
     let mut residual = T::zero();

@@ -86,10 +86,21 @@ impl Fixture {
         inputs: &[f64],
         settings: &Settings<'_, f64>,
     ) -> Result<Run, PcError> {
+        self.run_over(params, inputs, settings, 0.0)
+    }
+
+    /// As `run_with`, on a workspace and updates buffer that hold `stale` beforehand.
+    fn run_over(
+        &self,
+        params: &[f64],
+        inputs: &[f64],
+        settings: &Settings<'_, f64>,
+        stale: f64,
+    ) -> Result<Run, PcError> {
         let spec = self.spec();
         let rows = inputs.len() / spec.input_len();
-        let mut workspace = vec![0.0; spec.workspace_len(rows)];
-        let mut updates = vec![0.0; spec.parameter_len()];
+        let mut workspace = vec![stale; spec.workspace_len(rows)];
+        let mut updates = vec![stale; spec.parameter_len()];
         let targets = self.targets();
         let result = infer(
             &spec,
@@ -884,6 +895,49 @@ fn fixed_pred_step_one_skips_settled_layers_bit_for_bit() {
                         "beliefs and errors, n = {iterations}"
                     );
                     assert_eq!(skipping.2, moving_all.2, "report, n = {iterations}");
+                }
+            }
+        }
+    }
+}
+
+/// Every value a call reports is written by the call: the results have the same bits
+/// whatever the workspace and the updates buffer held before (zeros, NaN, huge values),
+/// for each algorithm with a clamped and a free input. Catches a region the schedule
+/// forgets to initialise (a test run on a zeroed workspace would not).
+#[test]
+fn results_do_not_depend_on_what_the_buffers_held() {
+    let bits = |run: &Run| -> Vec<u64> {
+        let mut all = vec![run.loss.to_bits(), run.report.residual.to_bits()];
+        for values in run.vhat.iter().chain(&run.beliefs).chain(&run.errors) {
+            all.extend(values.iter().map(|v| v.to_bits()));
+        }
+        all.extend(run.updates.iter().map(|v| v.to_bits()));
+        all
+    };
+    for fixture in fixtures() {
+        let depth = fixture.layers.len();
+        for base in [
+            Settings::exact(),
+            Settings::fixed_pred(0.5, 4),
+            Settings::fixed_pred(1.0, depth + 1),
+            Settings::fixed_pred(1.0, 1),
+            Settings::strict(0.1, 5),
+        ] {
+            for settings in [base, base.with_free_input()] {
+                let run = |stale| {
+                    fixture
+                        .run_over(&fixture.params, &fixture.inputs, &settings, stale)
+                        .unwrap()
+                };
+                let clean = run(0.0);
+                assert!(bits(&clean).iter().all(|&b| f64::from_bits(b).is_finite()));
+                for stale in [f64::NAN, 1e30, -3.0] {
+                    assert_eq!(
+                        bits(&run(stale)),
+                        bits(&clean),
+                        "{settings:?}, stale {stale}"
+                    );
                 }
             }
         }
