@@ -368,49 +368,54 @@ pub fn gemm<T: GemmScalar>(
         (dst, lhs, rhs)
     };
     let (m, n) = (dst.rows, dst.columns);
-    let ran = if lhs.column_stride == 1 && rhs.row_stride == 1 && rhs.column_stride != 1 {
-        T::nt(Nt {
-            m,
-            n,
-            k,
-            a: lhs.data,
-            a_row_stride: lhs.row_stride,
-            b: rhs.data,
-            b_row_stride: rhs.column_stride,
-            c: dst.data,
-            c_row_stride: dst.row_stride,
-            add,
-        })
-    } else {
-        let pack = rhs.column_stride != 1 || m >= PACK_ROWS;
-        let problem = Nn {
-            m,
-            n,
-            k,
-            a: lhs.data,
-            a_row_stride: lhs.row_stride,
-            a_column_stride: lhs.column_stride,
-            b: rhs.data,
-            b_row_stride: rhs.row_stride,
-            b_column_stride: rhs.column_stride,
-            c: dst.data,
-            c_row_stride: dst.row_stride,
-            add,
-            panel: Panel::InPlace,
-        };
-        if pack {
-            // `rhs` copied into contiguous panels (this thread's scratch buffer, grown on
-            // first use and then reused, so no allocation after that).
-            with_buffer(T::panel_buffer(), nn_panel_len::<T>(n, k), |panel| {
-                T::nn(Nn {
-                    panel: Panel::Scratch(panel),
-                    ..problem
-                })
+    // The dot-product form for a transposed `rhs` with few rows; from `PACK_ROWS` rows on,
+    // copying `rhs^T` into panels (SIMD transposes) and running the broadcast form is
+    // faster, and lets a caller pack it once for many products (`gemm_packed`).
+    let ran =
+        if lhs.column_stride == 1 && rhs.row_stride == 1 && rhs.column_stride != 1 && m < PACK_ROWS
+        {
+            T::nt(Nt {
+                m,
+                n,
+                k,
+                a: lhs.data,
+                a_row_stride: lhs.row_stride,
+                b: rhs.data,
+                b_row_stride: rhs.column_stride,
+                c: dst.data,
+                c_row_stride: dst.row_stride,
+                add,
             })
         } else {
-            T::nn(problem)
-        }
-    };
+            let pack = rhs.column_stride != 1 || m >= PACK_ROWS;
+            let problem = Nn {
+                m,
+                n,
+                k,
+                a: lhs.data,
+                a_row_stride: lhs.row_stride,
+                a_column_stride: lhs.column_stride,
+                b: rhs.data,
+                b_row_stride: rhs.row_stride,
+                b_column_stride: rhs.column_stride,
+                c: dst.data,
+                c_row_stride: dst.row_stride,
+                add,
+                panel: Panel::InPlace,
+            };
+            if pack {
+                // `rhs` copied into contiguous panels (this thread's scratch buffer, grown on
+                // first use and then reused, so no allocation after that).
+                with_buffer(T::panel_buffer(), nn_panel_len::<T>(n, k), |panel| {
+                    T::nn(Nn {
+                        panel: Panel::Scratch(panel),
+                        ..problem
+                    })
+                })
+            } else {
+                T::nn(problem)
+            }
+        };
     if !ran {
         // The view constructors and the shape checks above make this unreachable; a
         // typed error rather than a panic if that reasoning is ever broken.
@@ -445,8 +450,8 @@ pub(crate) fn pack_rhs<T: GemmScalar>(rhs: MatRef<'_, T>, packed: &mut [T]) -> b
 
 /// [`gemm()`] with `rhs` also given packed (by [`pack_rhs`] from this same `rhs`): the
 /// same products in the same order, so the same bits, without copying `rhs` into
-/// scratch. Where [`gemm()`] would not pack (`dst` column-major, the dot-product form, or
-/// fewer than [`PACK_ROWS`] rows) or `packed` is too short, this is [`gemm()`].
+/// scratch. Where [`gemm()`] would not pack (`dst` column-major, or fewer than
+/// [`PACK_ROWS`] rows) or `packed` is too short, this is [`gemm()`].
 ///
 /// # Errors
 /// As [`gemm()`].
@@ -465,7 +470,6 @@ pub(crate) fn gemm_packed<T: GemmScalar>(
         && m >= PACK_ROWS
         && n > 0
         && k > 0
-        && !(lhs.column_stride == 1 && rhs.row_stride == 1 && rhs.column_stride != 1)
         && packed.len() >= packed_rhs_len::<T>(k, n);
     if !usable {
         return gemm(dst, lhs, rhs, accumulate);

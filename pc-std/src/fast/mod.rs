@@ -10,15 +10,17 @@
 //! | input VJP `g_in = g W` | rows x outputs times outputs x inputs |
 //! | parameter VJP `g_W = g^T x` | outputs x rows times rows x inputs |
 //!
-//! The forward product is a tile of dot products along contiguous rows of `x` and `W`;
-//! the two VJPs broadcast elements of `g` against rows of `W` or `x`, which products of
-//! 24 rows or more first copy into contiguous panels (in a buffer
-//! each thread grows once and reuses, so nothing is allocated after the first call on a
-//! shape); a transposed `g` is also copied, a few rows at a time, to the stack. At one
-//! row (batch 1) the kernels widen their tiles to keep eight independent sums in flight.
-//! [`PackedWeights`] packs the weights for the input VJP once per call instead
-//! ([`PackedFast`], which the batch runner uses), with the same bits.
-//!
+//! Products of fewer than 24 rows read their operands where they are: the forward
+//! product as a tile of dot products along contiguous rows of `x` and `W`, the VJPs by
+//! broadcasting elements of `g` against rows of `W` or `x`; at one row (batch 1) the
+//! kernels widen their tiles to keep eight independent sums in flight. From 24 rows on,
+//! every product broadcasts against `rhs` copied into contiguous panels first (`W^T` by
+//! SIMD 8 x 8 transposes), in a buffer each thread grows once and reuses, so nothing is
+//! allocated after the first call on a shape; a transposed `g` is also copied, a few rows
+//! at a time, to the stack. [`PackedWeights`] packs the weights both ways once per call
+//! instead of once per product ([`PackedFast`], which the batch runner uses), with the
+//! same bits.
+
 //! Convolutions (`conv2d_*`) are im2col plus one [`gemm()`] per sample (see `conv.rs`).
 //!
 //! Results differ from [`pc_core::Portable`] only by summation order: every product

@@ -1,13 +1,14 @@
-//! Weights packed once per call for the input VJP, shared by every row block and every
-//! iteration of a relaxation: [`PackedWeights`] and the backend it lends, [`PackedFast`].
+//! Weights packed once per call, shared by every row block and every iteration of a
+//! relaxation: [`PackedWeights`] and the backend it lends, [`PackedFast`].
 //!
-//! The input VJP `g_in = g W` of a linear op is an `Nn` product whose right-hand side is
-//! the weight matrix. With many rows [`gemm()`](super::gemm) copies that matrix into
-//! panels on every call: FixedPred and Strict pull errors through the same weights in
-//! every iteration (20 times per call at `n = 20`), in every row block. Packing each
-//! weight matrix once per call and reading the panels from there does the same products
-//! in the same order, so the results are the bits [`Fast`] gives; only the copies are
-//! gone.
+//! The forward product `x W^T` and the input VJP `g W` of a linear op are, from 24 rows
+//! on, `Nn` products whose right-hand side is the weight matrix (transposed for the
+//! forward product), which [`gemm()`](super::gemm) copies into panels on every call.
+//! Strict predicts through the same weights in every iteration, FixedPred and Strict
+//! pull errors back through them (20 times per call at `n = 20`), and every row block
+//! does the same. Packing each weight matrix both ways once per call and reading the
+//! panels from there does the same products in the same order, so the results are the
+//! bits [`Fast`] gives; only the copies are gone.
 
 use super::matmul::{gemm_packed, pack_rhs, packed_rhs_len};
 use super::{Fast, GemmScalar, MatMut, MatRef};
@@ -21,14 +22,17 @@ struct PackedLayer {
     weight_address: usize,
     inputs: usize,
     outputs: usize,
-    /// Offset of the op's panels in [`PackedWeights::panels`].
-    offset: usize,
+    /// Offset in [`PackedWeights::panels`] of `W^T` packed for the forward product.
+    forward: usize,
+    /// Offset of `W` packed for the input VJP, when the relaxation needs that VJP.
+    input_vjp: Option<usize>,
 }
 
-/// Reusable storage for a network's weight matrices packed for the fast input VJP.
+/// Reusable storage for a network's weight matrices packed for the fast kernels.
 ///
-/// [`PackedWeights::pack`] packs the weights of every linear op of a network whose input
-/// VJP the relaxation computes and returns a [`PackedFast`] backend that reads them. The
+/// [`PackedWeights::pack`] packs the weights of every linear op of a network, for the
+/// forward product and (where the relaxation computes it) the input VJP, and returns a
+/// [`PackedFast`] backend that reads them. The
 /// storage grows on first use and is reused after, so packing again for the same
 /// network allocates nothing. [`crate::batch::BatchRunner`] keeps one and packs once
 /// per call, before its row blocks run.
@@ -81,11 +85,11 @@ impl<T: GemmScalar> PackedWeights<T> {
         }
     }
 
-    /// Packs the weights of `params` (laid out as `spec` says) whose input VJP a
-    /// relaxation with `settings` computes: every linear op except the first op of layer 1
-    /// when the input is clamped (its VJP is never needed). The returned backend borrows
-    /// both this storage and `params`, so neither can change while it is in use, and
-    /// computes exactly what [`Fast`] computes.
+    /// Packs the weights of `params` (laid out as `spec` says) of every linear op for the
+    /// forward product, and for the input VJP where a relaxation with `settings` computes
+    /// it: every linear op except the first op of layer 1 when the input is clamped. The
+    /// returned backend borrows both this storage and `params`, so neither can change
+    /// while it is in use, and computes exactly what [`Fast`] computes.
     ///
     /// # Errors
     /// Every error of [`NetworkSpec::validate`], and [`PcError::LengthMismatch`] when
@@ -111,15 +115,22 @@ impl<T: GemmScalar> PackedWeights<T> {
             let mut op_offset = layer_offset;
             for (op_index, op) in layer.ops().iter().enumerate() {
                 if let Op::Linear { inputs, outputs } = *op {
-                    let needed = index > 0 || op_index > 0 || settings.input == InputBelief::Free;
-                    if needed && inputs > 0 && outputs > 0 {
+                    if inputs > 0 && outputs > 0 {
+                        let forward = total;
+                        total += packed_rhs_len::<T>(inputs, outputs);
+                        let vjp_needed =
+                            index > 0 || op_index > 0 || settings.input == InputBelief::Free;
+                        let input_vjp = vjp_needed.then_some(total);
+                        if vjp_needed {
+                            total += packed_rhs_len::<T>(outputs, inputs);
+                        }
                         self.layers.push(PackedLayer {
                             weight_address: params[op_offset..].as_ptr() as usize,
                             inputs,
                             outputs,
-                            offset: total,
+                            forward,
+                            input_vjp,
                         });
-                        total += packed_rhs_len::<T>(outputs, inputs);
                     }
                 }
                 op_offset += op.parameter_len();
@@ -138,8 +149,15 @@ impl<T: GemmScalar> PackedWeights<T> {
                 layer.outputs,
                 layer.inputs,
             )?;
-            let len = packed_rhs_len::<T>(layer.outputs, layer.inputs);
-            packed_all &= pack_rhs(weight, &mut self.panels[layer.offset..layer.offset + len]);
+            let len = packed_rhs_len::<T>(layer.inputs, layer.outputs);
+            packed_all &= pack_rhs(
+                weight.transpose(),
+                &mut self.panels[layer.forward..layer.forward + len],
+            );
+            if let Some(offset) = layer.input_vjp {
+                let len = packed_rhs_len::<T>(layer.outputs, layer.inputs);
+                packed_all &= pack_rhs(weight, &mut self.panels[offset..offset + len]);
+            }
         }
         if !packed_all {
             // Unreachable (the lengths above are the ones `pack_rhs` asks for); without
@@ -154,8 +172,8 @@ impl<T: GemmScalar> PackedWeights<T> {
     }
 }
 
-/// The [`Fast`] backend reading packed weights for the input VJP; made by
-/// [`PackedWeights::pack`].
+/// The [`Fast`] backend reading packed weights for the forward product and the input
+/// VJP; made by [`PackedWeights::pack`].
 ///
 /// A weight slice is recognised by its address inside the parameters the panels were
 /// packed from, which this backend borrows: while it lives those parameters cannot
@@ -172,22 +190,74 @@ pub struct PackedFast<'a, T> {
 }
 
 impl<T: GemmScalar> PackedFast<'_, T> {
-    /// The packed panels of the linear op whose weights are `weight` with `dims`.
-    fn panels_of(&self, dims: LinearDims, weight: &[T]) -> Option<&[T]> {
+    /// The linear op whose weights are `weight` with `dims`, if it was packed.
+    fn layer_of(&self, dims: LinearDims, weight: &[T]) -> Option<&PackedLayer> {
         let address = weight.as_ptr() as usize;
         let range = self.params.as_ptr_range();
         if address < range.start as usize || address >= range.end as usize {
             return None;
         }
-        let layer = self.layers.iter().find(|layer| {
+        self.layers.iter().find(|layer| {
             layer.weight_address == address
                 && layer.inputs == dims.inputs
                 && layer.outputs == dims.outputs
                 && weight.len() >= dims.inputs * dims.outputs
-        })?;
-        let len = packed_rhs_len::<T>(layer.outputs, layer.inputs);
-        self.panels.get(layer.offset..layer.offset + len)
+        })
     }
+
+    /// `W^T` packed for the forward product of that op.
+    fn forward_panels(&self, dims: LinearDims, weight: &[T]) -> Option<&[T]> {
+        let layer = self.layer_of(dims, weight)?;
+        let len = packed_rhs_len::<T>(layer.inputs, layer.outputs);
+        self.panels.get(layer.forward..layer.forward + len)
+    }
+
+    /// `W` packed for the input VJP of that op.
+    fn input_vjp_panels(&self, dims: LinearDims, weight: &[T]) -> Option<&[T]> {
+        let layer = self.layer_of(dims, weight)?;
+        let offset = layer.input_vjp?;
+        let len = packed_rhs_len::<T>(layer.outputs, layer.inputs);
+        self.panels.get(offset..offset + len)
+    }
+}
+
+fn forward_packed<T: GemmScalar>(
+    dims: LinearDims,
+    input: &[T],
+    weight: &[T],
+    bias: &[T],
+    packed: &[T],
+    output: &mut [T],
+) -> Result<(), PcError> {
+    let LinearDims {
+        rows,
+        inputs,
+        outputs,
+    } = dims;
+    let bias = bias.get(..outputs).ok_or(PcError::BufferTooSmall {
+        what: "bias",
+        needed: outputs,
+        given: bias.len(),
+    })?;
+    let out_len = rows * outputs;
+    if output.len() < out_len || outputs == 0 {
+        return Err(PcError::BufferTooSmall {
+            what: "output",
+            needed: out_len.max(1),
+            given: output.len(),
+        });
+    }
+    // As `Fast`: the bias in every row, then the product added.
+    for row in output[..out_len].chunks_exact_mut(outputs) {
+        row.copy_from_slice(bias);
+    }
+    gemm_packed(
+        MatMut::row_major(output, rows, outputs)?,
+        MatRef::row_major(input, rows, inputs)?,
+        MatRef::row_major(weight, outputs, inputs)?.transpose(),
+        packed,
+        super::Accumulate::Add,
+    )
 }
 
 fn backward_input_packed<T: GemmScalar>(
@@ -222,7 +292,12 @@ macro_rules! impl_packed {
                 bias: &[$t],
                 output: &mut [$t],
             ) {
-                Fast.linear_forward(dims, input, weight, bias, output)
+                let done = self.forward_panels(dims, weight).is_some_and(|packed| {
+                    forward_packed(dims, input, weight, bias, packed, output).is_ok()
+                });
+                if !done {
+                    Fast.linear_forward(dims, input, weight, bias, output)
+                }
             }
 
             fn linear_backward_input(
@@ -232,7 +307,7 @@ macro_rules! impl_packed {
                 weight: &[$t],
                 grad_input: &mut [$t],
             ) {
-                let done = self.panels_of(dims, weight).is_some_and(|packed| {
+                let done = self.input_vjp_panels(dims, weight).is_some_and(|packed| {
                     backward_input_packed(dims, grad_output, weight, packed, grad_input).is_ok()
                 });
                 if !done {

@@ -13,8 +13,9 @@
 //! `Nn` keeps a tile of `C` (6 rows x 2 vectors) in registers, broadcasts one element of
 //! `A` per row and loads `B`'s row as vectors; `Nt` computes a tile of dot products with
 //! vectors along `p` and sums each vector's lanes at the end. Both walk `p` in blocks so
-//! that the panels they reuse stay in the L1 and L2 caches. `Nn` reads `B` in place or,
-//! given scratch (`panel`), copies each `k` block of it into contiguous panels first.
+//! that the panels they reuse stay in the L1 and L2 caches. `Nn` reads `B` in place, or
+//! copies each `k` block of it into contiguous panels first (given scratch; a transposed
+//! `B` by SIMD transposes), or reads panels packed before the call ([`Panel`]).
 //!
 //! The summation order of every element depends on `k`, the block sizes and the column
 //! position only: never on timing, threads or the other elements.
@@ -99,7 +100,7 @@ pub fn nn_packed_len<T>(n: usize, k: usize) -> usize {
 /// `d..d + NN_DEPTH_BLOCK`) starting at `d * n` rounded up to whole panels: what
 /// [`Panel::Scratch`] would hold while the kernels work on that block. `false` (nothing
 /// written) when the view or `packed` is too small.
-pub fn pack_all_panels<T: Scalar>(
+pub fn pack_all_panels<T: Kernels>(
     b: &[T],
     b_row_stride: usize,
     b_column_stride: usize,
@@ -134,7 +135,26 @@ pub fn pack_all_panels<T: Scalar>(
 /// Copies rows `depth..depth_end` of `B` into `panel`: panel `q` holds columns
 /// `q W..(q + 1) W` (`W` = [`panel_width`]) row after row, zeros past column `n`.
 #[allow(clippy::too_many_arguments)]
-fn pack_panels<T: Scalar>(
+fn pack_panels<T: Kernels>(
+    b: &[T],
+    b_row_stride: usize,
+    b_column_stride: usize,
+    n: usize,
+    depth: usize,
+    depth_end: usize,
+    panel: &mut [T],
+) {
+    if b_row_stride == 1
+        && b_column_stride != 1
+        && T::pack_transposed(b, b_column_stride, n, depth, depth_end, panel)
+    {
+        return;
+    }
+    pack_panels_by_value(b, b_row_stride, b_column_stride, n, depth, depth_end, panel);
+}
+
+/// [`pack_panels`] one value at a time (any strides).
+fn pack_panels_by_value<T: Scalar>(
     b: &[T],
     b_row_stride: usize,
     b_column_stride: usize,
@@ -256,6 +276,18 @@ pub trait Kernels: Scalar {
     fn nn(problem: Nn<'_, Self>) -> bool;
     /// Runs `problem`; `false` (and nothing written) when its views do not fit.
     fn nt(problem: Nt<'_, Self>) -> bool;
+    /// What `pack_panels` writes for a `B` whose rows are contiguous columns of memory
+    /// (`B[p][j]` at `b[p + j * b_column_stride]`: the transpose of a row-major matrix),
+    /// with SIMD transposes; `false` (nothing written) without AVX2.
+    #[doc(hidden)]
+    fn pack_transposed(
+        b: &[Self],
+        b_column_stride: usize,
+        n: usize,
+        depth: usize,
+        depth_end: usize,
+        panel: &mut [Self],
+    ) -> bool;
 }
 
 /// Plain loops (no FMA): the path when the CPU lacks AVX2 or FMA, or is not x86-64.
@@ -861,6 +893,167 @@ fn hsum4_f64(
     out
 }
 
+/// `pack_panels` for a transposed `B` (`B[p][j]` at `b[p + j * column_stride]`), in
+/// 8 x 8 blocks: eight columns' runs of eight `p` are loaded as vectors, transposed in
+/// registers and stored as eight panel rows. Panel rows past `n` are zeros, and partial
+/// blocks (the last `p` or the last columns) are copied one value at a time. `false`
+/// (nothing written) when a slice is too short for the shape.
+///
+/// # Safety
+/// The CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pack_transposed_f32(
+    b: &[f32],
+    column_stride: usize,
+    n: usize,
+    depth: usize,
+    depth_end: usize,
+    panel: &mut [f32],
+) -> bool {
+    use core::arch::x86_64::*;
+    const LANES: usize = 8;
+    const WIDTH: usize = 16;
+    let depth_len = depth_end - depth;
+    if n == 0 || depth_len == 0 {
+        return true;
+    }
+    let panels = n.div_ceil(WIDTH);
+    if panel.len() < panels * depth_len * WIDTH || !fits(b.len(), depth_end, n, 1, column_stride) {
+        return false;
+    }
+    let vector_end = depth + depth_len / LANES * LANES;
+    for q in 0..panels {
+        let first = q * WIDTH;
+        let columns = WIDTH.min(n - first);
+        let target = &mut panel[q * depth_len * WIDTH..][..depth_len * WIDTH];
+        if columns == WIDTH {
+            for p in (depth..vector_end).step_by(LANES) {
+                for half in 0..2 {
+                    let mut rows = [_mm256_setzero_ps(); LANES];
+                    for (jj, row) in rows.iter_mut().enumerate() {
+                        let start = (first + half * LANES + jj) * column_stride + p;
+                        // SAFETY: a bounds-checked subslice of eight values.
+                        *row = unsafe { _mm256_loadu_ps(b[start..start + LANES].as_ptr()) };
+                    }
+                    let t0 = _mm256_unpacklo_ps(rows[0], rows[1]);
+                    let t1 = _mm256_unpackhi_ps(rows[0], rows[1]);
+                    let t2 = _mm256_unpacklo_ps(rows[2], rows[3]);
+                    let t3 = _mm256_unpackhi_ps(rows[2], rows[3]);
+                    let t4 = _mm256_unpacklo_ps(rows[4], rows[5]);
+                    let t5 = _mm256_unpackhi_ps(rows[4], rows[5]);
+                    let t6 = _mm256_unpacklo_ps(rows[6], rows[7]);
+                    let t7 = _mm256_unpackhi_ps(rows[6], rows[7]);
+                    let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+                    let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+                    let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+                    let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+                    let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+                    let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+                    let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+                    let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+                    // Column `pp` of the block: the eight rows' values at p + pp.
+                    let columns_of_block = [
+                        _mm256_permute2f128_ps::<0x20>(s0, s4),
+                        _mm256_permute2f128_ps::<0x20>(s1, s5),
+                        _mm256_permute2f128_ps::<0x20>(s2, s6),
+                        _mm256_permute2f128_ps::<0x20>(s3, s7),
+                        _mm256_permute2f128_ps::<0x31>(s0, s4),
+                        _mm256_permute2f128_ps::<0x31>(s1, s5),
+                        _mm256_permute2f128_ps::<0x31>(s2, s6),
+                        _mm256_permute2f128_ps::<0x31>(s3, s7),
+                    ];
+                    for (pp, column) in columns_of_block.iter().enumerate() {
+                        let start = (p - depth + pp) * WIDTH + half * LANES;
+                        let out = &mut target[start..start + LANES];
+                        // SAFETY: a bounds-checked subslice of eight values.
+                        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), *column) };
+                    }
+                }
+            }
+        }
+        let vector_rows = if columns == WIDTH { vector_end } else { depth };
+        for p in vector_rows..depth_end {
+            let row = &mut target[(p - depth) * WIDTH..][..WIDTH];
+            for (jj, value) in row[..columns].iter_mut().enumerate() {
+                *value = b[(first + jj) * column_stride + p];
+            }
+            row[columns..].fill(0.0);
+        }
+    }
+    true
+}
+
+/// [`pack_transposed_f32`] for f64: 4 x 4 blocks, panels of eight columns.
+///
+/// # Safety
+/// The CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pack_transposed_f64(
+    b: &[f64],
+    column_stride: usize,
+    n: usize,
+    depth: usize,
+    depth_end: usize,
+    panel: &mut [f64],
+) -> bool {
+    use core::arch::x86_64::*;
+    const LANES: usize = 4;
+    const WIDTH: usize = 8;
+    let depth_len = depth_end - depth;
+    if n == 0 || depth_len == 0 {
+        return true;
+    }
+    let panels = n.div_ceil(WIDTH);
+    if panel.len() < panels * depth_len * WIDTH || !fits(b.len(), depth_end, n, 1, column_stride) {
+        return false;
+    }
+    let vector_end = depth + depth_len / LANES * LANES;
+    for q in 0..panels {
+        let first = q * WIDTH;
+        let columns = WIDTH.min(n - first);
+        let target = &mut panel[q * depth_len * WIDTH..][..depth_len * WIDTH];
+        if columns == WIDTH {
+            for p in (depth..vector_end).step_by(LANES) {
+                for half in 0..2 {
+                    let mut rows = [_mm256_setzero_pd(); LANES];
+                    for (jj, row) in rows.iter_mut().enumerate() {
+                        let start = (first + half * LANES + jj) * column_stride + p;
+                        // SAFETY: a bounds-checked subslice of four values.
+                        *row = unsafe { _mm256_loadu_pd(b[start..start + LANES].as_ptr()) };
+                    }
+                    let t0 = _mm256_unpacklo_pd(rows[0], rows[1]);
+                    let t1 = _mm256_unpackhi_pd(rows[0], rows[1]);
+                    let t2 = _mm256_unpacklo_pd(rows[2], rows[3]);
+                    let t3 = _mm256_unpackhi_pd(rows[2], rows[3]);
+                    let columns_of_block = [
+                        _mm256_permute2f128_pd::<0x20>(t0, t2),
+                        _mm256_permute2f128_pd::<0x20>(t1, t3),
+                        _mm256_permute2f128_pd::<0x31>(t0, t2),
+                        _mm256_permute2f128_pd::<0x31>(t1, t3),
+                    ];
+                    for (pp, column) in columns_of_block.iter().enumerate() {
+                        let start = (p - depth + pp) * WIDTH + half * LANES;
+                        let out = &mut target[start..start + LANES];
+                        // SAFETY: a bounds-checked subslice of four values.
+                        unsafe { _mm256_storeu_pd(out.as_mut_ptr(), *column) };
+                    }
+                }
+            }
+        }
+        let vector_rows = if columns == WIDTH { vector_end } else { depth };
+        for p in vector_rows..depth_end {
+            let row = &mut target[(p - depth) * WIDTH..][..WIDTH];
+            for (jj, value) in row[..columns].iter_mut().enumerate() {
+                *value = b[(first + jj) * column_stride + p];
+            }
+            row[columns..].fill(0.0);
+        }
+    }
+    true
+}
+
 #[cfg(target_arch = "x86_64")]
 avx2_kernels!(
     avx2_f32,
@@ -905,7 +1098,7 @@ pub fn simd_available() -> bool {
 }
 
 macro_rules! kernels {
-    ($t:ty, $module:ident) => {
+    ($t:ty, $module:ident, $transpose:ident) => {
         impl Kernels for $t {
             fn nn(problem: Nn<'_, $t>) -> bool {
                 if !problem.check() {
@@ -940,11 +1133,29 @@ macro_rules! kernels {
                 plain::nt(problem);
                 true
             }
+
+            fn pack_transposed(
+                b: &[$t],
+                b_column_stride: usize,
+                n: usize,
+                depth: usize,
+                depth_end: usize,
+                panel: &mut [$t],
+            ) -> bool {
+                #[cfg(target_arch = "x86_64")]
+                if simd_available() {
+                    // SAFETY: the CPU has AVX2 (just detected); the function reads and
+                    // writes only through bounds-checked subslices.
+                    return unsafe { $transpose(b, b_column_stride, n, depth, depth_end, panel) };
+                }
+                let _ = (b, b_column_stride, n, depth, depth_end, panel);
+                false
+            }
         }
     };
 }
-kernels!(f32, avx2_f32);
-kernels!(f64, avx2_f64);
+kernels!(f32, avx2_f32, pack_transposed_f32);
+kernels!(f64, avx2_f64, pack_transposed_f64);
 
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
@@ -988,5 +1199,47 @@ mod tests {
         let as_f64: Vec<f64> = sums_f32.iter().map(|&v| v as f64).collect();
         assert_eq!(as_f64, expected(8));
         assert_eq!(sums_f64.to_vec(), expected(4));
+    }
+
+    /// The SIMD transposing pack writes exactly what the value-by-value pack writes, for
+    /// full and partial panels, `p` ranges that do and do not fill whole 8 x 8 (4 x 4)
+    /// blocks, a `depth` offset, and padded strides.
+    fn transposed_pack_matches<T: Kernels>() {
+        if !simd_available() {
+            return;
+        }
+        let cases: [(usize, usize, usize); 5] =
+            [(16, 8, 0), (37, 29, 3), (8, 4, 0), (5, 300, 1), (40, 17, 0)];
+        for (n, k, stride_pad) in cases {
+            let stride = k + stride_pad;
+            let b: Vec<T> = (0..n * stride)
+                .map(|i| T::from_f64(i as f64 + 0.5))
+                .collect();
+            for (depth, depth_end) in [(0, k), (k / 3, k), (1, k.min(1 + 11))] {
+                let len = (depth_end - depth) * n.div_ceil(panel_width::<T>()) * panel_width::<T>();
+                let mut simd = vec![T::nan(); len];
+                let mut by_value = vec![T::nan(); len];
+                assert!(T::pack_transposed(
+                    &b, stride, n, depth, depth_end, &mut simd
+                ));
+                pack_panels_by_value(&b, 1, stride, n, depth, depth_end, &mut by_value);
+                let bits = |v: &[T]| {
+                    v.iter()
+                        .map(|&x| Scalar::to_f64(x).to_bits())
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(
+                    bits(&simd),
+                    bits(&by_value),
+                    "n {n}, k {k}, {depth}..{depth_end}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn transposed_pack_matches_the_value_by_value_pack() {
+        transposed_pack_matches::<f32>();
+        transposed_pack_matches::<f64>();
     }
 }
