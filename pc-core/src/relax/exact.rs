@@ -48,11 +48,8 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
         }
     }
     regions.keep_unproven_updates(unproven);
-    // A clamped input's error is zero, so its belief is `x - 0`: `x`, copied.
+    // A clamped input's belief is `x` (`Inference::beliefs` reads it from `vhat_0`).
     let moved = if free_input { 0 } else { input.end };
-    if !free_input {
-        regions.beliefs[input.clone()].copy_from_slice(&regions.vhat[input]);
-    }
     for ((belief, &vhat), &error) in regions.beliefs[moved..]
         .iter_mut()
         .zip(&regions.vhat[moved..])

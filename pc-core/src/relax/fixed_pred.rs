@@ -115,11 +115,8 @@ pub(super) fn run<const SKIP_SETTLED: bool, T: Scalar, B: Backend<T>>(
         *belief = vhat - *belief;
     }
     let top = activation_range(spec, rows, depth);
+    // A clamped input's belief is `x`, which `Inference::beliefs` reads from `vhat_0`.
     regions.beliefs[top.clone()].copy_from_slice(&regions.vhat[top]);
-    if lowest == 1 {
-        let input = activation_range(spec, rows, 0);
-        regions.beliefs[input.clone()].copy_from_slice(&regions.vhat[input]);
-    }
 
     // Parameter updates at the feedforward values with the last errors. Layers the signal
     // has not reached (l + n <= L, l < L) have exactly zero errors and updates.

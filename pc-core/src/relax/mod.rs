@@ -336,6 +336,9 @@ pub struct Inference<'w, 's, T> {
     loss: T,
     report: Report<T>,
     step_size: T,
+    /// `v_0 = x`: [`Inference::beliefs`] reads it from `vhat_0`, so that the algorithms
+    /// need not copy the input (often the widest layer) a second time.
+    clamped_input: bool,
 }
 
 /// The offsets of one layer inside the workspace regions and the parameter slice.
@@ -775,6 +778,7 @@ pub(crate) fn infer_checked<'w, 's, const CHECK_NETWORK: bool, T: Scalar, B: Bac
         loss,
         report,
         step_size,
+        clamped_input: settings.input == InputBelief::Clamped,
     })
 }
 
@@ -909,6 +913,10 @@ impl<'w, 's, T: Scalar> Inference<'w, 's, T> {
 
     /// Beliefs `v_l` after the relaxation, `l = 0..=L`. With the input clamped `v_0 = x`.
     pub fn beliefs(&self, layer: usize) -> &'w [T] {
+        if layer == 0 && self.clamped_input {
+            // Equal to x: the feedforward region holds it already.
+            return self.layer_of(0, 0);
+        }
         self.layer_of(1, layer)
     }
 
