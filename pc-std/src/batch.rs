@@ -174,7 +174,7 @@ impl<T: Scalar> Block<T> {
 /// let layers = [Layer::dense(2, 3, Activation::Tanh), Layer::dense(3, 1, Activation::Identity)];
 /// let spec = NetworkSpec::new(&layers, Loss::Mse);
 /// let params = vec![0.1_f64; spec.parameter_len()];
-/// let prepared = Portable.prepare(&mut (), &spec, &params, &Settings::exact(), 64)?;
+/// let prepared = Portable.prepare(&mut (), &spec, &params, &Settings::exact(), 64, false)?;
 /// assert_eq!(prepared, Portable);
 /// # Ok::<(), pc_core::PcError>(())
 /// ```
@@ -183,12 +183,14 @@ pub trait RunnerBackend<T: Scalar>: Backend<T> + Sync {
     /// that grow once).
     type Cache: Default + Send + core::fmt::Debug;
     /// The backend one call's row blocks run on.
-    type Prepared<'a>: Backend<T> + Sync
+    type Prepared<'a>: Backend<T> + Send + Sync
     where
         Self: 'a,
         T: 'a;
 
-    /// Prepares for one call on `params` with blocks of at most `block_rows` rows.
+    /// Prepares for one call on `params` with blocks of at most `block_rows` rows. With
+    /// `parallel` the runner calls it inside its thread pool (`ThreadPool::install`), so
+    /// it may split its work with `rayon::join`; the result must not depend on that.
     ///
     /// # Errors
     /// Any [`PcError`] for a network or parameters that do not fit.
@@ -199,6 +201,7 @@ pub trait RunnerBackend<T: Scalar>: Backend<T> + Sync {
         params: &'a [T],
         settings: &Settings<'_, T>,
         block_rows: usize,
+        parallel: bool,
     ) -> Result<Self::Prepared<'a>, PcError>;
 }
 
@@ -216,6 +219,7 @@ impl<T: Scalar> RunnerBackend<T> for Portable {
         _params: &'a [T],
         _settings: &Settings<'_, T>,
         _block_rows: usize,
+        _parallel: bool,
     ) -> Result<Portable, PcError> {
         Ok(Portable)
     }
@@ -234,9 +238,10 @@ macro_rules! fast_runner_backend {
                 params: &'a [$t],
                 settings: &Settings<'_, $t>,
                 block_rows: usize,
+                parallel: bool,
             ) -> Result<PackedFast<'a, $t>, PcError> {
                 if block_rows >= PACK_ROWS {
-                    cache.pack(spec, params, settings)
+                    cache.pack_on(spec, params, settings, parallel)
                 } else {
                     // Products of so few rows read the weights in place: nothing to pack.
                     Ok(cache.unpacked(params))
@@ -486,13 +491,17 @@ impl<T: Scalar, B: RunnerBackend<T>> BatchRunner<T, B> {
             Some((_, pool)) if threads > 1 => Some(pool),
             _ => None,
         };
-        let backend = self.backend.prepare(
-            &mut self.prepared,
-            spec,
-            params,
-            settings,
-            block_rows.min(rows),
-        )?;
+        // Prepared (weights packed) once for all blocks, on the pool's threads if any.
+        let (runner_backend, prepared) = (&self.backend, &mut self.prepared);
+        let prepared_rows = block_rows.min(rows);
+        let backend = match pool {
+            Some(pool) => pool.install(move || {
+                runner_backend.prepare(prepared, spec, params, settings, prepared_rows, true)
+            })?,
+            None => {
+                runner_backend.prepare(prepared, spec, params, settings, prepared_rows, false)?
+            }
+        };
         let backend = &backend;
         let run_block = |(index, (block, outputs)): (usize, (&mut Block<T>, &mut [T]))| {
             let start = index * block_rows;

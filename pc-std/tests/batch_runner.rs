@@ -9,13 +9,6 @@ use pc_std::batch::{BatchRunner, Par, BLOCK_ROWS};
 /// Small blocks keep the debug-build tests quick and give several blocks per batch.
 const SMALL_BLOCK: usize = 16;
 
-fn small_block_runner<T: Scalar>() -> BatchRunner<T>
-where
-    pc_std::fast::Fast: pc_std::batch::RunnerBackend<T>,
-{
-    BatchRunner::new().with_block_rows(SMALL_BLOCK).unwrap()
-}
-
 const LAYERS: [Layer; 3] = [
     Layer::dense(12, 20, Activation::Relu),
     Layer::dense(20, 16, Activation::Tanh),
@@ -52,8 +45,19 @@ fn same_bits_for_every_thread_count<T: Scalar>(loss: Loss)
 where
     pc_std::fast::Fast: pc_std::batch::RunnerBackend<T>,
 {
+    // Blocks of 16 rows read the weights in place; of 32, from panels packed once per
+    // call (on the pool's threads when there is a pool).
+    for block_rows in [SMALL_BLOCK, 2 * SMALL_BLOCK] {
+        same_bits_with_blocks_of::<T>(loss, block_rows);
+    }
+}
+
+fn same_bits_with_blocks_of<T: Scalar>(loss: Loss, block_rows: usize)
+where
+    pc_std::fast::Fast: pc_std::batch::RunnerBackend<T>,
+{
     let spec = NetworkSpec::new(&LAYERS, loss);
-    let rows = 3 * SMALL_BLOCK + 11; // four blocks, the last one short
+    let rows = 3 * block_rows + 11; // four blocks, the last one short
     let params: Vec<T> = values(spec.parameter_len(), 1, 0.4);
     let inputs: Vec<T> = values(rows * 12, 2, 1.0);
     let classes: Vec<usize> = (0..rows).map(|r| (r * 7) % 5).collect();
@@ -63,8 +67,9 @@ where
         _ => Targets::Values(&target_values),
     };
     let batch = Batch::new(&inputs, targets);
+    let runner_of = || BatchRunner::<T>::new().with_block_rows(block_rows).unwrap();
     for settings in settings::<T>() {
-        let mut runner = small_block_runner::<T>();
+        let mut runner = runner_of();
         let seq = runner
             .run(Par::Seq, &spec, &params, batch, &settings)
             .unwrap();
@@ -76,7 +81,7 @@ where
         );
         assert_eq!(seq.block_reports().len(), 4);
         for threads in [1, 2, 3, 8] {
-            let mut fresh = small_block_runner::<T>();
+            let mut fresh = runner_of();
             for runner in [&mut runner, &mut fresh] {
                 let par = runner
                     .run(Par::Rayon(threads), &spec, &params, batch, &settings)
@@ -89,7 +94,7 @@ where
                 );
                 assert!(
                     got == expected,
-                    "{:?} with {threads} threads differs from one thread",
+                    "{:?} with {threads} threads differs from one thread ({block_rows}-row blocks)",
                     settings.algorithm
                 );
             }

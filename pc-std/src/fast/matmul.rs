@@ -14,7 +14,12 @@
 //! nothing is allocated once a thread has seen the largest shape).
 
 use super::buffer::{with_buffer, ThreadBuffer};
-use super::simd::{nn_packed_len, nn_panel_len, pack_all_panels, Kernels, Nn, Nt, Panel};
+use super::simd::{
+    nn_packed_len, nn_panel_len, pack_depth_block, Kernels, Nn, Nt, Panel, NN_DEPTH_BLOCK,
+};
+
+/// The `k` blocks in which [`pack_rhs_block`] packs (those of the broadcast kernel).
+pub(crate) const PACK_DEPTH_BLOCK: usize = NN_DEPTH_BLOCK;
 use pc_core::{PcError, Scalar};
 
 /// From this many rows of `dst` on, `rhs` is packed into panels before an `Nn` product:
@@ -428,27 +433,37 @@ pub fn gemm<T: GemmScalar>(
     Ok(())
 }
 
-/// The values [`pack_rhs`] writes for a `k x n` right-hand side.
+/// The values of a `k x n` right-hand side packed block by block ([`pack_rhs_block`]).
 pub(crate) fn packed_rhs_len<T>(k: usize, n: usize) -> usize {
     nn_packed_len::<T>(n, k)
 }
 
-/// Packs `rhs` (`k x n`, any strides) into `packed` ([`packed_rhs_len`] values) the way
-/// [`gemm()`] packs it into its scratch buffer, every `k` block at once, so that many
-/// products with the same `rhs` ([`gemm_packed`]) copy it once instead of once each.
-/// `false` (nothing written) when `packed` is too small.
-pub(crate) fn pack_rhs<T: GemmScalar>(rhs: MatRef<'_, T>, packed: &mut [T]) -> bool {
-    pack_all_panels(
+/// Packs rows `depth..depth_end` of `rhs` (`k x n`, any strides; `depth` a multiple of
+/// [`PACK_DEPTH_BLOCK`] and `depth_end` the end of that block or `k`) into `packed`,
+/// `(depth_end - depth) x n` rounded up to whole panels: the part of [`packed_rhs_len`]
+/// values starting at `depth * n` (rounded up the same way) that [`gemm_packed`] reads
+/// for that block, as [`gemm()`] packs it into scratch. `false` (nothing written) when
+/// the view or `packed` is too small.
+pub(crate) fn pack_rhs_block<T: GemmScalar>(
+    rhs: MatRef<'_, T>,
+    depth: usize,
+    depth_end: usize,
+    packed: &mut [T],
+) -> bool {
+    pack_depth_block(
         rhs.data,
         rhs.row_stride,
         rhs.column_stride,
         rhs.rows,
         rhs.columns,
+        depth,
+        depth_end,
         packed,
     )
 }
 
-/// [`gemm()`] with `rhs` also given packed (by [`pack_rhs`] from this same `rhs`): the
+/// [`gemm()`] with `rhs` also given packed (every `k` block by [`pack_rhs_block`] from
+/// this same `rhs`): the
 /// same products in the same order, so the same bits, without copying `rhs` into
 /// scratch. Where [`gemm()`] would not pack (`dst` column-major, or fewer than
 /// [`PACK_ROWS`] rows) or `packed` is too short, this is [`gemm()`].

@@ -10,7 +10,7 @@
 //! panels from there does the same products in the same order, so the results are the
 //! bits [`Fast`] gives; only the copies are gone.
 
-use super::matmul::{gemm_packed, pack_rhs, packed_rhs_len};
+use super::matmul::{gemm_packed, pack_rhs_block, packed_rhs_len, PACK_DEPTH_BLOCK};
 use super::{Fast, GemmScalar, MatMut, MatRef};
 use pc_core::{Backend, Conv2d, InputBelief, LinearDims, NetworkSpec, Op, PcError};
 
@@ -64,6 +64,20 @@ struct PackedLayer {
 pub struct PackedWeights<T> {
     panels: Vec<T>,
     layers: Vec<PackedLayer>,
+    units: Vec<PackUnit>,
+}
+
+/// One `k` block of one packed matrix: the unit of work the packing splits over threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PackUnit {
+    /// Index into [`PackedWeights::layers`].
+    layer: usize,
+    /// `W^T` (forward) or `W` (input VJP).
+    transposed: bool,
+    depth: usize,
+    depth_end: usize,
+    /// Where the block's panels start in [`PackedWeights::panels`].
+    offset: usize,
 }
 
 impl<T: GemmScalar> PackedWeights<T> {
@@ -72,6 +86,7 @@ impl<T: GemmScalar> PackedWeights<T> {
         PackedWeights {
             panels: Vec::new(),
             layers: Vec::new(),
+            units: Vec::new(),
         }
     }
 
@@ -99,6 +114,20 @@ impl<T: GemmScalar> PackedWeights<T> {
         spec: &NetworkSpec<'_>,
         params: &'a [T],
         settings: &pc_core::Settings<'_, T>,
+    ) -> Result<PackedFast<'a, T>, PcError> {
+        self.pack_on(spec, params, settings, false)
+    }
+
+    /// [`PackedWeights::pack`], with the matrices' `k` blocks spread over the threads of
+    /// the current rayon pool when `parallel` (call it inside `ThreadPool::install`; pc
+    /// never uses rayon's global pool). Each block is written by one thread, the same
+    /// values whoever writes it.
+    pub(crate) fn pack_on<'a>(
+        &'a mut self,
+        spec: &NetworkSpec<'_>,
+        params: &'a [T],
+        settings: &pc_core::Settings<'_, T>,
+        parallel: bool,
     ) -> Result<PackedFast<'a, T>, PcError> {
         spec.validate()?;
         if params.len() != spec.parameter_len() {
@@ -140,27 +169,36 @@ impl<T: GemmScalar> PackedWeights<T> {
         if self.panels.len() < total {
             self.panels.resize(total, T::zero());
         }
-        let mut packed_all = true;
-        for layer in &self.layers {
-            let start = layer.weight_address - params.as_ptr() as usize;
-            let start = start / core::mem::size_of::<T>();
-            let weight = MatRef::row_major(
-                &params[start..start + layer.inputs * layer.outputs],
-                layer.outputs,
-                layer.inputs,
-            )?;
-            let len = packed_rhs_len::<T>(layer.inputs, layer.outputs);
-            packed_all &= pack_rhs(
-                weight.transpose(),
-                &mut self.panels[layer.forward..layer.forward + len],
-            );
-            if let Some(offset) = layer.input_vjp {
-                let len = packed_rhs_len::<T>(layer.outputs, layer.inputs);
-                packed_all &= pack_rhs(weight, &mut self.panels[offset..offset + len]);
+        self.units.clear();
+        for (index, layer) in self.layers.iter().enumerate() {
+            let matrices = [
+                (true, Some(layer.forward), layer.inputs, layer.outputs),
+                (false, layer.input_vjp, layer.outputs, layer.inputs),
+            ];
+            for (transposed, offset, k, n) in matrices {
+                let Some(offset) = offset else { continue };
+                let padded = packed_rhs_len::<T>(1, n);
+                for depth in (0..k).step_by(PACK_DEPTH_BLOCK) {
+                    self.units.push(PackUnit {
+                        layer: index,
+                        transposed,
+                        depth,
+                        depth_end: (depth + PACK_DEPTH_BLOCK).min(k),
+                        offset: offset + depth * padded,
+                    });
+                }
             }
         }
+        let packed_all = fill(
+            &self.units,
+            &mut self.panels[..total],
+            0,
+            params,
+            &self.layers,
+            parallel,
+        );
         if !packed_all {
-            // Unreachable (the lengths above are the ones `pack_rhs` asks for); without
+            // Unreachable (the lengths above are the ones `pack_rhs_block` asks for); without
             // panels the backend is plain `Fast`.
             self.layers.clear();
         }
@@ -219,6 +257,53 @@ impl<T: GemmScalar> PackedFast<'_, T> {
         let len = packed_rhs_len::<T>(layer.outputs, layer.inputs);
         self.panels.get(offset..offset + len)
     }
+}
+
+/// Packs `units` (ascending offsets; `panels` starts at offset `base`), halving the list
+/// over `rayon::join` when `parallel`. `false` if a block did not fit (unreachable: the
+/// lengths are the ones the packing asks for).
+fn fill<T: GemmScalar>(
+    units: &[PackUnit],
+    panels: &mut [T],
+    base: usize,
+    params: &[T],
+    layers: &[PackedLayer],
+    parallel: bool,
+) -> bool {
+    if parallel && units.len() > 1 {
+        let middle = units.len() / 2;
+        let split = units[middle].offset - base;
+        let (left, right) = panels.split_at_mut(split);
+        let (done_left, done_right) = rayon::join(
+            || fill(&units[..middle], left, base, params, layers, true),
+            || {
+                let base = units[middle].offset;
+                fill(&units[middle..], right, base, params, layers, true)
+            },
+        );
+        return done_left && done_right;
+    }
+    let start_of_params = params.as_ptr() as usize;
+    units.iter().all(|unit| {
+        let layer = &layers[unit.layer];
+        let start = (layer.weight_address - start_of_params) / core::mem::size_of::<T>();
+        let Some(values) = params.get(start..start + layer.inputs * layer.outputs) else {
+            return false;
+        };
+        let Ok(weight) = MatRef::row_major(values, layer.outputs, layer.inputs) else {
+            return false;
+        };
+        let (rhs, n) = if unit.transposed {
+            (weight.transpose(), layer.outputs)
+        } else {
+            (weight, layer.inputs)
+        };
+        let len = packed_rhs_len::<T>(unit.depth_end - unit.depth, n);
+        let Some(target) = panels.get_mut(unit.offset - base..unit.offset - base + len) else {
+            return false;
+        };
+        pack_rhs_block(rhs, unit.depth, unit.depth_end, target)
+    })
 }
 
 fn forward_packed<T: GemmScalar>(

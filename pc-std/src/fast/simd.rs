@@ -24,7 +24,7 @@
 use pc_core::Scalar;
 
 /// `k` block of [`Nn`]: a 256 x 16 f32 panel of `B` (16 KiB) stays in L1.
-const NN_DEPTH_BLOCK: usize = 256;
+pub(crate) const NN_DEPTH_BLOCK: usize = 256;
 /// Row block of [`Nn`]: 96 rows of a `k` block of `A` stay in L2.
 const NN_ROW_BLOCK: usize = 96;
 /// `k` block of [`Nt`]: a few rows of `B` (8 KiB each in f32) stay in L1.
@@ -64,7 +64,7 @@ pub struct Nn<'a, T> {
 }
 
 /// Where [`Nn`] reads `B`: in place, copied block by block into scratch, or from panels
-/// packed before the call (by [`pack_all_panels`], e.g. once for many products with the
+/// packed before the call (by [`pack_depth_block`], e.g. once for many products with the
 /// same weights). The panels hold the same values in the same places whichever way they
 /// were filled, and the kernels run the same tiles over them, so the result is the same
 /// bit for bit.
@@ -88,47 +88,47 @@ pub fn nn_panel_len<T>(n: usize, k: usize) -> usize {
     k.min(NN_DEPTH_BLOCK) * n.div_ceil(width) * width
 }
 
-/// The values [`pack_all_panels`] writes for a `k x n` matrix `B`: every `k` block's
-/// panels, one block after the other.
+/// The values every `k` block of a `k x n` matrix `B` packed by [`pack_depth_block`]
+/// take, one block after the other (block `d` from `d * n`, rounded up to whole panels).
 pub fn nn_packed_len<T>(n: usize, k: usize) -> usize {
     let width = panel_width::<T>();
     k * n.div_ceil(width) * width
 }
 
-/// Packs every `k` block of the `k x n` matrix `B` (strides `b_row_stride`,
-/// `b_column_stride`) into `packed` ([`nn_packed_len`] values), block `d` (rows
-/// `d..d + NN_DEPTH_BLOCK`) starting at `d * n` rounded up to whole panels: what
-/// [`Panel::Scratch`] would hold while the kernels work on that block. `false` (nothing
-/// written) when the view or `packed` is too small.
-pub fn pack_all_panels<T: Kernels>(
+/// Packs rows `depth..depth_end` of the `k x n` matrix `B` (strides `b_row_stride`,
+/// `b_column_stride`) into `packed`: what [`Panel::Scratch`] holds while the kernels work
+/// on that `k` block, and what [`Panel::Packed`] holds from `depth * n` (rounded up to
+/// whole panels) on. `false` (nothing written) when the view or `packed` is too small.
+#[allow(clippy::too_many_arguments)]
+pub fn pack_depth_block<T: Kernels>(
     b: &[T],
     b_row_stride: usize,
     b_column_stride: usize,
     k: usize,
     n: usize,
+    depth: usize,
+    depth_end: usize,
     packed: &mut [T],
 ) -> bool {
-    if k == 0 || n == 0 {
+    if k == 0 || n == 0 || depth >= depth_end {
         return true;
     }
-    if !fits(b.len(), k, n, b_row_stride, b_column_stride)
-        || packed.len() < nn_packed_len::<T>(n, k)
+    let padded = n.div_ceil(panel_width::<T>()) * panel_width::<T>();
+    if depth_end > k
+        || !fits(b.len(), k, n, b_row_stride, b_column_stride)
+        || packed.len() < (depth_end - depth) * padded
     {
         return false;
     }
-    let padded = n.div_ceil(panel_width::<T>()) * panel_width::<T>();
-    for depth in (0..k).step_by(NN_DEPTH_BLOCK) {
-        let depth_end = (depth + NN_DEPTH_BLOCK).min(k);
-        pack_panels(
-            b,
-            b_row_stride,
-            b_column_stride,
-            n,
-            depth,
-            depth_end,
-            &mut packed[depth * padded..depth_end * padded],
-        );
-    }
+    pack_panels(
+        b,
+        b_row_stride,
+        b_column_stride,
+        n,
+        depth,
+        depth_end,
+        &mut packed[..(depth_end - depth) * padded],
+    );
     true
 }
 
