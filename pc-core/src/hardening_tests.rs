@@ -771,6 +771,117 @@ fn non_finite_parameters_are_named_whether_proven_or_scanned() {
     }
 }
 
+/// A NaN or infinite input is named at its index when the schedule proves the inputs
+/// finite from layer 1's first (linear, narrower) op instead of scanning them: every
+/// input index x {NaN, +inf, -inf}, with zero inputs, zero weights (`inf * 0` is NaN) and
+/// a ReLU after the op, one and three rows; a second bad input later on (the first is
+/// named); a bad parameter as well (its error comes first, as in the scan order); and a
+/// network whose first op is wider than its input, which scans. The updates are never
+/// written before the error.
+#[test]
+fn non_finite_inputs_are_named_when_proven_from_the_first_op() {
+    let narrow = [
+        Layer::dense(6, 2, Activation::Relu),
+        Layer::dense(2, 2, Activation::Identity),
+    ];
+    let wide = [
+        Layer::dense(6, 7, Activation::Relu),
+        Layer::dense(7, 2, Activation::Identity),
+    ];
+    for layers in [&narrow[..], &wide[..]] {
+        let spec = NetworkSpec::new(layers, Loss::Mse);
+        // Zero weights on half the inputs: their products are `inf * 0`.
+        let params: Vec<f64> = (0..spec.parameter_len())
+            .map(|i| {
+                if i % 2 == 0 {
+                    0.0
+                } else {
+                    ((i % 5) as f64 - 2.0) / 3.0
+                }
+            })
+            .collect();
+        for rows in [1, 3] {
+            let clean: Vec<f64> = (0..rows * 6)
+                .map(|i| {
+                    if i % 3 == 0 {
+                        0.0
+                    } else {
+                        i as f64 / 7.0 - 0.5
+                    }
+                })
+                .collect();
+            let targets: Vec<f64> = (0..rows * 2).map(|i| i as f64 / 4.0).collect();
+            let mut workspace = vec![0.0; spec.workspace_len(rows)];
+            let mut updates = vec![0.0; spec.parameter_len()];
+            for settings in [
+                Settings::exact(),
+                Settings::fixed_pred(0.5, 3),
+                Settings::strict(0.1, 3),
+            ] {
+                let batch = Batch::new(&clean, Targets::Values(&targets));
+                infer(
+                    &spec,
+                    &params,
+                    batch,
+                    &settings,
+                    &mut workspace,
+                    &mut updates,
+                )
+                .unwrap();
+                for index in 0..rows * 6 {
+                    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+                        let mut inputs = clean.clone();
+                        inputs[index] = bad;
+                        if index + 2 < inputs.len() {
+                            inputs[index + 2] = f64::NAN;
+                        }
+                        let batch = Batch::new(&inputs, Targets::Values(&targets));
+                        updates.fill(-7.0);
+                        let result = infer(
+                            &spec,
+                            &params,
+                            batch,
+                            &settings,
+                            &mut workspace,
+                            &mut updates,
+                        )
+                        .map(|_| ());
+                        assert_eq!(
+                            result,
+                            Err(PcError::NonFinite {
+                                what: "inputs",
+                                index
+                            }),
+                            "{} inputs, rows {rows}, {bad} at {index}",
+                            layers[0].parameter_len()
+                        );
+                        assert!(updates.iter().all(|&u| u == -7.0), "updates written");
+                        // With a bad parameter too, the parameter is named.
+                        let mut broken = params.clone();
+                        broken[3] = f64::NAN;
+                        let result = infer(
+                            &spec,
+                            &broken,
+                            batch,
+                            &settings,
+                            &mut workspace,
+                            &mut updates,
+                        )
+                        .map(|_| ());
+                        assert_eq!(
+                            result,
+                            Err(PcError::NonFinite {
+                                what: "parameters",
+                                index: 3
+                            })
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Parameter updates that overflow are refused also where the schedule first tries to
 /// prove them finite (one row, 8 x 8 layers: the proof reads 16 values per layer, the
 /// updates hold 72). `x = 1` (8 inputs), `v_1 = 1e299` in every unit, `y = 0.8` in every

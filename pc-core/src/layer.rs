@@ -77,6 +77,11 @@ impl<T: Scalar> LayerView<'_, T> {
         (input, output)
     }
 
+    /// The output of the layer's first op in `values` (after [`forward`](Self::forward)).
+    pub fn first_op_output<'v>(&self, values: &Values<'v, T>) -> &'v [T] {
+        self.op_values(&self.plan(), values, 0).1
+    }
+
     /// Evaluates the layer: writes the intermediate op outputs into `trace` and the layer
     /// output into `output`.
     pub fn forward<B: Backend<T>>(

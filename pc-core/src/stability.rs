@@ -183,6 +183,7 @@ pub fn safe_step_size_with<T: Scalar, B: Backend<T>>(
         &settings,
         workspace.len(),
         spec.parameter_len(),
+        true,
     )?;
     let lens = region_lens(spec, rows);
     let used: usize = lens.iter().sum();
@@ -226,6 +227,7 @@ pub fn hessian_vector_product<T: Scalar>(
         &settings,
         workspace.len(),
         spec.parameter_len(),
+        true,
     )?;
     let hidden = rows * (spec.activation_len() - spec.input_len() - spec.output_len());
     check_len("direction", hidden, direction.len())?;

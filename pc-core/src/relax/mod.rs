@@ -528,6 +528,19 @@ impl<'p, T: Scalar, B: Backend<T>> Problem<'p, '_, T, B> {
         })
     }
 
+    /// Whether the outputs of layer 1's first op (linear: `infer_checked` asks only then)
+    /// are all finite, which proves every input finite.
+    pub fn inputs_proven_finite(&self, regions: &Regions<'_, T>) -> bool {
+        let slot = self.slot(1);
+        let values = Values {
+            input: &regions.vhat[slot.input_offset..slot.output_offset],
+            trace: &regions.traces[slot.trace_offset..slot.trace_offset + slot.trace_len],
+            output: &regions.vhat
+                [slot.output_offset..slot.output_offset + self.rows * slot.output_width],
+        };
+        first_non_finite(self.view(1, &slot).first_op_output(&values)).is_none()
+    }
+
     /// Runs the forward pass into `vhat` and `traces` (and copies `x` into `vhat_0`).
     pub fn feedforward(&self, regions: &mut Regions<'_, T>) {
         let inputs = self.batch.inputs;
@@ -618,7 +631,7 @@ impl<'p, T: Scalar, B: Backend<T>> Problem<'p, '_, T, B> {
 /// Any [`PcError`] for a malformed network, slice lengths that do not fit, non-finite
 /// inputs or parameters, targets out of range, hyperparameters out of range, or a
 /// diverged relaxation. Every check of the inputs comes before any output is written,
-/// except that non-finite parameters may be found by the forward pass (feature
+/// except that non-finite parameters or inputs may be found by the forward pass (feature
 /// `finiteness-proofs`), which has then written into `workspace` (never into `updates`).
 /// After a numerical failure (overflow, divergence) `workspace` and `updates` may hold
 /// partial results. The parameters are never written.
@@ -689,7 +702,25 @@ pub(crate) fn infer_checked<'w, 's, const CHECK_NETWORK: bool, T: Scalar, B: Bac
         spec.validate()?;
         check_len("parameters", spec.parameter_len(), params.len())?;
     }
-    let rows = match check_problem(spec, batch, settings, workspace.len(), updates.len()) {
+    // The inputs likewise, when layer 1 starts with a linear op narrower than its input:
+    // finite outputs of that op prove every input finite (see
+    // `LayerView::parameters_proven_finite`), reading `rows * outputs` values instead of
+    // `rows * inputs`. A failed proof scans the parameters (when they were not scanned
+    // yet, since their error comes first) and then the inputs.
+    let prove_inputs = cfg!(feature = "finiteness-proofs")
+        && matches!(
+            spec.layers().first().and_then(|layer| layer.ops().first()),
+            Some(crate::Op::Linear { inputs, outputs }) if outputs < inputs
+        );
+    let checked = check_problem(
+        spec,
+        batch,
+        settings,
+        workspace.len(),
+        updates.len(),
+        !prove_inputs,
+    );
+    let rows = match checked {
         Ok(rows) => rows,
         Err(error) => {
             if CHECK_NETWORK {
@@ -717,6 +748,12 @@ pub(crate) fn infer_checked<'w, 's, const CHECK_NETWORK: bool, T: Scalar, B: Bac
     };
     let mut regions = Regions::split(&mut workspace[..used], lens);
     problem.feedforward(&mut regions);
+    if prove_inputs && !problem.inputs_proven_finite(&regions) {
+        if prove_parameters {
+            check_finite("parameters", params)?;
+        }
+        check_finite("inputs", batch.inputs)?;
+    }
     if prove_parameters && !problem.parameters_proven_finite(&regions) {
         check_finite("parameters", params)?;
     }
@@ -819,6 +856,7 @@ pub(crate) fn check_problem<T: Scalar>(
     settings: &Settings<'_, T>,
     workspace_len: usize,
     updates_len: usize,
+    scan_inputs: bool,
 ) -> Result<usize, PcError> {
     settings.validate()?;
     let input_width = spec.input_len();
@@ -833,7 +871,6 @@ pub(crate) fn check_problem<T: Scalar>(
         });
     }
     let rows = batch.inputs.len() / input_width;
-    check_finite("inputs", batch.inputs)?;
     batch.targets.check(spec.loss(), rows, spec.output_len())?;
     if let Some(loss_rows) = batch.loss_rows {
         if loss_rows < rows {
@@ -859,6 +896,11 @@ pub(crate) fn check_problem<T: Scalar>(
         });
     }
     check_len("updates", spec.parameter_len(), updates_len)?;
+    // Last, so that the order of the checks is the same whether the inputs are scanned
+    // here or proven finite from the forward pass (`infer_checked`).
+    if scan_inputs {
+        check_finite("inputs", batch.inputs)?;
+    }
     Ok(rows)
 }
 
