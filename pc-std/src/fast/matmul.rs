@@ -372,7 +372,7 @@ pub fn gemm<T: GemmScalar>(
     } else {
         (dst, lhs, rhs)
     };
-    let (m, n) = (dst.rows, dst.columns);
+    let (m, n, given) = (dst.rows, dst.columns, dst.data.len());
     // The dot-product form for a transposed `rhs` with few rows; from `PACK_ROWS` rows on,
     // copying `rhs^T` into panels (SIMD transposes) and running the broadcast form is
     // faster, and lets a caller pack it once for many products (`gemm_packed`).
@@ -393,21 +393,7 @@ pub fn gemm<T: GemmScalar>(
             })
         } else {
             let pack = rhs.column_stride != 1 || m >= PACK_ROWS;
-            let problem = Nn {
-                m,
-                n,
-                k,
-                a: lhs.data,
-                a_row_stride: lhs.row_stride,
-                a_column_stride: lhs.column_stride,
-                b: rhs.data,
-                b_row_stride: rhs.row_stride,
-                b_column_stride: rhs.column_stride,
-                c: dst.data,
-                c_row_stride: dst.row_stride,
-                add,
-                panel: Panel::InPlace,
-            };
+            let problem = nn_problem(dst, lhs, rhs, add, Panel::InPlace);
             if pack {
                 // `rhs` copied into contiguous panels (this thread's scratch buffer, grown on
                 // first use and then reused, so no allocation after that).
@@ -427,7 +413,7 @@ pub fn gemm<T: GemmScalar>(
         return Err(PcError::BufferTooSmall {
             what: "matrix view",
             needed: m * n,
-            given: dst.data.len(),
+            given,
         });
     }
     Ok(())
@@ -489,10 +475,30 @@ pub(crate) fn gemm_packed<T: GemmScalar>(
     if !usable {
         return gemm(dst, lhs, rhs, accumulate);
     }
-    let ran = T::nn(Nn {
-        m,
-        n,
-        k,
+    let given = dst.data.len();
+    let add = accumulate == Accumulate::Add;
+    if !T::nn(nn_problem(dst, lhs, rhs, add, Panel::Packed(packed))) {
+        return Err(PcError::BufferTooSmall {
+            what: "matrix view",
+            needed: m * n,
+            given,
+        });
+    }
+    Ok(())
+}
+
+/// The `Nn` form of `dst (+)= lhs * rhs` (`dst` row-major, shapes already checked).
+fn nn_problem<'a, T>(
+    dst: MatMut<'a, T>,
+    lhs: MatRef<'a, T>,
+    rhs: MatRef<'a, T>,
+    add: bool,
+    panel: Panel<'a, T>,
+) -> Nn<'a, T> {
+    Nn {
+        m: dst.rows,
+        n: dst.columns,
+        k: lhs.columns,
         a: lhs.data,
         a_row_stride: lhs.row_stride,
         a_column_stride: lhs.column_stride,
@@ -501,15 +507,7 @@ pub(crate) fn gemm_packed<T: GemmScalar>(
         b_column_stride: rhs.column_stride,
         c: dst.data,
         c_row_stride: dst.row_stride,
-        add: accumulate == Accumulate::Add,
-        panel: Panel::Packed(packed),
-    });
-    if !ran {
-        return Err(PcError::BufferTooSmall {
-            what: "matrix view",
-            needed: m * n,
-            given: dst.data.len(),
-        });
+        add,
+        panel,
     }
-    Ok(())
 }

@@ -75,7 +75,7 @@ macro_rules! impl_fast {
                 bias: &[$t],
                 output: &mut [$t],
             ) {
-                if forward(dims, input, weight, bias, output).is_err() {
+                if forward(dims, input, weight, bias, &[], output).is_err() {
                     pc_core::kernels::portable::linear_forward(dims, input, weight, bias, output);
                 }
             }
@@ -87,7 +87,7 @@ macro_rules! impl_fast {
                 weight: &[$t],
                 grad_input: &mut [$t],
             ) {
-                if backward_input(dims, grad_output, weight, grad_input).is_err() {
+                if backward_input(dims, grad_output, weight, &[], grad_input).is_err() {
                     pc_core::kernels::portable::linear_backward_input(
                         dims,
                         grad_output,
@@ -172,13 +172,17 @@ macro_rules! impl_fast {
 impl_fast!(f32);
 impl_fast!(f64);
 
+use matmul::gemm_packed;
 use pc_core::PcError;
 
+/// `output = input W^T + bias`: the bias in every row, then the product added; with
+/// `packed` (`W^T` packed for all its `k` blocks, or empty) read instead of packing again.
 fn forward<T: GemmScalar>(
     dims: LinearDims,
     input: &[T],
     weight: &[T],
     bias: &[T],
+    packed: &[T],
     output: &mut [T],
 ) -> Result<(), PcError> {
     let LinearDims {
@@ -205,18 +209,21 @@ fn forward<T: GemmScalar>(
     for row in output[..out_len].chunks_exact_mut(outputs) {
         row.copy_from_slice(bias);
     }
-    gemm(
+    gemm_packed(
         MatMut::row_major(output, rows, outputs)?,
         MatRef::row_major(input, rows, inputs)?,
         MatRef::row_major(weight, outputs, inputs)?.transpose(),
+        packed,
         Accumulate::Add,
     )
 }
 
+/// `grad_input = grad_output W`, reading `packed` (`W` packed, or empty) if given.
 fn backward_input<T: GemmScalar>(
     dims: LinearDims,
     grad_output: &[T],
     weight: &[T],
+    packed: &[T],
     grad_input: &mut [T],
 ) -> Result<(), PcError> {
     let LinearDims {
@@ -224,10 +231,11 @@ fn backward_input<T: GemmScalar>(
         inputs,
         outputs,
     } = dims;
-    gemm(
+    gemm_packed(
         MatMut::row_major(grad_input, rows, inputs)?,
         MatRef::row_major(grad_output, rows, outputs)?,
         MatRef::row_major(weight, outputs, inputs)?,
+        packed,
         Accumulate::Overwrite,
     )
 }

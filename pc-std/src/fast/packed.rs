@@ -10,8 +10,8 @@
 //! panels from there does the same products in the same order, so the results are the
 //! bits [`Fast`] gives; only the copies are gone.
 
-use super::matmul::{gemm_packed, pack_rhs_block, packed_rhs_len, PACK_DEPTH_BLOCK};
-use super::{Fast, GemmScalar, MatMut, MatRef};
+use super::matmul::{pack_rhs_block, packed_rhs_len, PACK_DEPTH_BLOCK};
+use super::{Fast, GemmScalar, MatRef};
 use pc_core::{Backend, Conv2d, InputBelief, LinearDims, NetworkSpec, Op, PcError};
 
 /// Where one linear op's packed weights live.
@@ -306,66 +306,6 @@ fn fill<T: GemmScalar>(
     })
 }
 
-fn forward_packed<T: GemmScalar>(
-    dims: LinearDims,
-    input: &[T],
-    weight: &[T],
-    bias: &[T],
-    packed: &[T],
-    output: &mut [T],
-) -> Result<(), PcError> {
-    let LinearDims {
-        rows,
-        inputs,
-        outputs,
-    } = dims;
-    let bias = bias.get(..outputs).ok_or(PcError::BufferTooSmall {
-        what: "bias",
-        needed: outputs,
-        given: bias.len(),
-    })?;
-    let out_len = rows * outputs;
-    if output.len() < out_len || outputs == 0 {
-        return Err(PcError::BufferTooSmall {
-            what: "output",
-            needed: out_len.max(1),
-            given: output.len(),
-        });
-    }
-    // As `Fast`: the bias in every row, then the product added.
-    for row in output[..out_len].chunks_exact_mut(outputs) {
-        row.copy_from_slice(bias);
-    }
-    gemm_packed(
-        MatMut::row_major(output, rows, outputs)?,
-        MatRef::row_major(input, rows, inputs)?,
-        MatRef::row_major(weight, outputs, inputs)?.transpose(),
-        packed,
-        super::Accumulate::Add,
-    )
-}
-
-fn backward_input_packed<T: GemmScalar>(
-    dims: LinearDims,
-    grad_output: &[T],
-    weight: &[T],
-    packed: &[T],
-    grad_input: &mut [T],
-) -> Result<(), PcError> {
-    let LinearDims {
-        rows,
-        inputs,
-        outputs,
-    } = dims;
-    gemm_packed(
-        MatMut::row_major(grad_input, rows, inputs)?,
-        MatRef::row_major(grad_output, rows, outputs)?,
-        MatRef::row_major(weight, outputs, inputs)?,
-        packed,
-        super::Accumulate::Overwrite,
-    )
-}
-
 macro_rules! impl_packed {
     ($t:ty) => {
         impl Backend<$t> for PackedFast<'_, $t> {
@@ -378,7 +318,7 @@ macro_rules! impl_packed {
                 output: &mut [$t],
             ) {
                 let done = self.forward_panels(dims, weight).is_some_and(|packed| {
-                    forward_packed(dims, input, weight, bias, packed, output).is_ok()
+                    super::forward(dims, input, weight, bias, packed, output).is_ok()
                 });
                 if !done {
                     Fast.linear_forward(dims, input, weight, bias, output)
@@ -393,7 +333,7 @@ macro_rules! impl_packed {
                 grad_input: &mut [$t],
             ) {
                 let done = self.input_vjp_panels(dims, weight).is_some_and(|packed| {
-                    backward_input_packed(dims, grad_output, weight, packed, grad_input).is_ok()
+                    super::backward_input(dims, grad_output, weight, packed, grad_input).is_ok()
                 });
                 if !done {
                     Fast.linear_backward_input(dims, grad_output, weight, grad_input)
