@@ -10,12 +10,19 @@ work, where wall-clock times include waiting for a core).
 
     /work/venv/bin/python pc-bench/python/compare.py --pc-bench target/release/pc-bench
     /work/venv/bin/python pc-bench/python/compare.py --batches 256 1024 --threads 2
+    /work/venv/bin/python pc-bench/python/compare.py --repeat 3   # + median of 3 tables
+
+With `--repeat N` the whole table runs N times, one after the other, and a summary
+follows: per configuration the median of the N pc medians, the median of the N PyTorch
+medians, their ratio, and each run's own ratio (on a shared machine one table run can
+catch a busy minute; the median of several is the figure to quote).
 
 Without PyTorch (`import torch` fails) it prints pc's times only.
 """
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -45,7 +52,11 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batches", type=int, nargs="+", default=[1, 64, 1024])
     p.add_argument("--json", action="store_true", help="also print every result as JSON")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="run the whole table this many times and summarise (median of medians)")
     args = p.parse_args()
+    if args.repeat < 1:
+        p.error("--repeat must be at least 1")
     try:
         subprocess.run([args.python, "-c", "import torch"], check=True, capture_output=True)
         have_torch = True
@@ -57,28 +68,48 @@ def main():
     print(f"{'batch':>5}  {'configuration':<26} {'pc median':>11} {'pc min':>11} "
           f"{'pc GFLOP/s':>10} {'torch median':>12} {'ratio':>7} "
           f"{'pc cpu':>10} {'torch cpu':>10} {'cpu ratio':>9}")
-    for batch in args.batches:
-        for algorithm, eta, n, label in ALGORITHMS:
-            flags = ["--model", args.model, "--hidden", args.hidden, "--loss", args.loss,
-                     "--algorithm", algorithm, "--eta", str(eta), "--n", str(n),
-                     "--batch", str(batch), "--threads", str(args.threads),
-                     "--dtype", args.dtype, "--json"]
-            pc = run([args.pc_bench, "speed", *flags])
-            torch = None
-            if have_torch:
-                torch = run([args.python, os.path.join(HERE, "torch2pc_baseline.py"), *flags])
-            torch_text = f"{torch['median_s']:12.3e}" if torch else f"{'-':>12}"
-            ratio = f"{torch['median_s'] / pc['median_s']:7.1f}" if torch else f"{'-':>7}"
-            pc_cpu, torch_cpu = pc.get("cpu_mean_s"), torch and torch.get("cpu_mean_s")
-            cpu_text = f"{pc_cpu:10.3e}" if pc_cpu else f"{'-':>10}"
-            torch_cpu_text = f"{torch_cpu:10.3e}" if torch_cpu else f"{'-':>10}"
-            cpu_ratio = f"{torch_cpu / pc_cpu:9.1f}" if (pc_cpu and torch_cpu) else f"{'-':>9}"
-            print(f"{batch:>5}  {label:<26} {pc['median_s']:11.3e} {pc['min_s']:11.3e} "
-                  f"{pc['gflops']:10.1f} {torch_text} {ratio} {cpu_text} {torch_cpu_text} "
-                  f"{cpu_ratio}", flush=True)
-            if args.json:
-                print(json.dumps({"pc": pc, "torch": torch}))
-
+    results = {}
+    for repetition in range(args.repeat):
+        if args.repeat > 1:
+            print(f"run {repetition + 1} of {args.repeat}", flush=True)
+        for batch in args.batches:
+            for algorithm, eta, n, label in ALGORITHMS:
+                flags = ["--model", args.model, "--hidden", args.hidden, "--loss", args.loss,
+                         "--algorithm", algorithm, "--eta", str(eta), "--n", str(n),
+                         "--batch", str(batch), "--threads", str(args.threads),
+                         "--dtype", args.dtype, "--json"]
+                pc = run([args.pc_bench, "speed", *flags])
+                torch = None
+                if have_torch:
+                    torch = run([args.python, os.path.join(HERE, "torch2pc_baseline.py"), *flags])
+                results.setdefault((batch, label), []).append((pc, torch))
+                torch_text = f"{torch['median_s']:12.3e}" if torch else f"{'-':>12}"
+                ratio = f"{torch['median_s'] / pc['median_s']:7.1f}" if torch else f"{'-':>7}"
+                pc_cpu, torch_cpu = pc.get("cpu_mean_s"), torch and torch.get("cpu_mean_s")
+                cpu_text = f"{pc_cpu:10.3e}" if pc_cpu else f"{'-':>10}"
+                torch_cpu_text = f"{torch_cpu:10.3e}" if torch_cpu else f"{'-':>10}"
+                cpu_ratio = (f"{torch_cpu / pc_cpu:9.1f}" if (pc_cpu and torch_cpu)
+                             else f"{'-':>9}")
+                print(f"{batch:>5}  {label:<26} {pc['median_s']:11.3e} {pc['min_s']:11.3e} "
+                      f"{pc['gflops']:10.1f} {torch_text} {ratio} {cpu_text} {torch_cpu_text} "
+                      f"{cpu_ratio}", flush=True)
+                if args.json:
+                    print(json.dumps({"pc": pc, "torch": torch}))
+    if args.repeat > 1:
+        print(f"summary of {args.repeat} runs: median of the pc medians, of the PyTorch "
+              "medians, their ratio; each run's ratio")
+        for (batch, label), runs in results.items():
+            pc_median = statistics.median(pc["median_s"] for pc, _ in runs)
+            pc_min = min(pc["min_s"] for pc, _ in runs)
+            if all(torch for _, torch in runs):
+                torch_median = statistics.median(torch["median_s"] for _, torch in runs)
+                per_run = " ".join(f"{torch['median_s'] / pc['median_s']:.2f}"
+                                   for pc, torch in runs)
+                torch_text = f"{torch_median:12.3e} {torch_median / pc_median:7.2f}  ({per_run})"
+            else:
+                torch_text = f"{'-':>12} {'-':>7}"
+            print(f"{batch:>5}  {label:<26} {pc_median:11.3e} {pc_min:11.3e} {torch_text}",
+                  flush=True)
 
 if __name__ == "__main__":
     main()
