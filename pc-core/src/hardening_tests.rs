@@ -818,16 +818,13 @@ fn non_finite_inputs_are_named_when_proven_from_the_first_op() {
                 Settings::fixed_pred(0.5, 3),
                 Settings::strict(0.1, 3),
             ] {
-                let batch = Batch::new(&clean, Targets::Values(&targets));
-                infer(
-                    &spec,
-                    &params,
-                    batch,
-                    &settings,
-                    &mut workspace,
-                    &mut updates,
-                )
-                .unwrap();
+                let mut call = |params: &[f64], inputs: &[f64], updates: &mut [f64]| {
+                    let batch = Batch::new(inputs, Targets::Values(&targets));
+                    infer(&spec, params, batch, &settings, &mut workspace, updates).map(|_| ())
+                };
+                call(&params, &clean, &mut updates).unwrap();
+                let mut broken = params.clone();
+                broken[3] = f64::NAN;
                 for index in 0..rows * 6 {
                     for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
                         let mut inputs = clean.clone();
@@ -835,46 +832,26 @@ fn non_finite_inputs_are_named_when_proven_from_the_first_op() {
                         if index + 2 < inputs.len() {
                             inputs[index + 2] = f64::NAN;
                         }
-                        let batch = Batch::new(&inputs, Targets::Values(&targets));
                         updates.fill(-7.0);
-                        let result = infer(
-                            &spec,
-                            &params,
-                            batch,
-                            &settings,
-                            &mut workspace,
-                            &mut updates,
-                        )
-                        .map(|_| ());
                         assert_eq!(
-                            result,
+                            call(&params, &inputs, &mut updates),
                             Err(PcError::NonFinite {
                                 what: "inputs",
                                 index
                             }),
-                            "{} inputs, rows {rows}, {bad} at {index}",
-                            layers[0].parameter_len()
+                            "layer 1 width {}, rows {rows}, {bad} at {index}",
+                            spec.width(1)
                         );
                         assert!(updates.iter().all(|&u| u == -7.0), "updates written");
                         // With a bad parameter too, the parameter is named.
-                        let mut broken = params.clone();
-                        broken[3] = f64::NAN;
-                        let result = infer(
-                            &spec,
-                            &broken,
-                            batch,
-                            &settings,
-                            &mut workspace,
-                            &mut updates,
-                        )
-                        .map(|_| ());
                         assert_eq!(
-                            result,
+                            call(&broken, &inputs, &mut updates),
                             Err(PcError::NonFinite {
                                 what: "parameters",
                                 index: 3
                             })
                         );
+                        assert!(updates.iter().all(|&u| u == -7.0), "updates written");
                     }
                 }
             }

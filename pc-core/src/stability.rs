@@ -51,7 +51,6 @@ use crate::NetworkSpec;
 #[cfg(feature = "safe-step")]
 use crate::{
     error::{check_finite, check_len},
-    layer::Values,
     relax::{activation_range, check_problem, region_lens, InputBelief, Problem, Regions},
     Backend, Batch, Loss, PcError, Portable, Scalar, Settings, Targets, MAX_ITERATIONS,
 };
@@ -395,11 +394,7 @@ fn apply_hessian<T: Scalar, B: Backend<T>>(
         let here = activation_range(spec, rows, layer);
         if layer > lowest {
             let slot = problem.slot(layer);
-            let values = Values {
-                input: &regions.vhat[slot.input_offset..slot.output_offset],
-                trace: &regions.traces[slot.trace_offset..slot.trace_offset + slot.trace_len],
-                output: &regions.vhat[here.clone()],
-            };
+            let values = slot.values(rows, regions.vhat, regions.traces, regions.vhat);
             let pushed = &mut regions.vjp[..rows * slot.output_width];
             problem.view(layer, &slot).jvp(
                 &values,
@@ -443,11 +438,7 @@ fn apply_hessian<T: Scalar, B: Backend<T>>(
         } else {
             &regions.errors[above.clone()]
         };
-        let values = Values {
-            input: &regions.vhat[slot.input_offset..slot.output_offset],
-            trace: &regions.traces[slot.trace_offset..slot.trace_offset + slot.trace_len],
-            output: &regions.vhat[above],
-        };
+        let values = slot.values(rows, regions.vhat, regions.traces, regions.vhat);
         let pulled = &mut regions.vjp[..rows * slot.input_width];
         problem.backward_layer(
             layer + 1,

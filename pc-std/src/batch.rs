@@ -43,7 +43,7 @@
 //! # Ok::<(), pc_core::PcError>(())
 //! ```
 
-use crate::fast::{Fast, PackedFast, PackedWeights, PACK_ROWS};
+use crate::fast::{Fast, PackedFast, PackedWeights};
 use pc_core::{
     infer_with, Backend, Batch, NetworkSpec, Optimizer, PcError, Portable, Report, Scalar, Settings,
 };
@@ -240,12 +240,7 @@ macro_rules! fast_runner_backend {
                 block_rows: usize,
                 parallel: bool,
             ) -> Result<PackedFast<'a, $t>, PcError> {
-                if block_rows >= PACK_ROWS {
-                    cache.pack_on(spec, params, settings, parallel)
-                } else {
-                    // Products of so few rows read the weights in place: nothing to pack.
-                    Ok(cache.unpacked(params))
-                }
+                cache.pack_on(spec, params, settings, block_rows, parallel)
             }
         }
     };
@@ -542,11 +537,9 @@ impl<T: Scalar, B: RunnerBackend<T>> BatchRunner<T, B> {
         };
         let chunk = block_rows * output_width.max(1);
         let blocks = &mut self.blocks[..block_count];
-        // On one thread each block's updates are added to block 0's as soon as the block
-        // is done, while they are still in cache: the same additions in the same order
-        // (block 0 + block 1 + ... element by element) as the pass below, which then has
-        // nothing left to do.
-        let mut reduced = false;
+        // updates = block 0 + block 1 + ... in block order, element by element. On one
+        // thread each block's updates are added to block 0's as soon as the block is done,
+        // while they are still in cache; with a pool, in a pass over all blocks below.
         match pool {
             None => {
                 let (first, rest) = blocks.split_at_mut(1);
@@ -558,13 +551,9 @@ impl<T: Scalar, B: RunnerBackend<T>> BatchRunner<T, B> {
                 for (index, (block, output)) in rest.iter_mut().zip(outputs).enumerate() {
                     run_block((index + 1, (&mut *block, output)));
                     if first.error.is_none() && block.error.is_none() {
-                        let total = first.updates.as_mut_slice();
-                        for (sum, &value) in total.iter_mut().zip(block.updates.as_slice()) {
-                            *sum = *sum + value;
-                        }
+                        add_assign(first.updates.as_mut_slice(), block.updates.as_slice());
                     }
                 }
-                reduced = true;
             }
             Some(pool) => pool.install(|| {
                 blocks
@@ -589,30 +578,22 @@ impl<T: Scalar, B: RunnerBackend<T>> BatchRunner<T, B> {
             }
         }
 
-        // updates = block 0 + block 1 + ... in block order, element by element.
         let (first, rest) = self.blocks[..block_count].split_at_mut(1);
         let total = first[0].updates.as_mut_slice();
-        let add_range = |(chunk_index, target): (usize, &mut [T])| {
-            let start = chunk_index * REDUCE_CHUNK;
-            for block in rest.iter() {
-                let source = &block.updates.as_slice()[start..start + target.len()];
-                for (sum, &value) in target.iter_mut().zip(source) {
-                    *sum = *sum + value;
-                }
-            }
-        };
-        match (rest.is_empty() || reduced, pool) {
-            (true, _) => {}
-            (false, None) => total
-                .chunks_mut(REDUCE_CHUNK)
-                .enumerate()
-                .for_each(add_range),
-            (false, Some(pool)) => pool.install(|| {
+        if let Some(pool) = pool.filter(|_| !rest.is_empty()) {
+            // Chunks of the sum on the pool's threads, each chunk over the blocks in order.
+            pool.install(|| {
                 total
                     .par_chunks_mut(REDUCE_CHUNK)
                     .enumerate()
-                    .for_each(add_range)
-            }),
+                    .for_each(|(chunk_index, target)| {
+                        let start = chunk_index * REDUCE_CHUNK;
+                        for block in rest.iter() {
+                            let source = &block.updates.as_slice()[start..start + target.len()];
+                            add_assign(target, source);
+                        }
+                    })
+            });
         }
         // Each block's updates were checked; only a sum of several can overflow.
         if !rest.is_empty() {
@@ -658,6 +639,13 @@ impl<T: Scalar, B: RunnerBackend<T>> BatchRunner<T, B> {
         let outcome = self.run(par, spec, params, batch, settings)?;
         optimizer.step(params, outcome.updates(), state)?;
         Ok(outcome)
+    }
+}
+
+/// `total[i] += values[i]` for every `i`.
+fn add_assign<T: Scalar>(total: &mut [T], values: &[T]) {
+    for (sum, &value) in total.iter_mut().zip(values) {
+        *sum = *sum + value;
     }
 }
 

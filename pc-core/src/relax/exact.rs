@@ -1,7 +1,7 @@
 //! Exact backpropagation as one reverse sweep (Torch2PC's `ExactPredErrs` is O(L^2)).
 
 use super::{activation_range, layer_bit, InputBelief, Problem, Regions, Report};
-use crate::{layer::Values, Backend, Scalar};
+use crate::{Backend, Scalar};
 
 /// `epsilon_L = dLoss/dy`, `epsilon_l = J_{l+1}(vhat_l)^T epsilon_{l+1}`, and each layer's
 /// parameter gradient in the same sweep; then `v_l = vhat_l - epsilon_l`.
@@ -26,12 +26,7 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
     let mut unproven = 0;
     for layer in (1..=depth).rev() {
         let slot = problem.slot(layer);
-        let output_range = slot.output_offset..slot.output_offset + rows * slot.output_width;
-        let values = Values {
-            input: &regions.vhat[slot.input_offset..slot.output_offset],
-            trace: &regions.traces[slot.trace_offset..slot.trace_offset + slot.trace_len],
-            output: &regions.vhat[output_range],
-        };
+        let values = slot.values(rows, regions.vhat, regions.traces, regions.vhat);
         let (below, above) = regions.errors.split_at_mut(slot.output_offset);
         let grad_input = (layer > 1 || free_input).then(|| &mut below[slot.input_offset..]);
         let grads = &mut updates[slot.param_offset..slot.param_offset + slot.param_len];

@@ -7,7 +7,7 @@
 //! their relative precision; beliefs are formed once at the end.
 
 use super::{activation_range, layer_bit, At, InputBelief, Problem, Regions, Report};
-use crate::{layer::Values, scalar::max_abs_difference, Backend, PcError, Scalar};
+use crate::{scalar::max_abs_difference, Backend, PcError, Scalar};
 
 /// Runs the relaxation; the beliefs region holds the offsets `e_l` until the end.
 // Not inlined into `infer_with`: only one algorithm runs per call, so keeping their
@@ -68,11 +68,7 @@ pub(super) fn run<const SKIP_SETTLED: bool, T: Scalar, B: Backend<T>>(
             // g = J_{layer+1}(vhat_layer)^T epsilon_{layer+1}
             let slot = problem.slot(layer + 1);
             let output_range = slot.output_offset..slot.output_offset + rows * slot.output_width;
-            let values = Values {
-                input: &regions.vhat[slot.input_offset..slot.output_offset],
-                trace: &regions.traces[slot.trace_offset..slot.trace_offset + slot.trace_len],
-                output: &regions.vhat[output_range.clone()],
-            };
+            let values = slot.values(rows, regions.vhat, regions.traces, regions.vhat);
             let vjp = &mut regions.vjp[..rows * slot.input_width];
             problem.backward_layer(
                 layer + 1,

@@ -360,6 +360,25 @@ pub(crate) struct LayerSlot {
     pub param_len: usize,
 }
 
+impl LayerSlot {
+    /// The layer's values in whole regions holding one evaluation of every layer (`rows`
+    /// rows): its input `v_{l-1}` in the activation region `inputs`, its trace in
+    /// `traces`, its output `v_l` in the activation region `outputs`.
+    pub fn values<'a, T>(
+        &self,
+        rows: usize,
+        inputs: &'a [T],
+        traces: &'a [T],
+        outputs: &'a [T],
+    ) -> Values<'a, T> {
+        Values {
+            input: &inputs[self.input_offset..self.output_offset],
+            trace: &traces[self.trace_offset..self.trace_offset + self.trace_len],
+            output: &outputs[self.output_offset..self.output_offset + rows * self.output_width],
+        }
+    }
+}
+
 /// The workspace cut into its regions.
 #[cfg_attr(not(any(feature = "fixed-pred", feature = "strict")), allow(dead_code))]
 pub(crate) struct Regions<'w, T> {
@@ -518,12 +537,7 @@ impl<'p, T: Scalar, B: Backend<T>> Problem<'p, '_, T, B> {
     pub fn parameters_proven_finite(&self, regions: &Regions<'_, T>) -> bool {
         (1..=self.depth()).all(|layer| {
             let slot = self.slot(layer);
-            let values = Values {
-                input: &regions.vhat[slot.input_offset..slot.output_offset],
-                trace: &regions.traces[slot.trace_offset..slot.trace_offset + slot.trace_len],
-                output: &regions.vhat
-                    [slot.output_offset..slot.output_offset + self.rows * slot.output_width],
-            };
+            let values = slot.values(self.rows, regions.vhat, regions.traces, regions.vhat);
             self.view(layer, &slot).parameters_proven_finite(&values)
         })
     }
@@ -532,12 +546,7 @@ impl<'p, T: Scalar, B: Backend<T>> Problem<'p, '_, T, B> {
     /// are all finite, which proves every input finite.
     pub fn inputs_proven_finite(&self, regions: &Regions<'_, T>) -> bool {
         let slot = self.slot(1);
-        let values = Values {
-            input: &regions.vhat[slot.input_offset..slot.output_offset],
-            trace: &regions.traces[slot.trace_offset..slot.trace_offset + slot.trace_len],
-            output: &regions.vhat
-                [slot.output_offset..slot.output_offset + self.rows * slot.output_width],
-        };
+        let values = slot.values(self.rows, regions.vhat, regions.traces, regions.vhat);
         first_non_finite(self.view(1, &slot).first_op_output(&values)).is_none()
     }
 
@@ -603,11 +612,7 @@ impl<'p, T: Scalar, B: Backend<T>> Problem<'p, '_, T, B> {
     ) -> bool {
         let slot = self.slot(layer);
         let out_range = slot.output_offset..slot.output_offset + self.rows * slot.output_width;
-        let values = Values {
-            input: &at.inputs[slot.input_offset..slot.output_offset],
-            trace: &at.traces[slot.trace_offset..slot.trace_offset + slot.trace_len],
-            output: &at.outputs[out_range.clone()],
-        };
+        let values = slot.values(self.rows, at.inputs, at.traces, at.outputs);
         let grads = &mut updates[slot.param_offset..slot.param_offset + slot.param_len];
         self.backward_layer(
             layer,

@@ -3,7 +3,7 @@
 //! with every Jacobian evaluated at the current beliefs.
 
 use super::{activation_range, layer_bit, At, InputBelief, Problem, Regions, Report};
-use crate::{layer::Values, scalar::max_abs_difference, Backend, PcError, Scalar};
+use crate::{scalar::max_abs_difference, Backend, PcError, Scalar};
 
 /// Runs the relaxation. The predictions region holds `f_l(v_{l-1})` at the current beliefs
 /// and the traces region the matching intermediate values.
@@ -83,11 +83,7 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
         for layer in first_active..depth {
             let slot = problem.slot(layer + 1);
             let output_range = slot.output_offset..slot.output_offset + rows * slot.output_width;
-            let values = Values {
-                input: &regions.beliefs[slot.input_offset..slot.output_offset],
-                trace: &regions.traces[slot.trace_offset..slot.trace_offset + slot.trace_len],
-                output: &regions.predictions[output_range.clone()],
-            };
+            let values = slot.values(rows, regions.beliefs, regions.traces, regions.predictions);
             let vjp = &mut regions.vjp[..rows * slot.input_width];
             problem.backward_layer(
                 layer + 1,

@@ -17,10 +17,10 @@ use super::buffer::{with_buffer, ThreadBuffer};
 use super::simd::{
     nn_packed_len, nn_panel_len, pack_depth_block, Kernels, Nn, Nt, Panel, NN_DEPTH_BLOCK,
 };
+use pc_core::{PcError, Scalar};
 
 /// The `k` blocks in which [`pack_rhs_block`] packs (those of the broadcast kernel).
 pub(crate) const PACK_DEPTH_BLOCK: usize = NN_DEPTH_BLOCK;
-use pc_core::{PcError, Scalar};
 
 /// From this many rows of `dst` on, `rhs` is packed into panels before an `Nn` product:
 /// the copy costs one pass over a `k` block of `rhs` and saves the cache conflicts of

@@ -20,7 +20,7 @@
 //! at a time, to the stack. [`PackedWeights`] packs the weights both ways once per call
 //! instead of once per product ([`PackedFast`], which the batch runner uses), with the
 //! same bits.
-
+//!
 //! Convolutions (`conv2d_*`) are im2col plus one [`gemm()`] per sample (see `conv.rs`).
 //!
 //! Results differ from [`pc_core::Portable`] only by summation order: every product
@@ -36,7 +36,6 @@ mod packed;
 mod simd;
 
 pub use buffer::Scratch;
-pub(crate) use matmul::PACK_ROWS;
 pub use matmul::{gemm, Accumulate, GemmScalar, MatMut, MatRef};
 pub use packed::{PackedFast, PackedWeights};
 

@@ -10,16 +10,15 @@
 //! panels from there does the same products in the same order, so the results are the
 //! bits [`Fast`] gives; only the copies are gone.
 
-use super::matmul::{pack_rhs_block, packed_rhs_len, PACK_DEPTH_BLOCK};
+use super::matmul::{pack_rhs_block, packed_rhs_len, PACK_DEPTH_BLOCK, PACK_ROWS};
 use super::{Fast, GemmScalar, MatRef};
 use pc_core::{Backend, Conv2d, InputBelief, LinearDims, NetworkSpec, Op, PcError};
 
 /// Where one linear op's packed weights live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct PackedLayer {
-    /// Address of the op's first weight inside the parameters the panels were packed
-    /// from (compared, never dereferenced).
-    weight_address: usize,
+    /// Index of the op's first weight in the parameters the panels were packed from.
+    weight_offset: usize,
     inputs: usize,
     outputs: usize,
     /// Offset in [`PackedWeights::panels`] of `W^T` packed for the forward product.
@@ -90,16 +89,6 @@ impl<T: GemmScalar> PackedWeights<T> {
         }
     }
 
-    /// A backend on this storage that packs nothing: [`Fast`] as it is, for products too
-    /// small to pack.
-    pub fn unpacked<'a>(&'a self, params: &'a [T]) -> PackedFast<'a, T> {
-        PackedFast {
-            params,
-            layers: &[],
-            panels: &[],
-        }
-    }
-
     /// Packs the weights of `params` (laid out as `spec` says) of every linear op for the
     /// forward product, and for the input VJP where a relaxation with `settings` computes
     /// it: every linear op except the first op of layer 1 when the input is clamped. The
@@ -115,18 +104,20 @@ impl<T: GemmScalar> PackedWeights<T> {
         params: &'a [T],
         settings: &pc_core::Settings<'_, T>,
     ) -> Result<PackedFast<'a, T>, PcError> {
-        self.pack_on(spec, params, settings, false)
+        self.pack_on(spec, params, settings, PACK_ROWS, false)
     }
 
-    /// [`PackedWeights::pack`], with the matrices' `k` blocks spread over the threads of
-    /// the current rayon pool when `parallel` (call it inside `ThreadPool::install`; pc
-    /// never uses rayon's global pool). Each block is written by one thread, the same
-    /// values whoever writes it.
+    /// [`PackedWeights::pack`] for products of `rows` rows (below 24 they read the
+    /// weights in place: nothing is packed), with the matrices' `k` blocks spread over the
+    /// threads of the current rayon pool when `parallel` (call it inside
+    /// `ThreadPool::install`; pc never uses rayon's global pool). Each block is written by
+    /// one thread, the same values whoever writes it.
     pub(crate) fn pack_on<'a>(
         &'a mut self,
         spec: &NetworkSpec<'_>,
         params: &'a [T],
         settings: &pc_core::Settings<'_, T>,
+        rows: usize,
         parallel: bool,
     ) -> Result<PackedFast<'a, T>, PcError> {
         spec.validate()?;
@@ -138,9 +129,14 @@ impl<T: GemmScalar> PackedWeights<T> {
             });
         }
         self.layers.clear();
+        let layers = if rows >= PACK_ROWS {
+            spec.layers()
+        } else {
+            &[]
+        };
         let mut total = 0;
         let mut layer_offset = 0;
-        for (index, layer) in spec.layers().iter().enumerate() {
+        for (index, layer) in layers.iter().enumerate() {
             let mut op_offset = layer_offset;
             for (op_index, op) in layer.ops().iter().enumerate() {
                 if let Op::Linear { inputs, outputs } = *op {
@@ -154,7 +150,7 @@ impl<T: GemmScalar> PackedWeights<T> {
                             total += packed_rhs_len::<T>(outputs, inputs);
                         }
                         self.layers.push(PackedLayer {
-                            weight_address: params[op_offset..].as_ptr() as usize,
+                            weight_offset: op_offset,
                             inputs,
                             outputs,
                             forward,
@@ -177,7 +173,7 @@ impl<T: GemmScalar> PackedWeights<T> {
             ];
             for (transposed, offset, k, n) in matrices {
                 let Some(offset) = offset else { continue };
-                let padded = packed_rhs_len::<T>(1, n);
+                let padded = packed_rhs_len::<T>(1, n); // one row of panels
                 for depth in (0..k).step_by(PACK_DEPTH_BLOCK) {
                     self.units.push(PackUnit {
                         layer: index,
@@ -230,13 +226,16 @@ pub struct PackedFast<'a, T> {
 impl<T: GemmScalar> PackedFast<'_, T> {
     /// The linear op whose weights are `weight` with `dims`, if it was packed.
     fn layer_of(&self, dims: LinearDims, weight: &[T]) -> Option<&PackedLayer> {
-        let address = weight.as_ptr() as usize;
-        let range = self.params.as_ptr_range();
-        if address < range.start as usize || address >= range.end as usize {
+        // Where `weight` starts inside the borrowed parameters, if it does (addresses are
+        // compared, never dereferenced).
+        let bytes = (weight.as_ptr() as usize).checked_sub(self.params.as_ptr() as usize)?;
+        let size = core::mem::size_of::<T>();
+        if bytes % size != 0 || bytes / size >= self.params.len() {
             return None;
         }
+        let offset = bytes / size;
         self.layers.iter().find(|layer| {
-            layer.weight_address == address
+            layer.weight_offset == offset
                 && layer.inputs == dims.inputs
                 && layer.outputs == dims.outputs
                 && weight.len() >= dims.inputs * dims.outputs
@@ -283,10 +282,9 @@ fn fill<T: GemmScalar>(
         );
         return done_left && done_right;
     }
-    let start_of_params = params.as_ptr() as usize;
     units.iter().all(|unit| {
         let layer = &layers[unit.layer];
-        let start = (layer.weight_address - start_of_params) / core::mem::size_of::<T>();
+        let start = layer.weight_offset;
         let Some(values) = params.get(start..start + layer.inputs * layer.outputs) else {
             return false;
         };

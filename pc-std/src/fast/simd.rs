@@ -499,14 +499,18 @@ macro_rules! avx2_kernels {
             /// Rows `first..first + R` (`R <= 6`) of `C`, every column, over `p` in
             /// `depth..depth_end`, reading `B` from the packed panels.
             ///
+            /// `a_copy` is given exactly when `A`'s columns are not contiguous; `A`'s rows
+            /// are then copied into it first.
+            ///
             /// # Safety
             /// AVX2 and FMA are available, `problem` passed [`Nn::check`], and `panel`
             /// points to rows `depth..depth_end` of `B` packed by `pack_panels`.
             #[target_feature(enable = "avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
             unsafe fn nn_rows_packed<const R: usize>(
                 problem: &mut Nn<'_, $t>,
                 panel: *const $t,
-                packed_a: &mut [$t; 6 * NN_DEPTH_BLOCK],
+                a_copy: Option<&mut [$t; 6 * NN_DEPTH_BLOCK]>,
                 first: usize,
                 depth: usize,
                 depth_end: usize,
@@ -527,16 +531,17 @@ macro_rules! avx2_kernels {
                 // `E^T X`) steps a whole row of `E` per `p`, and at strides of a multiple
                 // of 1 KiB those reads fall into a handful of L1 sets and miss. The
                 // same products in the same order, so the same bits.
-                let (ars, acs) = if acs != 1 {
-                    for p in 0..kc {
-                        for i in 0..R {
-                            packed_a[p * R + i] = *a.add(i * ars + p * acs);
+                let (ars, acs) = match a_copy {
+                    Some(copy) => {
+                        for p in 0..kc {
+                            for i in 0..R {
+                                copy[p * R + i] = *a.add(i * ars + p * acs);
+                            }
                         }
+                        a = copy.as_ptr();
+                        (1, R)
                     }
-                    a = packed_a.as_ptr();
-                    (1, R)
-                } else {
-                    (ars, acs)
+                    None => (ars, acs),
                 };
                 for (index, j) in (0..n).step_by(WIDTH).enumerate() {
                     let b = panel.add(index * kc * WIDTH);
@@ -569,7 +574,11 @@ macro_rules! avx2_kernels {
             pub(super) unsafe fn nn(mut problem: Nn<'_, $t>) {
                 let (m, k) = (problem.m, problem.k);
                 let padded = problem.n.div_ceil(panel_width::<$t>()) * panel_width::<$t>();
-                let mut packed_a = [0.0 as $t; 6 * NN_DEPTH_BLOCK];
+                // Stack room for 6 rows of a transposed `A` over one `k` block, only when
+                // `A` is transposed and the panels path below will copy it.
+                let copy_a =
+                    problem.a_column_stride != 1 && !matches!(problem.panel, Panel::InPlace);
+                let mut a_rows = copy_a.then(|| [0.0 as $t; 6 * NN_DEPTH_BLOCK]);
                 for depth in (0..k).step_by(NN_DEPTH_BLOCK) {
                     let depth_end = (depth + NN_DEPTH_BLOCK).min(k);
                     let add = problem.add || depth > 0;
@@ -590,68 +599,33 @@ macro_rules! avx2_kernels {
                         Panel::Packed(packed) => Some(packed.as_ptr().add(depth * padded)),
                     };
                     if let Some(panel) = panel {
+                        macro_rules! rows {
+                            ($r:literal, $i:expr) => {
+                                nn_rows_packed::<$r>(
+                                    &mut problem,
+                                    panel,
+                                    a_rows.as_mut(),
+                                    $i,
+                                    depth,
+                                    depth_end,
+                                    add,
+                                )
+                            };
+                        }
                         for block in (0..m).step_by(NN_ROW_BLOCK) {
                             let block_end = (block + NN_ROW_BLOCK).min(m);
                             let mut i = block;
                             while i + 6 <= block_end {
-                                nn_rows_packed::<6>(
-                                    &mut problem,
-                                    panel,
-                                    &mut packed_a,
-                                    i,
-                                    depth,
-                                    depth_end,
-                                    add,
-                                );
+                                rows!(6, i);
                                 i += 6;
                             }
                             match block_end - i {
                                 0 => {}
-                                1 => nn_rows_packed::<1>(
-                                    &mut problem,
-                                    panel,
-                                    &mut packed_a,
-                                    i,
-                                    depth,
-                                    depth_end,
-                                    add,
-                                ),
-                                2 => nn_rows_packed::<2>(
-                                    &mut problem,
-                                    panel,
-                                    &mut packed_a,
-                                    i,
-                                    depth,
-                                    depth_end,
-                                    add,
-                                ),
-                                3 => nn_rows_packed::<3>(
-                                    &mut problem,
-                                    panel,
-                                    &mut packed_a,
-                                    i,
-                                    depth,
-                                    depth_end,
-                                    add,
-                                ),
-                                4 => nn_rows_packed::<4>(
-                                    &mut problem,
-                                    panel,
-                                    &mut packed_a,
-                                    i,
-                                    depth,
-                                    depth_end,
-                                    add,
-                                ),
-                                _ => nn_rows_packed::<5>(
-                                    &mut problem,
-                                    panel,
-                                    &mut packed_a,
-                                    i,
-                                    depth,
-                                    depth_end,
-                                    add,
-                                ),
+                                1 => rows!(1, i),
+                                2 => rows!(2, i),
+                                3 => rows!(3, i),
+                                4 => rows!(4, i),
+                                _ => rows!(5, i),
                             }
                         }
                         continue;
