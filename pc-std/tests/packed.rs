@@ -138,7 +138,7 @@ fn packed_weights_give_the_bits_of_fast_f64() {
 }
 
 #[test]
-fn packing_rejects_parameters_of_the_wrong_length() {
+fn packing_rejects_bad_networks_and_parameters_of_the_wrong_length() {
     let layers = [Layer::dense(3, 4, Activation::Relu)];
     let spec = NetworkSpec::new(&layers, Loss::Mse);
     let params = vec![0.5_f32; spec.parameter_len() - 1];
@@ -149,5 +149,21 @@ fn packing_rejects_parameters_of_the_wrong_length() {
             what: "parameters",
             ..
         })
+    ));
+    // Layers that do not chain, and no layers at all: the network's own errors.
+    let unchained = [
+        Layer::dense(3, 4, Activation::Relu),
+        Layer::dense(5, 2, Activation::Identity),
+    ];
+    let spec = NetworkSpec::new(&unchained, Loss::Mse);
+    let params = vec![0.5_f32; spec.parameter_len()];
+    assert!(matches!(
+        packed.pack(&spec, &params, &Settings::exact()),
+        Err(pc_core::PcError::ShapeMismatch { .. })
+    ));
+    let spec = NetworkSpec::new(&[], Loss::Mse);
+    assert!(matches!(
+        packed.pack(&spec, &[0.5_f32; 0], &Settings::exact()),
+        Err(pc_core::PcError::InvalidNetwork { .. })
     ));
 }
