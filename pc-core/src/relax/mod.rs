@@ -364,6 +364,7 @@ impl LayerSlot {
     /// The layer's values in whole regions holding one evaluation of every layer (`rows`
     /// rows): its input `v_{l-1}` in the activation region `inputs`, its trace in
     /// `traces`, its output `v_l` in the activation region `outputs`.
+    #[inline(always)]
     pub fn values<'a, T>(
         &self,
         rows: usize,
