@@ -141,3 +141,8 @@ pub use spec::{Layer, NetworkSpec, Op, MAX_OPS_PER_LAYER};
 #[cfg(feature = "safe-step")]
 pub use stability::safe_step_size;
 pub use stability::{Curvature, SafeStep};
+
+/// The package README's examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

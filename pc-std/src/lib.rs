@@ -18,3 +18,8 @@ pub mod fast;
 pub mod network;
 pub mod rng;
 pub mod train;
+
+/// The package README's examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
