@@ -1,53 +1,44 @@
-//! `pc-bench`: the command-line program of pc.
+//! `pc-bench`: the command-line program of pc (`pc-bench --help` lists the commands).
 //!
 //! * `pc-bench reference DIR`: runs every Torch2PC reference case under DIR.
+//! * `pc-bench reproduce [--quick] ...`: the paper's experiments and a report.
+//! * `pc-bench speed ...`, `pc-bench peak`: timings of pc's fast paths.
 
+mod cli;
+
+use clap::Parser;
+use cli::{Cli, Command};
 use pc_bench::reference::{find_cases, load_case, Outcome};
 use std::{path::PathBuf, process::ExitCode};
 
-const USAGE: &str = "usage: pc-bench <command> [args]
-
-commands:
-  reference DIR   run every Torch2PC reference case (*.json) under DIR, recursively,
-                  in f64; prints PASS/FAIL/SKIP per case and `N passed, M failed`";
-
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("reference") => match args.get(1) {
-            Some(dir) if args.len() == 2 => reference(PathBuf::from(dir)),
-            _ => usage_error("reference takes exactly one directory"),
-        },
-        Some("reproduce") => reproduce(&args[1..]),
-        Some("speed") => speed_result(pc_bench::speed::speed(&args[1..])),
-        Some("peak") => speed_result(pc_bench::speed::peak(&args[1..])),
-        Some("-h" | "--help" | "help") => {
-            println!("{USAGE}\n  {}", pc_bench::reproduce::USAGE);
-            println!("{}", pc_bench::speed::USAGE);
-            ExitCode::SUCCESS
+    match Cli::parse().command {
+        Command::Reference { dir } => reference(dir),
+        Command::Reproduce(args) => reproduce(&args.options()),
+        Command::Speed(args) => speed_result("speed", pc_bench::speed::speed(&args.to_args())),
+        Command::Peak { json } => {
+            let args = if json {
+                vec!["--json".to_string()]
+            } else {
+                Vec::new()
+            };
+            speed_result("peak", pc_bench::speed::peak(&args))
         }
-        Some(other) => usage_error(&format!("unknown command `{other}`")),
-        None => usage_error("no command given"),
     }
 }
 
-/// Exit status of `speed` and `peak`: a usage error prints the message and the usage.
-fn speed_result(result: Result<(), String>) -> ExitCode {
+/// Exit status of `speed` and `peak`: an error prints the message (status 2, as for a
+/// usage error).
+fn speed_result(command: &str, result: Result<(), String>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("pc-bench: {message}\n\n{}", pc_bench::speed::USAGE);
+            eprintln!(
+                "pc-bench: {message}\n\nFor more information, try 'pc-bench {command} --help'."
+            );
             ExitCode::from(2)
         }
     }
-}
-
-fn usage_error(message: &str) -> ExitCode {
-    eprintln!(
-        "pc-bench: {message}\n\n{USAGE}\n  {}",
-        pc_bench::reproduce::USAGE
-    );
-    ExitCode::from(2)
 }
 
 fn reference(dir: PathBuf) -> ExitCode {
@@ -118,12 +109,8 @@ fn reference(dir: PathBuf) -> ExitCode {
     }
 }
 
-fn reproduce(args: &[String]) -> ExitCode {
-    let options = match pc_bench::reproduce::Options::parse(args) {
-        Ok(options) => options,
-        Err(message) => return usage_error(&format!("reproduce: {message}")),
-    };
-    match pc_bench::reproduce::run(&options) {
+fn reproduce(options: &pc_bench::reproduce::Options) -> ExitCode {
+    match pc_bench::reproduce::run(options) {
         Ok(summary) => {
             println!("{summary}");
             println!("wrote {}", options.out.join("report.md").display());

@@ -35,9 +35,8 @@ use std::time::{Duration, Instant};
 /// Usage text of the two subcommands.
 pub const USAGE: &str =
     "  speed [flags]   time one PCInfer-equivalent call (forward, relaxation, updates)
-                  --model 784-256-256-10  dense widths, input first (or a named model:
-                                          paper-mnist-cnn, paper-cifar-cnn), or a named
-                          model: paper-mnist-cnn, paper-cifar-cnn (--n L = depth)
+                  --model 784-256-256-10  dense widths, input first, or a named model:
+                                          paper-mnist-cnn, paper-cifar-cnn (--n L = depth)
                   --hidden relu|tanh|sigmoid|leaky_relu|softplus|identity (output: identity)
                   --loss cross-entropy|mse   --algorithm exact|fixed-pred|strict
                   --eta 0.1  --n 20  --batch 64  --threads 1  --dtype f32|f64
