@@ -345,21 +345,22 @@ fn count_correct<T: Scalar>(output: &[T], outputs: usize, labels: &[usize]) -> u
     output
         .chunks_exact(outputs)
         .zip(labels)
-        .filter(|(row, &label)| {
-            let best = row
-                .iter()
-                .enumerate()
-                .fold((0, T::neg_infinity()), |(bi, bv), (i, &v)| {
-                    if v > bv {
-                        (i, v)
-                    } else {
-                        (bi, bv)
-                    }
-                })
-                .0;
-            best == label
-        })
+        .filter(|(row, &label)| argmax(row) == label)
         .count()
+}
+
+/// Index of the largest value of `row` (ties go to the first maximum; 0 for an empty row).
+pub(crate) fn argmax<T: Scalar>(row: &[T]) -> usize {
+    row.iter()
+        .enumerate()
+        .fold((0, T::neg_infinity()), |(bi, bv), (i, &v)| {
+            if v > bv {
+                (i, v)
+            } else {
+                (bi, bv)
+            }
+        })
+        .0
 }
 
 fn progress_bar(total: u64, enabled: bool, algorithm: Algorithm) -> indicatif::ProgressBar {
