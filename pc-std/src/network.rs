@@ -585,6 +585,160 @@ impl<T: Scalar> Network<T> {
         })
     }
 
+    /// The network's outputs for a batch of inputs: the feedforward pass alone, with no
+    /// targets and no backward work. `inputs` holds rows of [`Network::input_len`] values;
+    /// the result holds rows of [`Network::output_len`] values, the same numbers as the
+    /// `output` of [`Network::updates`] (which is the feedforward output).
+    ///
+    /// ```
+    /// use pc_std::core::{Activation, Loss};
+    /// use pc_std::network::Network;
+    ///
+    /// let net = Network::<f64>::mlp("2-4-3", Activation::Tanh, Loss::CrossEntropy, 3)?;
+    /// let outputs = net.predict(&[0.5, -0.5, 1.0, 0.0])?; // two rows of two inputs
+    /// assert_eq!(outputs.len(), 2 * 3);
+    /// assert!(net.predict(&[0.5, -0.5, 1.0]).is_err()); // not whole rows
+    /// assert!(net.predict(&[0.5, f64::NAN]).is_err());
+    /// # Ok::<(), pc_std::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`PcError::EmptyBatch`] for no inputs, [`PcError::LengthMismatch`] when `inputs` is
+    /// not whole rows, [`PcError::NonFinite`] for a NaN or infinite input or parameter.
+    pub fn predict(&self, inputs: &[T]) -> Result<Vec<T>, Error>
+    where
+        Fast: crate::batch::RunnerBackend<T>,
+    {
+        let rows = self.check_prediction_inputs(inputs)?;
+        let widest = self.widest_op_output(self.input_len);
+        let mut current = Vec::with_capacity(rows * widest);
+        current.extend_from_slice(inputs);
+        let mut next = vec![T::zero(); rows * widest];
+        let mut width = self.input_len;
+        let mut offset = 0;
+        for (layer_index, layer) in self.layers.iter().enumerate() {
+            for (op_index, op) in layer.ops().iter().enumerate() {
+                let out_width = op.output_len(width);
+                let params = &self.parameters[offset..offset + op.parameter_len()];
+                offset += op.parameter_len();
+                let (input, output) = (&current[..rows * width], &mut next[..rows * out_width]);
+                Self::op_forward(op, rows, input, params, output).map_err(|reason| {
+                    PcError::InvalidOp {
+                        layer: layer_index + 1,
+                        op: op_index,
+                        reason,
+                    }
+                })?;
+                core::mem::swap(&mut current, &mut next);
+                current.truncate(rows * out_width);
+                next.resize(rows * widest, T::zero());
+                width = out_width;
+            }
+        }
+        Ok(current)
+    }
+
+    /// The predicted class of each row of `inputs`: the index of its largest output
+    /// (ties go to the first maximum), as [`crate::train::evaluate`] counts accuracy.
+    ///
+    /// ```
+    /// use pc_std::core::{Activation, Loss};
+    /// use pc_std::network::Network;
+    ///
+    /// let net = Network::<f32>::mlp("2-4-3", Activation::Relu, Loss::CrossEntropy, 3)?;
+    /// let classes = net.predict_classes(&[0.5, -0.5, 1.0, 0.0])?;
+    /// assert_eq!(classes.len(), 2);
+    /// assert!(classes.iter().all(|&class| class < 3));
+    /// # Ok::<(), pc_std::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Network::predict`].
+    pub fn predict_classes(&self, inputs: &[T]) -> Result<Vec<usize>, Error>
+    where
+        Fast: crate::batch::RunnerBackend<T>,
+    {
+        let outputs = self.predict(inputs)?;
+        Ok(outputs
+            .chunks_exact(self.output_len())
+            .map(crate::train::argmax)
+            .collect())
+    }
+
+    /// Rows of `inputs` after checking they are whole, finite rows and the parameters finite.
+    fn check_prediction_inputs(&self, inputs: &[T]) -> Result<usize, PcError> {
+        if inputs.is_empty() {
+            return Err(PcError::EmptyBatch);
+        }
+        if !inputs.len().is_multiple_of(self.input_len) {
+            return Err(PcError::LengthMismatch {
+                what: "inputs",
+                expected: (inputs.len() / self.input_len + 1) * self.input_len,
+                given: inputs.len(),
+            });
+        }
+        if let Some(index) = inputs.iter().position(|v| !v.is_finite()) {
+            return Err(PcError::NonFinite {
+                what: "inputs",
+                index,
+            });
+        }
+        if let Some(index) = self.parameters.iter().position(|v| !v.is_finite()) {
+            return Err(PcError::NonFinite {
+                what: "parameters",
+                index,
+            });
+        }
+        Ok(inputs.len() / self.input_len)
+    }
+
+    /// The widest per-sample feature count of any op's output (or the input).
+    fn widest_op_output(&self, input_len: usize) -> usize {
+        let mut width = input_len;
+        let mut widest = input_len;
+        for op in self.layers.iter().flat_map(|layer| layer.ops()) {
+            width = op.output_len(width);
+            widest = widest.max(width);
+        }
+        widest
+    }
+
+    /// One op's forward pass on `rows` rows, on the [`Fast`] kernels; the reason when
+    /// the op is one this version of pc-std does not know.
+    fn op_forward(
+        op: &Op,
+        rows: usize,
+        input: &[T],
+        params: &[T],
+        output: &mut [T],
+    ) -> Result<(), &'static str>
+    where
+        Fast: crate::batch::RunnerBackend<T>,
+    {
+        use pc_core::{ops::pool, Backend, LinearDims};
+        match *op {
+            Op::Linear { inputs, outputs } => {
+                let (weight, bias) = params.split_at(inputs * outputs);
+                let dims = LinearDims {
+                    rows,
+                    inputs,
+                    outputs,
+                };
+                Fast.linear_forward(dims, input, weight, bias, output);
+            }
+            Op::Activation(activation) => activation.forward(input, output),
+            Op::Conv2d(conv) => {
+                let (weight, bias) = params.split_at(conv.weight_len());
+                Fast.conv2d_forward(&conv, rows, input, weight, bias, output);
+            }
+            Op::MaxPool2d(window) => pool::max_forward(&window, rows, input, output),
+            Op::AvgPool2d(window) => pool::avg_forward(&window, rows, input, output),
+            Op::Flatten => output.copy_from_slice(input),
+            _ => return Err("an op pc-std's predict does not evaluate"),
+        }
+        Ok(())
+    }
+
     /// Exports the parameters as safetensors bytes with PyTorch `state_dict` names of a
     /// Torch2PC-style model, `nn.Sequential(nn.Sequential(nn.Linear, act), ...)`:
     /// `"0.0.weight"`, `"0.0.bias"`, `"1.0.weight"`, ... (layer index, then the module's

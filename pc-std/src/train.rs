@@ -291,11 +291,41 @@ impl std::error::Error for Stopped {
     }
 }
 
+/// How a network does on a data set: what [`evaluate`] returns.
+///
+/// ```
+/// use pc_std::core::{Activation, Loss};
+/// use pc_std::{data::Dataset, network::Network, train::evaluate};
+///
+/// let net = Network::<f64>::mlp("2-4-2", Activation::Tanh, Loss::CrossEntropy, 1)?;
+/// let data = Dataset::new(vec![0.5, -0.5, 1.0, 0.0, -1.0, 0.25], vec![0, 1, 1], 2, 2)?;
+/// let evaluation = evaluate(&net, &data)?;
+/// assert!(evaluation.loss.is_finite() && evaluation.loss >= 0.0);
+/// assert!((0.0..=1.0).contains(&evaluation.accuracy));
+/// // The accuracy is the share of rows whose predicted class is the label.
+/// let right = net
+///     .predict_classes(data.inputs())?
+///     .iter()
+///     .zip(data.labels())
+///     .filter(|(predicted, label)| predicted == label)
+///     .count();
+/// assert_eq!(evaluation.accuracy, right as f64 / 3.0);
+/// # Ok::<(), pc_std::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Evaluation {
+    /// The network's loss, the mean over all rows (as its [`pc_core::Loss`] reduces).
+    pub loss: f64,
+    /// The share of rows, in `[0, 1]`, whose largest output is at the label (ties go to
+    /// the first maximum).
+    pub accuracy: f64,
+}
+
 /// Loss (mean over all rows) and accuracy of `network` on a whole data set.
 ///
 /// # Errors
 /// [`Error::Format`] when the data do not fit the network; the engine's errors.
-pub fn evaluate<T: Scalar>(network: &Network<T>, data: &Dataset<T>) -> Result<(f64, f64), Error>
+pub fn evaluate<T: Scalar>(network: &Network<T>, data: &Dataset<T>) -> Result<Evaluation, Error>
 where
     Fast: crate::batch::RunnerBackend<T>,
 {
@@ -310,7 +340,7 @@ pub fn evaluate_with<T: Scalar>(
     relaxer: &mut Relaxer<T>,
     network: &Network<T>,
     data: &Dataset<T>,
-) -> Result<(f64, f64), Error>
+) -> Result<Evaluation, Error>
 where
     Fast: crate::batch::RunnerBackend<T>,
 {
@@ -334,10 +364,10 @@ where
         &Settings::exact(),
     )?;
     let correct = count_correct(outcome.outputs(), network.output_len(), data.labels());
-    Ok((
-        Scalar::to_f64(outcome.loss()),
-        correct as f64 / data.len() as f64,
-    ))
+    Ok(Evaluation {
+        loss: Scalar::to_f64(outcome.loss()),
+        accuracy: correct as f64 / data.len() as f64,
+    })
 }
 
 /// Number of rows whose largest output is at the label (ties go to the first maximum).
@@ -345,21 +375,22 @@ fn count_correct<T: Scalar>(output: &[T], outputs: usize, labels: &[usize]) -> u
     output
         .chunks_exact(outputs)
         .zip(labels)
-        .filter(|(row, &label)| {
-            let best = row
-                .iter()
-                .enumerate()
-                .fold((0, T::neg_infinity()), |(bi, bv), (i, &v)| {
-                    if v > bv {
-                        (i, v)
-                    } else {
-                        (bi, bv)
-                    }
-                })
-                .0;
-            best == label
-        })
+        .filter(|(row, &label)| argmax(row) == label)
         .count()
+}
+
+/// Index of the largest value of `row` (ties go to the first maximum; 0 for an empty row).
+pub(crate) fn argmax<T: Scalar>(row: &[T]) -> usize {
+    row.iter()
+        .enumerate()
+        .fold((0, T::neg_infinity()), |(bi, bv), (i, &v)| {
+            if v > bv {
+                (i, v)
+            } else {
+                (bi, bv)
+            }
+        })
+        .0
 }
 
 fn progress_bar(total: u64, enabled: bool, algorithm: Algorithm) -> indicatif::ProgressBar {
@@ -449,13 +480,13 @@ where
             test_accuracy: None,
         };
         if config.evaluate {
-            let (loss, accuracy) = evaluate_with(&mut evaluator, network, train_set)?;
-            record.train_loss = Some(loss);
-            record.train_accuracy = Some(accuracy);
+            let train = evaluate_with(&mut evaluator, network, train_set)?;
+            record.train_loss = Some(train.loss);
+            record.train_accuracy = Some(train.accuracy);
             if let Some(test) = test_set {
-                let (loss, accuracy) = evaluate_with(&mut evaluator, network, test)?;
-                record.test_loss = Some(loss);
-                record.test_accuracy = Some(accuracy);
+                let test = evaluate_with(&mut evaluator, network, test)?;
+                record.test_loss = Some(test.loss);
+                record.test_accuracy = Some(test.accuracy);
             }
         }
         Ok(record)
