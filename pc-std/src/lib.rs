@@ -1,10 +1,21 @@
 //! # pc-std: the std companion of pc-core
 //!
-//! Owned networks, batched and parallel paths and datasets grow here on top of
-//! [`pc_core`]'s relaxation schedule. For now it re-exports pc-core.
+//! [`pc_core`] computes predictive coding's learning signals (Strict, FixedPred, Exact)
+//! with caller-owned buffers and portable loops. pc-std adds, on top of the same schedule:
+//!
+//! * [`fast`]: pc's own SIMD matrix kernels as a [`pc_core::Backend`] for f32 and f64;
+//! * [`batch`]: a batch runner that relaxes row blocks in parallel, with the same bits for
+//!   any thread count;
+//! * [`network`]: owned networks with builders, [`nalgebra`] views of the weights,
+//!   safetensors in PyTorch's `state_dict` layout, and label-free [`network::Network::predict`];
+//! * [`data`]: the bundled handwritten digits, IDX and CSV readers;
+//! * [`train`]: a training loop with predictive-coding-versus-backprop diagnostics.
+//!
+//! pc-core is re-exported as [`core`], so one dependency is enough:
 //!
 //! ```
-//! assert_eq!(pc_std::core::Algorithm::from_name("strict"), Some(pc_std::core::Algorithm::Strict));
+//! use pc_std::core::Algorithm;
+//! assert_eq!(Algorithm::from_name("strict"), Some(Algorithm::Strict));
 //! ```
 
 pub use pc_core as core;
