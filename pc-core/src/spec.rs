@@ -416,8 +416,8 @@ impl<'a> NetworkSpec<'a> {
                         return Err(PcError::InvalidHyperparameter {
                             name: "leaky relu slope",
                             value: *slope,
-                            min: f64::MIN,
-                            max: f64::MAX,
+                            min: core::ops::Bound::Unbounded,
+                            max: core::ops::Bound::Unbounded,
                         });
                     }
                 }

@@ -388,8 +388,8 @@ impl<T: Scalar, B: RunnerBackend<T>> BatchRunner<T, B> {
             return Err(PcError::InvalidHyperparameter {
                 name: "block rows",
                 value: 0.0,
-                min: 1.0,
-                max: usize::MAX as f64,
+                min: core::ops::Bound::Included(1.0),
+                max: core::ops::Bound::Unbounded,
             });
         }
         Ok(BatchRunner {

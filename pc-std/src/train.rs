@@ -285,11 +285,9 @@ impl fmt::Display for Stopped {
     }
 }
 
-impl std::error::Error for Stopped {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
-    }
-}
+/// `source()` is `None`: the message already includes the error's text (the convention
+/// of [`Error`]); the error itself is the field `error`.
+impl std::error::Error for Stopped {}
 
 /// Loss (mean over all rows) and accuracy of `network` on a whole data set.
 ///

@@ -16,6 +16,7 @@ pub use sgd::Sgd;
 mod tests;
 
 use crate::{error::check_len, PcError, Scalar};
+use core::ops::Bound;
 
 /// The most state values an optimizer keeps per parameter.
 pub const MAX_STATE_PER_PARAMETER: usize = 2;
@@ -138,8 +139,8 @@ pub(crate) fn check_non_negative<T: Scalar>(name: &'static str, value: T) -> Res
         Err(PcError::InvalidHyperparameter {
             name,
             value: value.to_f64(),
-            min: 0.0,
-            max: f64::MAX,
+            min: Bound::Included(0.0),
+            max: Bound::Unbounded,
         })
     }
 }
@@ -153,8 +154,8 @@ pub(crate) fn check_finite_value<T: Scalar>(name: &'static str, value: T) -> Res
         Err(PcError::InvalidHyperparameter {
             name,
             value: value.to_f64(),
-            min: f64::MIN,
-            max: f64::MAX,
+            min: Bound::Unbounded,
+            max: Bound::Unbounded,
         })
     }
 }
@@ -173,8 +174,8 @@ pub(crate) fn check_range<T: Scalar>(
         Err(PcError::InvalidHyperparameter {
             name,
             value: v,
-            min,
-            max,
+            min: Bound::Included(min),
+            max: Bound::Included(max),
         })
     }
 }

@@ -22,6 +22,7 @@ use crate::{
     stability::SafeStep,
     Backend, NetworkSpec, PcError, Portable, Scalar,
 };
+use core::ops::Bound;
 
 /// Which learning signal to compute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -193,16 +194,16 @@ impl<'a, T: Scalar> Settings<'a, T> {
                 return Err(PcError::InvalidHyperparameter {
                     name: "step size",
                     value: eta.to_f64(),
-                    min: 0.0,
-                    max: 2.0,
+                    min: Bound::Excluded(0.0),
+                    max: Bound::Excluded(2.0),
                 });
             }
             if self.iterations > MAX_ITERATIONS {
                 return Err(PcError::InvalidHyperparameter {
                     name: "iterations",
                     value: self.iterations as f64,
-                    min: 0.0,
-                    max: MAX_ITERATIONS as f64,
+                    min: Bound::Included(0.0),
+                    max: Bound::Included(MAX_ITERATIONS as f64),
                 });
             }
         }
@@ -211,8 +212,8 @@ impl<'a, T: Scalar> Settings<'a, T> {
                 return Err(PcError::InvalidHyperparameter {
                     name: "tolerance",
                     value: tolerance.to_f64(),
-                    min: 0.0,
-                    max: f64::MAX,
+                    min: Bound::Included(0.0),
+                    max: Bound::Unbounded,
                 });
             }
         }
@@ -220,8 +221,8 @@ impl<'a, T: Scalar> Settings<'a, T> {
             return Err(PcError::InvalidHyperparameter {
                 name: "divergence ratio",
                 value: self.divergence_ratio.to_f64(),
-                min: 1.0,
-                max: f64::MAX,
+                min: Bound::Excluded(1.0),
+                max: Bound::Unbounded,
             });
         }
         if self.initial_beliefs.is_some() && self.algorithm != Algorithm::Strict {
@@ -883,8 +884,8 @@ pub(crate) fn check_problem<T: Scalar>(
             return Err(PcError::InvalidHyperparameter {
                 name: "loss rows",
                 value: loss_rows as f64,
-                min: rows as f64,
-                max: f64::MAX,
+                min: Bound::Included(rows as f64),
+                max: Bound::Unbounded,
             });
         }
     }
