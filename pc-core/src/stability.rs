@@ -128,6 +128,7 @@ impl SafeStep {
 
 /// What [`safe_step_size`] found.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[must_use]
 pub struct Curvature<T> {
     /// The estimate of `lambda_max(H)`, the largest over the samples (0 when the network
     /// has no hidden layer, so nothing relaxes).

@@ -366,6 +366,7 @@ impl<'r, T: Scalar> BatchOutcome<'r, T> {
 
 impl<T: Scalar, B: RunnerBackend<T>> BatchRunner<T, B> {
     /// A runner on any backend (e.g. [`pc_core::Portable`] for comparisons).
+    #[must_use]
     pub fn with_backend(backend: B) -> Self {
         BatchRunner {
             backend,

@@ -141,6 +141,7 @@ impl<'a, T: Scalar> Settings<'a, T> {
     }
 
     /// Stops once the residual is at most `tolerance`, with `iterations` as the cap.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_tolerance(self, tolerance: T) -> Self {
         Settings {
             tolerance: Some(tolerance),
@@ -149,6 +150,7 @@ impl<'a, T: Scalar> Settings<'a, T> {
     }
 
     /// Lets the input belief move (Torch2PC's FixedPred behaviour).
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_free_input(self) -> Self {
         Settings {
             input: InputBelief::Free,
@@ -157,6 +159,7 @@ impl<'a, T: Scalar> Settings<'a, T> {
     }
 
     /// Strict only: starts from these hidden beliefs instead of the feedforward values.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_initial_beliefs(self, beliefs: &'a [T]) -> Self {
         Settings {
             initial_beliefs: Some(beliefs),
@@ -174,11 +177,13 @@ impl<'a, T: Scalar> Settings<'a, T> {
     /// let settings = Settings::strict(1.0_f64, 200).with_safe_step_size();
     /// assert!(settings.safe_step.is_some());
     /// ```
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_safe_step_size(self) -> Self {
         self.with_safe_step(SafeStep::default())
     }
 
     /// As [`with_safe_step_size`](Self::with_safe_step_size) with an explicit rule.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_safe_step(self, rule: SafeStep) -> Self {
         Settings {
             safe_step: Some(rule),
@@ -306,6 +311,7 @@ impl<'a, T: Scalar> Batch<'a, T> {
     /// This batch as a block of a larger batch of `total_rows` rows: its loss and output
     /// gradient carry the `1 / total_rows` of the whole batch's mean, so block results
     /// add up to the whole batch's.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn block_of(self, total_rows: usize) -> Self {
         Batch {
             loss_rows: Some(total_rows),
@@ -316,6 +322,7 @@ impl<'a, T: Scalar> Batch<'a, T> {
 
 /// What a relaxation reports about itself.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[must_use]
 pub struct Report<T> {
     /// Iterations carried out.
     pub iterations: usize,
