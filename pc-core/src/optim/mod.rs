@@ -126,9 +126,10 @@ fn gather<T: Scalar, O: Optimizer<T> + ?Sized>(
     local
 }
 
-/// Checks that a hyperparameter is finite and at least zero: exactly
-/// `check_range(name, value, 0.0, f64::MAX)` (every finite `f32` or `f64` is at most
-/// `f64::MAX`, and the conversion to `f64` is exact), compared in `T` so that an `f32`
+/// Checks that a hyperparameter is finite and at least zero: accepts exactly what
+/// `check_range(name, value, 0.0, f64::MAX)` accepts (every finite `f32` or `f64` is at most
+/// `f64::MAX`, and the conversion to `f64` is exact), and reports the range as unbounded
+/// above ("at least 0"). Compared in `T` so that an `f32`
 /// build does no `f64` arithmetic (software routines on a single-precision FPU). Out of
 /// line: one copy serves every hyperparameter.
 #[inline(never)]
@@ -145,8 +146,9 @@ pub(crate) fn check_non_negative<T: Scalar>(name: &'static str, value: T) -> Res
     }
 }
 
-/// Checks that a hyperparameter is finite: exactly `check_range(name, value, f64::MIN,
-/// f64::MAX)`, compared in `T` (see [`check_non_negative`]).
+/// Checks that a hyperparameter is finite: accepts exactly what `check_range(name, value,
+/// f64::MIN, f64::MAX)` accepts, reports the range as "finite", compares in `T` (see
+/// [`check_non_negative`]).
 pub(crate) fn check_finite_value<T: Scalar>(name: &'static str, value: T) -> Result<(), PcError> {
     if value.is_finite() {
         Ok(())
