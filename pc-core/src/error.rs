@@ -1,6 +1,7 @@
 //! The one error type of the library.
 
 use core::fmt;
+use core::ops::Bound;
 
 /// Everything that can go wrong in pc-core, with the data a caller needs to act on it.
 ///
@@ -84,16 +85,33 @@ pub enum PcError {
         /// Index of the first non-finite element.
         index: usize,
     },
-    /// A hyperparameter outside its valid range.
+    /// A hyperparameter outside its valid range (or not finite).
+    ///
+    /// The range is `min..max` in the sense of [`core::ops::RangeBounds`]: each end is
+    /// [`Bound::Included`], [`Bound::Excluded`] or [`Bound::Unbounded`], and the message
+    /// prints it as a user writes it: "in (0, 2)", "at least 0", "finite".
+    ///
+    /// # Example
+    /// ```
+    /// use core::ops::Bound;
+    /// use pc_core::PcError;
+    /// let err = PcError::InvalidHyperparameter {
+    ///     name: "step size",
+    ///     value: 3.0,
+    ///     min: Bound::Excluded(0.0),
+    ///     max: Bound::Excluded(2.0),
+    /// };
+    /// assert_eq!(err.to_string(), "step size must be in (0, 2), given 3");
+    /// ```
     InvalidHyperparameter {
         /// Which hyperparameter.
         name: &'static str,
         /// The value given (converted to `f64`).
         value: f64,
-        /// The smallest valid value.
-        min: f64,
-        /// The largest valid value.
-        max: f64,
+        /// The lower end of the valid range.
+        min: Bound<f64>,
+        /// The upper end of the valid range.
+        max: Bound<f64>,
     },
     /// A relaxation produced non-finite values or its energy grew past the divergence limit.
     Diverged {
@@ -169,16 +187,33 @@ impl fmt::Display for PcError {
                 value,
                 min,
                 max,
-            } => write!(
-                f,
-                "{name} = {value} is outside its valid range [{min}, {max}]"
-            ),
+            } => {
+                write!(f, "{name} must be ")?;
+                write_range(f, min, max)?;
+                write!(f, ", given {value}")
+            }
             PcError::Diverged { iteration } => {
                 write!(f, "relaxation diverged at iteration {iteration}")
             }
             PcError::InvalidSettings { reason } => write!(f, "invalid settings: {reason}"),
             PcError::CorruptModel { reason } => write!(f, "corrupt model bytes: {reason}"),
         }
+    }
+}
+
+/// Writes the range `min..max` as a user writes it: "in [a, b)", "at least a",
+/// "less than b", "finite" (no bound at either end; the value was NaN or infinite).
+fn write_range(f: &mut fmt::Formatter<'_>, min: Bound<f64>, max: Bound<f64>) -> fmt::Result {
+    match (min, max) {
+        (Bound::Unbounded, Bound::Unbounded) => write!(f, "finite"),
+        (Bound::Included(low), Bound::Unbounded) => write!(f, "at least {low}"),
+        (Bound::Excluded(low), Bound::Unbounded) => write!(f, "greater than {low}"),
+        (Bound::Unbounded, Bound::Included(high)) => write!(f, "at most {high}"),
+        (Bound::Unbounded, Bound::Excluded(high)) => write!(f, "less than {high}"),
+        (Bound::Included(low), Bound::Included(high)) => write!(f, "in [{low}, {high}]"),
+        (Bound::Included(low), Bound::Excluded(high)) => write!(f, "in [{low}, {high})"),
+        (Bound::Excluded(low), Bound::Included(high)) => write!(f, "in ({low}, {high}]"),
+        (Bound::Excluded(low), Bound::Excluded(high)) => write!(f, "in ({low}, {high})"),
     }
 }
 

@@ -386,10 +386,10 @@ fn every_error_prints_its_data() {
             PcError::InvalidHyperparameter {
                 name: "step size",
                 value: 2.5,
-                min: 0.0,
-                max: 2.0,
+                min: core::ops::Bound::Excluded(0.0),
+                max: core::ops::Bound::Excluded(2.0),
             },
-            &["step size", "2.5", "[0, 2]"],
+            &["step size", "2.5", "(0, 2)"],
         ),
         (PcError::Diverged { iteration: 17 }, &["iteration 17"]),
         (

@@ -251,6 +251,7 @@ impl<'a> NetworkSpec<'a> {
 
     /// The same network with an explicit input width (for networks whose first op accepts
     /// any width).
+    #[must_use = "returns the changed value; the original is not modified"]
     pub const fn with_input_len(self, input_len: usize) -> NetworkSpec<'a> {
         NetworkSpec { input_len, ..self }
     }
@@ -416,8 +417,8 @@ impl<'a> NetworkSpec<'a> {
                         return Err(PcError::InvalidHyperparameter {
                             name: "leaky relu slope",
                             value: *slope,
-                            min: f64::MIN,
-                            max: f64::MAX,
+                            min: core::ops::Bound::Unbounded,
+                            max: core::ops::Bound::Unbounded,
                         });
                     }
                 }

@@ -102,24 +102,24 @@ impl SafeStep {
             return Err(PcError::InvalidHyperparameter {
                 name: "safe step margin",
                 value: self.margin,
-                min: 0.0,
-                max: 1.0,
+                min: core::ops::Bound::Excluded(0.0),
+                max: core::ops::Bound::Excluded(1.0),
             });
         }
         if self.iterations == 0 || self.iterations > MAX_ITERATIONS {
             return Err(PcError::InvalidHyperparameter {
                 name: "power iterations",
                 value: self.iterations as f64,
-                min: 1.0,
-                max: MAX_ITERATIONS as f64,
+                min: core::ops::Bound::Included(1.0),
+                max: core::ops::Bound::Included(MAX_ITERATIONS as f64),
             });
         }
         if !(self.tolerance >= 0.0 && self.tolerance.is_finite()) {
             return Err(PcError::InvalidHyperparameter {
                 name: "power iteration tolerance",
                 value: self.tolerance,
-                min: 0.0,
-                max: f64::MAX,
+                min: core::ops::Bound::Included(0.0),
+                max: core::ops::Bound::Unbounded,
             });
         }
         Ok(())
@@ -128,6 +128,7 @@ impl SafeStep {
 
 /// What [`safe_step_size`] found.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[must_use]
 pub struct Curvature<T> {
     /// The estimate of `lambda_max(H)`, the largest over the samples (0 when the network
     /// has no hidden layer, so nothing relaxes).

@@ -117,21 +117,25 @@ impl NetworkConfig {
     }
 
     /// Depths in `depth`.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_depth(self, depth: RangeInclusive<usize>) -> Self {
         NetworkConfig { depth, ..self }
     }
 
     /// Widths in `width`.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_width(self, width: RangeInclusive<usize>) -> Self {
         NetworkConfig { width, ..self }
     }
 
     /// Batch sizes in `rows`.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_rows(self, rows: RangeInclusive<usize>) -> Self {
         NetworkConfig { rows, ..self }
     }
 
     /// Activations drawn from `activations`.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_activations(self, activations: &[Activation]) -> Self {
         NetworkConfig {
             activations: activations.to_vec(),
@@ -140,6 +144,7 @@ impl NetworkConfig {
     }
 
     /// Losses drawn from `losses`.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_losses(self, losses: &[Loss]) -> Self {
         NetworkConfig {
             losses: losses.to_vec(),
@@ -148,6 +153,7 @@ impl NetworkConfig {
     }
 
     /// Weight scales in `scale`.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_weight_scale(self, weight_scale: RangeInclusive<f64>) -> Self {
         NetworkConfig {
             weight_scale,
@@ -157,6 +163,7 @@ impl NetworkConfig {
 
     /// Keeps every ReLU-type pre-activation at least `margin` away from 0 at the
     /// feedforward pass (by rejection).
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_relu_margin(self, margin: f64) -> Self {
         NetworkConfig {
             relu_margin: Some(margin),

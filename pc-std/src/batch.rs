@@ -366,6 +366,7 @@ impl<'r, T: Scalar> BatchOutcome<'r, T> {
 
 impl<T: Scalar, B: RunnerBackend<T>> BatchRunner<T, B> {
     /// A runner on any backend (e.g. [`pc_core::Portable`] for comparisons).
+    #[must_use]
     pub fn with_backend(backend: B) -> Self {
         BatchRunner {
             backend,
@@ -388,8 +389,8 @@ impl<T: Scalar, B: RunnerBackend<T>> BatchRunner<T, B> {
             return Err(PcError::InvalidHyperparameter {
                 name: "block rows",
                 value: 0.0,
-                min: 1.0,
-                max: usize::MAX as f64,
+                min: core::ops::Bound::Included(1.0),
+                max: core::ops::Bound::Unbounded,
             });
         }
         Ok(BatchRunner {

@@ -6,6 +6,13 @@ use std::{fmt, path::PathBuf};
 
 /// Everything that can go wrong in pc-std.
 ///
+/// Convention for the error chain (one of the two the Rust API guidelines allow): the
+/// message printed with `{}` is complete on its own, the inner error's text included
+/// (`"model.bin: No such file or directory (os error 2)"`), so
+/// [`source`](std::error::Error::source) returns `None` and a reporter that walks the chain
+/// never prints the same text twice. The inner error stays reachable by matching
+/// [`Error::Pc`] or [`Error::Io`]. [`crate::train::Stopped`] follows the same convention.
+///
 /// # Example
 /// ```
 /// use pc_std::{data::read_idx, Error};
@@ -54,15 +61,9 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Pc(error) => Some(error),
-            Error::Io { source, .. } => Some(source),
-            Error::Format { .. } => None,
-        }
-    }
-}
+/// `source()` is `None`: the message already includes the inner error's text (see
+/// [`Error`]).
+impl std::error::Error for Error {}
 
 impl From<PcError> for Error {
     fn from(error: PcError) -> Self {

@@ -152,6 +152,7 @@ pub struct NetworkBuilder {
 
 impl NetworkBuilder {
     /// Appends a dense layer `act(x W^T + b)` with `outputs` features.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn dense(mut self, outputs: usize, activation: Activation) -> Self {
         self.layers
             .push(Layer::dense(self.width, outputs, activation));
@@ -160,6 +161,7 @@ impl NetworkBuilder {
     }
 
     /// Appends any layer (its input width must match the current width).
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn layer(mut self, layer: Layer) -> Self {
         self.width = layer.output_len(self.width);
         self.layers.push(layer);
@@ -167,12 +169,14 @@ impl NetworkBuilder {
     }
 
     /// Sets the loss (default: MSE, as PyTorch's `MSELoss()`).
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn loss(mut self, loss: Loss) -> Self {
         self.loss = loss;
         self
     }
 
     /// Sets the initialisation seed (default 0).
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
         self
@@ -351,6 +355,7 @@ impl<T: Scalar> Network<T> {
     }
 
     /// The same network with another loss (the parameters are kept).
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_loss(mut self, loss: Loss) -> Self {
         self.loss = loss;
         self

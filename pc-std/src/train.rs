@@ -105,6 +105,7 @@ pub struct LayerComparison {
 /// assert_eq!(layers[0].angle_degrees, 0.0);
 /// # Ok::<(), pc_std::Error>(())
 /// ```
+#[must_use]
 pub fn compare_updates<T: Scalar>(
     network: &Network<T>,
     pc: &[T],
@@ -190,11 +191,13 @@ impl<T: Scalar> TrainConfig<T> {
     }
 
     /// With the minibatch-order seed.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_seed(self, seed: u64) -> Self {
         TrainConfig { seed, ..self }
     }
 
     /// With or without per-step diagnostics.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_diagnostics(self, diagnostics: bool) -> Self {
         TrainConfig {
             diagnostics,
@@ -203,16 +206,19 @@ impl<T: Scalar> TrainConfig<T> {
     }
 
     /// With or without per-epoch evaluation.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_evaluation(self, evaluate: bool) -> Self {
         TrainConfig { evaluate, ..self }
     }
 
     /// With this much parallelism (results do not depend on it).
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_par(self, par: Par) -> Self {
         TrainConfig { par, ..self }
     }
 
     /// With or without a progress bar.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_progress(self, progress: bool) -> Self {
         TrainConfig { progress, ..self }
     }
@@ -285,11 +291,9 @@ impl fmt::Display for Stopped {
     }
 }
 
-impl std::error::Error for Stopped {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
-    }
-}
+/// `source()` is `None`: the message already includes the error's text (the convention
+/// of [`Error`]); the error itself is the field `error`.
+impl std::error::Error for Stopped {}
 
 /// How a network does on a data set: what [`evaluate`] returns.
 ///

@@ -129,11 +129,13 @@ impl Conv2d {
     }
 
     /// The same convolution with stride `[sh, sw]`.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub const fn with_stride(self, stride: [usize; 2]) -> Conv2d {
         Conv2d { stride, ..self }
     }
 
     /// The same convolution with zero padding `[ph, pw]`.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub const fn with_padding(self, padding: [usize; 2]) -> Conv2d {
         Conv2d { padding, ..self }
     }
@@ -233,6 +235,7 @@ impl Pool2d {
     }
 
     /// The same pool with stride `[sh, sw]`.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub const fn with_stride(self, stride: [usize; 2]) -> Pool2d {
         Pool2d { stride, ..self }
     }

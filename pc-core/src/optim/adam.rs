@@ -97,6 +97,7 @@ impl<T: Scalar> Adam<T> {
     }
 
     /// With decay rates `(beta1, beta2)`.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_betas(mut self, beta1: T, beta2: T) -> Self {
         self.moments.beta1 = beta1;
         self.moments.beta2 = beta2;
@@ -104,12 +105,14 @@ impl<T: Scalar> Adam<T> {
     }
 
     /// With `eps`.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_epsilon(mut self, epsilon: T) -> Self {
         self.moments.epsilon = epsilon;
         self
     }
 
     /// With an L2 weight decay.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_weight_decay(self, weight_decay: T) -> Self {
         Adam {
             weight_decay,
@@ -186,6 +189,7 @@ impl<T: Scalar> AdamW<T> {
     }
 
     /// With decay rates `(beta1, beta2)`.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_betas(mut self, beta1: T, beta2: T) -> Self {
         self.moments.beta1 = beta1;
         self.moments.beta2 = beta2;
@@ -193,12 +197,14 @@ impl<T: Scalar> AdamW<T> {
     }
 
     /// With `eps`.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_epsilon(mut self, epsilon: T) -> Self {
         self.moments.epsilon = epsilon;
         self
     }
 
     /// With a decoupled weight decay.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_weight_decay(self, weight_decay: T) -> Self {
         AdamW {
             weight_decay,

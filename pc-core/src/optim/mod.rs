@@ -16,6 +16,7 @@ pub use sgd::Sgd;
 mod tests;
 
 use crate::{error::check_len, PcError, Scalar};
+use core::ops::Bound;
 
 /// The most state values an optimizer keeps per parameter.
 pub const MAX_STATE_PER_PARAMETER: usize = 2;
@@ -125,9 +126,10 @@ fn gather<T: Scalar, O: Optimizer<T> + ?Sized>(
     local
 }
 
-/// Checks that a hyperparameter is finite and at least zero: exactly
-/// `check_range(name, value, 0.0, f64::MAX)` (every finite `f32` or `f64` is at most
-/// `f64::MAX`, and the conversion to `f64` is exact), compared in `T` so that an `f32`
+/// Checks that a hyperparameter is finite and at least zero: accepts exactly what
+/// `check_range(name, value, 0.0, f64::MAX)` accepts (every finite `f32` or `f64` is at most
+/// `f64::MAX`, and the conversion to `f64` is exact), and reports the range as unbounded
+/// above ("at least 0"). Compared in `T` so that an `f32`
 /// build does no `f64` arithmetic (software routines on a single-precision FPU). Out of
 /// line: one copy serves every hyperparameter.
 #[inline(never)]
@@ -138,14 +140,15 @@ pub(crate) fn check_non_negative<T: Scalar>(name: &'static str, value: T) -> Res
         Err(PcError::InvalidHyperparameter {
             name,
             value: value.to_f64(),
-            min: 0.0,
-            max: f64::MAX,
+            min: Bound::Included(0.0),
+            max: Bound::Unbounded,
         })
     }
 }
 
-/// Checks that a hyperparameter is finite: exactly `check_range(name, value, f64::MIN,
-/// f64::MAX)`, compared in `T` (see [`check_non_negative`]).
+/// Checks that a hyperparameter is finite: accepts exactly what `check_range(name, value,
+/// f64::MIN, f64::MAX)` accepts, reports the range as "finite", compares in `T` (see
+/// [`check_non_negative`]).
 pub(crate) fn check_finite_value<T: Scalar>(name: &'static str, value: T) -> Result<(), PcError> {
     if value.is_finite() {
         Ok(())
@@ -153,8 +156,8 @@ pub(crate) fn check_finite_value<T: Scalar>(name: &'static str, value: T) -> Res
         Err(PcError::InvalidHyperparameter {
             name,
             value: value.to_f64(),
-            min: f64::MIN,
-            max: f64::MAX,
+            min: Bound::Unbounded,
+            max: Bound::Unbounded,
         })
     }
 }
@@ -173,8 +176,8 @@ pub(crate) fn check_range<T: Scalar>(
         Err(PcError::InvalidHyperparameter {
             name,
             value: v,
-            min,
-            max,
+            min: Bound::Included(min),
+            max: Bound::Included(max),
         })
     }
 }

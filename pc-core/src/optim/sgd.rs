@@ -48,11 +48,13 @@ impl<T: Scalar> Sgd<T> {
     }
 
     /// With momentum `momentum`.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_momentum(self, momentum: T) -> Self {
         Sgd { momentum, ..self }
     }
 
     /// With Nesterov momentum `momentum`.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_nesterov(self, momentum: T) -> Self {
         Sgd {
             momentum,
@@ -62,11 +64,13 @@ impl<T: Scalar> Sgd<T> {
     }
 
     /// With dampening.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_dampening(self, dampening: T) -> Self {
         Sgd { dampening, ..self }
     }
 
     /// With an L2 weight decay.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_weight_decay(self, weight_decay: T) -> Self {
         Sgd {
             weight_decay,

@@ -22,6 +22,7 @@ use crate::{
     stability::SafeStep,
     Backend, NetworkSpec, PcError, Portable, Scalar,
 };
+use core::ops::Bound;
 
 /// Which learning signal to compute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -140,6 +141,7 @@ impl<'a, T: Scalar> Settings<'a, T> {
     }
 
     /// Stops once the residual is at most `tolerance`, with `iterations` as the cap.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_tolerance(self, tolerance: T) -> Self {
         Settings {
             tolerance: Some(tolerance),
@@ -148,6 +150,7 @@ impl<'a, T: Scalar> Settings<'a, T> {
     }
 
     /// Lets the input belief move (Torch2PC's FixedPred behaviour).
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_free_input(self) -> Self {
         Settings {
             input: InputBelief::Free,
@@ -156,6 +159,7 @@ impl<'a, T: Scalar> Settings<'a, T> {
     }
 
     /// Strict only: starts from these hidden beliefs instead of the feedforward values.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_initial_beliefs(self, beliefs: &'a [T]) -> Self {
         Settings {
             initial_beliefs: Some(beliefs),
@@ -173,11 +177,13 @@ impl<'a, T: Scalar> Settings<'a, T> {
     /// let settings = Settings::strict(1.0_f64, 200).with_safe_step_size();
     /// assert!(settings.safe_step.is_some());
     /// ```
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_safe_step_size(self) -> Self {
         self.with_safe_step(SafeStep::default())
     }
 
     /// As [`with_safe_step_size`](Self::with_safe_step_size) with an explicit rule.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_safe_step(self, rule: SafeStep) -> Self {
         Settings {
             safe_step: Some(rule),
@@ -193,16 +199,16 @@ impl<'a, T: Scalar> Settings<'a, T> {
                 return Err(PcError::InvalidHyperparameter {
                     name: "step size",
                     value: eta.to_f64(),
-                    min: 0.0,
-                    max: 2.0,
+                    min: Bound::Excluded(0.0),
+                    max: Bound::Excluded(2.0),
                 });
             }
             if self.iterations > MAX_ITERATIONS {
                 return Err(PcError::InvalidHyperparameter {
                     name: "iterations",
                     value: self.iterations as f64,
-                    min: 0.0,
-                    max: MAX_ITERATIONS as f64,
+                    min: Bound::Included(0.0),
+                    max: Bound::Included(MAX_ITERATIONS as f64),
                 });
             }
         }
@@ -211,8 +217,8 @@ impl<'a, T: Scalar> Settings<'a, T> {
                 return Err(PcError::InvalidHyperparameter {
                     name: "tolerance",
                     value: tolerance.to_f64(),
-                    min: 0.0,
-                    max: f64::MAX,
+                    min: Bound::Included(0.0),
+                    max: Bound::Unbounded,
                 });
             }
         }
@@ -220,8 +226,8 @@ impl<'a, T: Scalar> Settings<'a, T> {
             return Err(PcError::InvalidHyperparameter {
                 name: "divergence ratio",
                 value: self.divergence_ratio.to_f64(),
-                min: 1.0,
-                max: f64::MAX,
+                min: Bound::Excluded(1.0),
+                max: Bound::Unbounded,
             });
         }
         if self.initial_beliefs.is_some() && self.algorithm != Algorithm::Strict {
@@ -305,6 +311,7 @@ impl<'a, T: Scalar> Batch<'a, T> {
     /// This batch as a block of a larger batch of `total_rows` rows: its loss and output
     /// gradient carry the `1 / total_rows` of the whole batch's mean, so block results
     /// add up to the whole batch's.
+    #[must_use = "returns the changed value; the original is not modified"]
     pub fn block_of(self, total_rows: usize) -> Self {
         Batch {
             loss_rows: Some(total_rows),
@@ -315,6 +322,7 @@ impl<'a, T: Scalar> Batch<'a, T> {
 
 /// What a relaxation reports about itself.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[must_use]
 pub struct Report<T> {
     /// Iterations carried out.
     pub iterations: usize,
@@ -883,8 +891,8 @@ pub(crate) fn check_problem<T: Scalar>(
             return Err(PcError::InvalidHyperparameter {
                 name: "loss rows",
                 value: loss_rows as f64,
-                min: rows as f64,
-                max: f64::MAX,
+                min: Bound::Included(rows as f64),
+                max: Bound::Unbounded,
             });
         }
     }

@@ -145,8 +145,9 @@ fn check_view(
         _ => Err(PcError::InvalidHyperparameter {
             name: "matrix stride",
             value: row_stride.max(column_stride) as f64,
-            min: 0.0,
-            max: isize::MAX as f64,
+            min: core::ops::Bound::Included(0.0),
+            // isize::MAX + 1 is a power of two, exact in f64: every valid stride is below it.
+            max: core::ops::Bound::Excluded(isize::MAX as f64 + 1.0),
         }),
     }
 }
@@ -233,8 +234,8 @@ impl<'a, T: Copy> MatMut<'a, T> {
             return Err(PcError::InvalidHyperparameter {
                 name: "row stride",
                 value: row_stride as f64,
-                min: columns as f64,
-                max: isize::MAX as f64,
+                min: core::ops::Bound::Included(columns as f64),
+                max: core::ops::Bound::Excluded(isize::MAX as f64 + 1.0),
             });
         }
         check_view("output matrix", data.len(), rows, columns, row_stride, 1)?;
