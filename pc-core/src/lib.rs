@@ -142,7 +142,8 @@ pub use spec::{Layer, NetworkSpec, Op, MAX_OPS_PER_LAYER};
 pub use stability::safe_step_size;
 pub use stability::{Curvature, SafeStep};
 
-/// The package README's examples, compiled and run as doctests so they stay true.
-#[cfg(doctest)]
+/// The package README's examples, compiled and run as doctests so they stay true (they
+/// use FixedPred and cross-entropy, so only in builds that have them).
+#[cfg(all(doctest, feature = "fixed-pred", feature = "cross-entropy"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

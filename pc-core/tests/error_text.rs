@@ -2,6 +2,13 @@
 //! the value given and the valid range as a user writes it (open and closed ends, no
 //! digits of `f64::MAX` for an unbounded end).
 
+// Without the `exact` and `fixed-pred` features the tests that run an algorithm are compiled
+// out, and with them the network they share.
+#![cfg_attr(
+    not(all(feature = "exact", feature = "fixed-pred")),
+    allow(dead_code, unused_imports)
+)]
+
 use core::ops::Bound;
 use pc_core::{
     infer, Activation, Adam, Batch, Layer, Loss, NetworkSpec, Optimizer, PcError, Settings, Targets,
@@ -47,12 +54,18 @@ fn lower_bound_only_reads_at_least() {
     );
 }
 
+// Runs the algorithm, so it needs the `fixed-pred` feature (scripts/test.d/30-no-std.sh
+// also tests pc-core without it).
+#[cfg(feature = "fixed-pred")]
 #[test]
 fn open_interval_reads_with_parentheses() {
     let error = infer_error(&Settings::fixed_pred(3.0, 5));
     assert_eq!(error.to_string(), "step size must be in (0, 2), given 3");
 }
 
+// Runs the algorithm, so it needs the `fixed-pred` feature (scripts/test.d/30-no-std.sh
+// also tests pc-core without it).
+#[cfg(feature = "fixed-pred")]
 #[test]
 fn excluded_lower_bound_reads_greater_than() {
     let mut settings = Settings::fixed_pred(0.5, 5);
@@ -113,6 +126,9 @@ fn upper_bounds_only_read_at_most_and_less_than() {
     assert_eq!(half_open.to_string(), "x must be in (0, 2], given 3");
 }
 
+// Runs the algorithm, so it needs the `exact` feature (scripts/test.d/30-no-std.sh
+// also tests pc-core without it).
+#[cfg(feature = "exact")]
 #[test]
 fn other_classes_name_the_argument_and_the_value() {
     let params = [0.1; SPEC.parameter_len()];
