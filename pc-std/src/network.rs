@@ -688,12 +688,7 @@ impl<T: Scalar> Network<T> {
                 index,
             });
         }
-        if let Some(index) = self.parameters.iter().position(|v| !v.is_finite()) {
-            return Err(PcError::NonFinite {
-                what: "parameters",
-                index,
-            });
-        }
+        self.spec().check_parameters(&self.parameters)?;
         Ok(inputs.len() / self.input_len)
     }
 
