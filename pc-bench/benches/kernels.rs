@@ -1,12 +1,12 @@
-//! Matrix kernels: pc-std's fast SIMD kernels against pc-core's portable ones.
+//! Matrix kernels: pcnet-std's fast SIMD kernels against pcnet-core's portable ones.
 //! Throughput is in FLOPs (`2 * rows * inputs * outputs` per product), so criterion's
 //! "elem/s" reads as FLOP/s.
 
 #![allow(missing_docs)] // criterion_group! generates an undocumented fn
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use pc_core::{Backend, LinearDims, Portable};
-use pc_std::fast::Fast;
+use pcnet_core::{Backend, LinearDims, Portable};
+use pcnet_std::fast::Fast;
 use std::{hint::black_box, time::Duration};
 
 fn data(len: usize) -> Vec<f32> {

@@ -1,4 +1,4 @@
-//! Relaxations through `pc_std::batch::BatchRunner` on the fast kernels, f32, relu hidden
+//! Relaxations through `pcnet_std::batch::BatchRunner` on the fast kernels, f32, relu hidden
 //! layers, cross-entropy: each algorithm, and how the cost scales with the iteration count
 //! `n`, the depth, the batch size and the thread count. Throughput is the useful FLOP
 //! count of `pc-bench speed` (see pc-bench/src/speed.rs), so "elem/s" reads as FLOP/s.
@@ -6,9 +6,9 @@
 #![allow(missing_docs)] // criterion_group! generates an undocumented fn
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use pc_bench::speed::{useful_flops, SpeedConfig};
-use pc_core::{Activation, Algorithm, Batch, Layer, Loss, NetworkSpec, Settings, Targets};
-use pc_std::batch::{BatchRunner, Par};
+use pcnet_bench::speed::{useful_flops, SpeedConfig};
+use pcnet_core::{Activation, Algorithm, Batch, Layer, Loss, NetworkSpec, Settings, Targets};
+use pcnet_std::batch::{BatchRunner, Par};
 use std::time::Duration;
 
 struct Case {

@@ -78,7 +78,7 @@ def main():
                          "--algorithm", algorithm, "--eta", str(eta), "--n", str(n),
                          "--batch", str(batch), "--threads", str(args.threads),
                          "--dtype", args.dtype, "--json"]
-                pc = run([args.pc_bench, "speed", *flags])
+                pc = run([args.pcnet_bench, "speed", *flags])
                 torch = None
                 if have_torch:
                     torch = run([args.python, os.path.join(HERE, "torch2pc_baseline.py"), *flags])

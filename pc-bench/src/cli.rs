@@ -2,11 +2,11 @@
 //!
 //! Each subcommand's flags are read and type-checked here (a bad number or name is
 //! reported by clap, naming the flag), then handed to the library in the form it
-//! already takes: `reproduce` as [`pc_bench::reproduce::Options`], `speed` and `peak` as
-//! the argument list that [`pc_bench::speed::speed`] and [`pc_bench::speed::peak`] read.
+//! already takes: `reproduce` as [`pcnet_bench::reproduce::Options`], `speed` and `peak` as
+//! the argument list that [`pcnet_bench::speed::speed`] and [`pcnet_bench::speed::peak`] read.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use pc_core::{Activation, Algorithm};
+use pcnet_core::{Activation, Algorithm};
 use std::path::PathBuf;
 
 /// pc's command-line program: Torch2PC reference checks, the paper's experiments, timings.
@@ -87,15 +87,15 @@ pub struct ReproduceArgs {
 
 impl ReproduceArgs {
     /// The library's options for these flags.
-    pub fn options(&self) -> pc_bench::reproduce::Options {
-        pc_bench::reproduce::Options {
+    pub fn options(&self) -> pcnet_bench::reproduce::Options {
+        pcnet_bench::reproduce::Options {
             out: self.out.clone(),
             mnist: self.mnist.clone(),
             quick: self.quick,
             seed: self.seed,
             model: match self.model {
-                ReproduceModel::Mlp => pc_bench::reproduce::Model::Mlp,
-                ReproduceModel::PaperMnistCnn => pc_bench::reproduce::Model::PaperCnn,
+                ReproduceModel::Mlp => pcnet_bench::reproduce::Model::Mlp,
+                ReproduceModel::PaperMnistCnn => pcnet_bench::reproduce::Model::PaperCnn,
             },
         }
     }
@@ -143,7 +143,7 @@ pub struct SpeedArgs {
 }
 
 impl SpeedArgs {
-    /// The flags as the argument list [`pc_bench::speed::speed`] reads.
+    /// The flags as the argument list [`pcnet_bench::speed::speed`] reads.
     pub fn to_args(&self) -> Vec<String> {
         let mut args = Vec::new();
         let mut push = |flag: &str, value: Option<String>| {
@@ -170,7 +170,7 @@ impl SpeedArgs {
 }
 
 fn parse_model(text: &str) -> Result<String, String> {
-    if pc_bench::models::named_model(text).is_some() {
+    if pcnet_bench::models::named_model(text).is_some() {
         return Ok(text.to_string());
     }
     let widths: Result<Vec<usize>, _> = text.split(['-', 'x', ',']).map(str::parse).collect();
@@ -178,7 +178,7 @@ fn parse_model(text: &str) -> Result<String, String> {
         Ok(widths) if widths.len() >= 2 && !widths.contains(&0) => Ok(text.to_string()),
         _ => Err(format!(
             "expected at least two nonzero widths such as 784-256-10, or a named model: {}",
-            pc_bench::models::MODEL_NAMES.join(", ")
+            pcnet_bench::models::MODEL_NAMES.join(", ")
         )),
     }
 }

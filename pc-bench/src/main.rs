@@ -8,21 +8,21 @@ mod cli;
 
 use clap::Parser;
 use cli::{Cli, Command};
-use pc_bench::reference::{find_cases, load_case, Outcome};
+use pcnet_bench::reference::{find_cases, load_case, Outcome};
 use std::{path::PathBuf, process::ExitCode};
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Reference { dir } => reference(dir),
         Command::Reproduce(args) => reproduce(&args.options()),
-        Command::Speed(args) => speed_result("speed", pc_bench::speed::speed(&args.to_args())),
+        Command::Speed(args) => speed_result("speed", pcnet_bench::speed::speed(&args.to_args())),
         Command::Peak { json } => {
             let args = if json {
                 vec!["--json".to_string()]
             } else {
                 Vec::new()
             };
-            speed_result("peak", pc_bench::speed::peak(&args))
+            speed_result("peak", pcnet_bench::speed::peak(&args))
         }
     }
 }
@@ -109,8 +109,8 @@ fn reference(dir: PathBuf) -> ExitCode {
     }
 }
 
-fn reproduce(options: &pc_bench::reproduce::Options) -> ExitCode {
-    match pc_bench::reproduce::run(options) {
+fn reproduce(options: &pcnet_bench::reproduce::Options) -> ExitCode {
+    match pcnet_bench::reproduce::run(options) {
         Ok(summary) => {
             println!("{summary}");
             println!("wrote {}", options.out.join("report.md").display());

@@ -11,7 +11,7 @@
 //! [`torch_init`] draws parameters with PyTorch's default initialisation scale.
 //!
 //! ```
-//! let model = pc_bench::models::named_model("paper-mnist-cnn").unwrap();
+//! let model = pcnet_bench::models::named_model("paper-mnist-cnn").unwrap();
 //! let spec = model.spec();
 //! assert_eq!(spec.input_len(), 784);
 //! assert_eq!(spec.width(2), 605);
@@ -19,11 +19,11 @@
 //! spec.validate().unwrap();
 //! ```
 
-use pc_core::{
+use pcnet_core::{
     Activation, Algorithm, Batch, Conv2d, ImageShape, Layer, Loss, NetworkSpec, Op, PcError,
     Pool2d, Scalar, Settings, Targets,
 };
-use pc_std::{
+use pcnet_std::{
     batch::{BatchRunner, Par},
     fast::Fast,
 };
@@ -303,7 +303,7 @@ fn parse(args: &[String], model: NamedModel) -> Result<NamedSpeed, String> {
 
 fn run<T: Scalar>(config: &NamedSpeed) -> Result<(f64, f64, usize), PcError>
 where
-    Fast: pc_std::batch::RunnerBackend<T>,
+    Fast: pcnet_std::batch::RunnerBackend<T>,
 {
     let spec = config.model.spec();
     spec.validate()?;

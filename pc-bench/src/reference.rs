@@ -5,7 +5,7 @@
 //! (absolute `1e-12` near zero) in f64. Errors name the file and the field.
 //!
 //! ```no_run
-//! use pc_bench::reference::{load_case, Outcome};
+//! use pcnet_bench::reference::{load_case, Outcome};
 //! let case = load_case(std::path::Path::new("tests/data/torch2pc/v01_exact_mse_mixed4.json")).unwrap();
 //! match case.run() {
 //!     Outcome::Pass { worst } => println!("pass, worst relative error {worst:e}"),
@@ -13,7 +13,7 @@
 //! }
 //! ```
 
-use pc_core::{
+use pcnet_core::{
     infer, Activation, Algorithm, Batch, Conv2d, ImageShape, Layer, Loss, NetworkSpec, Op, Pool2d,
     Settings, Targets,
 };
@@ -81,7 +81,7 @@ pub struct Case {
     pub kind: CaseKind,
 }
 
-/// A parsed case, dense or op-chain: the network in pc-core's form and every expected
+/// A parsed case, dense or op-chain: the network in pcnet-core's form and every expected
 /// array, flattened row-major (NCHW for images).
 #[derive(Debug, Clone)]
 pub struct DenseCase {
@@ -95,7 +95,7 @@ pub struct DenseCase {
     pub loss: Loss,
     /// Layers.
     pub layers: Vec<Layer>,
-    /// Flat parameters in pc-core's layout.
+    /// Flat parameters in pcnet-core's layout.
     pub params: Vec<f64>,
     /// Features per input sample.
     pub input_len: usize,
@@ -791,9 +791,9 @@ pub fn scaled_error(actual: f64, expected: f64) -> f64 {
 }
 
 impl DenseCase {
-    /// Runs the case with pc-core in f64 and returns every computed field, in the order of
+    /// Runs the case with pcnet-core in f64 and returns every computed field, in the order of
     /// `expected`. FixedPred runs with a free input belief, as Torch2PC does.
-    pub fn compute(&self) -> Result<Vec<Vec<f64>>, pc_core::PcError> {
+    pub fn compute(&self) -> Result<Vec<Vec<f64>>, pcnet_core::PcError> {
         let spec = NetworkSpec::new(&self.layers, self.loss).with_input_len(self.input_len);
         let targets = match self.loss {
             Loss::CrossEntropy => Targets::Classes(&self.y_classes),

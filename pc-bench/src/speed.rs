@@ -1,7 +1,7 @@
 //! `pc-bench speed` and `pc-bench peak`: wall-clock timings of pc's fast paths.
 //!
 //! `speed` times one PCInfer-equivalent call (forward pass, relaxation, parameter updates;
-//! no optimizer step) through [`pc_std::batch::BatchRunner`] on the fast kernels, for a
+//! no optimizer step) through [`pcnet_std::batch::BatchRunner`] on the fast kernels, for a
 //! configuration given by flags, and reports the median and minimum over at least 30
 //! timed calls after warm-up.
 //!
@@ -18,14 +18,14 @@
 //! * strict, `n` iterations: `S + n (2 (S - P_1)) + S` (each iteration the input VJPs of
 //!   layers 2..L and the predictions of layers 2..L at the moved beliefs).
 //!
-//! `peak` times the project's own f32 matrix product ([`pc_std::fast::gemm`]) on
+//! `peak` times the project's own f32 matrix product ([`pcnet_std::fast::gemm`]) on
 //! 1024 x 1024 x 1024, on one thread and on all threads (row blocks of the output, one
 //! `gemm` call each, spread over a rayon pool).
 
-use pc_core::{
+use pcnet_core::{
     Activation, Algorithm, Batch, Layer, Loss, NetworkSpec, PcError, Scalar, Settings, Targets,
 };
-use pc_std::{
+use pcnet_std::{
     batch::{BatchRunner, Par},
     fast::{gemm, Accumulate, Fast, MatMut, MatRef},
 };
@@ -272,7 +272,7 @@ fn time_calls(
 
 fn run_speed<T: Scalar>(config: &SpeedConfig) -> Result<Timing, PcError>
 where
-    Fast: pc_std::batch::RunnerBackend<T>,
+    Fast: pcnet_std::batch::RunnerBackend<T>,
 {
     let depth = config.widths.len() - 1;
     let layers: Vec<Layer> = config
@@ -476,7 +476,7 @@ pub fn peak(args: &[String]) -> Result<(), String> {
             })
         );
     } else {
-        println!("pc peak: f32 {PEAK_SIZE} x {PEAK_SIZE} x {PEAK_SIZE} matrix product (pc_std::fast::gemm)");
+        println!("pc peak: f32 {PEAK_SIZE} x {PEAK_SIZE} x {PEAK_SIZE} matrix product (pcnet_std::fast::gemm)");
         println!(
             "  1 thread:   {one:.1} GFLOP/s (median {:.3e} s)",
             one_timing.median_s

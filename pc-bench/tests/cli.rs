@@ -3,7 +3,7 @@
 
 use std::process::{Command, Output};
 
-fn pc_bench(args: &[&str]) -> Output {
+fn pcnet_bench(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pc-bench"))
         .args(args)
         .output()
@@ -25,7 +25,7 @@ fn help_exits_zero_for_the_program_and_every_command() {
         &["peak", "--help"],
         &["help", "speed"],
     ] {
-        let output = pc_bench(args);
+        let output = pcnet_bench(args);
         assert!(output.status.success(), "{args:?}: {}", stderr(&output));
         let text = String::from_utf8_lossy(&output.stdout);
         assert!(text.contains("Usage: pc-bench"), "{args:?}: {text}");
@@ -34,7 +34,7 @@ fn help_exits_zero_for_the_program_and_every_command() {
 
 #[test]
 fn speed_help_names_every_flag_once() {
-    let output = pc_bench(&["speed", "--help"]);
+    let output = pcnet_bench(&["speed", "--help"]);
     let text = String::from_utf8_lossy(&output.stdout);
     for flag in [
         "--model",
@@ -67,7 +67,7 @@ fn speed_help_names_every_flag_once() {
 
 #[test]
 fn version_prints_the_crate_version() {
-    let output = pc_bench(&["--version"]);
+    let output = pcnet_bench(&["--version"]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(
         String::from_utf8_lossy(&output.stdout).trim(),
@@ -88,7 +88,7 @@ fn bad_values_fail_naming_the_flag() {
         (&["reproduce", "--seed", "-1"], "--seed"),
         (&["reproduce", "--model", "vgg"], "--model"),
     ] {
-        let output = pc_bench(args);
+        let output = pcnet_bench(args);
         assert_eq!(output.status.code(), Some(2), "{args:?}");
         let message = stderr(&output);
         assert!(message.contains(flag), "{args:?}: {message}");
@@ -98,14 +98,14 @@ fn bad_values_fail_naming_the_flag() {
 
 #[test]
 fn a_mistyped_command_gets_a_suggestion() {
-    let output = pc_bench(&["sped"]);
+    let output = pcnet_bench(&["sped"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("'speed'"), "{}", stderr(&output));
 }
 
 #[test]
 fn speed_runs_with_the_flags_compare_py_passes() {
-    let output = pc_bench(&[
+    let output = pcnet_bench(&[
         "speed",
         "--model",
         "8-4-2",

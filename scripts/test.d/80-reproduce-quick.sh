@@ -2,7 +2,7 @@
 # report.md is written, text renders into the PNGs' font, and two runs give the same CSV
 # bytes (runtime.csv holds wall-clock times and is excluded from that check).
 set -euo pipefail
-cargo build --release -p pc-bench
+cargo build --release -p pcnet-bench
 bin="${CARGO_TARGET_DIR:-target}/release/pc-bench"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

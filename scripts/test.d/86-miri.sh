@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# pc-core's unit tests under Miri (nightly): undefined behaviour, out-of-bounds access,
-# invalid values and arithmetic overflow in pc-core and in the libm code it runs.
-# pc-core itself has no `unsafe` (`forbid(unsafe_code)`). libm's x86 `sqrt` is inline
+# pcnet-core's unit tests under Miri (nightly): undefined behaviour, out-of-bounds access,
+# invalid values and arithmetic overflow in pcnet-core and in the libm code it runs.
+# pcnet-core itself has no `unsafe` (`forbid(unsafe_code)`). libm's x86 `sqrt` is inline
 # assembly, which Miri cannot run, so libm is built with its `force-soft-floats` feature
 # (IEEE-exact software sqrt, the same results).
 #
@@ -22,7 +22,7 @@
 set -euo pipefail
 export MIRIFLAGS="${MIRIFLAGS:--Zmiri-deterministic-floats}"
 cargo +nightly miri setup >/dev/null
-cargo +nightly miri test -p pc-core --lib --features libm/force-soft-floats -- \
+cargo +nightly miri test -p pcnet-core --lib --features libm/force-soft-floats -- \
     --skip failed_steps_leave_the_model_untouched \
     --skip strict_divergence_is_reported_with_its_iteration \
     --skip bit_flip \

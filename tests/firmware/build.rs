@@ -1,7 +1,7 @@
 //! Picks the memory map of the target, and runs the learning task on the host so the
 //! firmware can compare its own loss curve with the host's (`host_losses.rs` in OUT_DIR).
 
-use pc_firmware_task::pc_core::Algorithm;
+use pc_firmware_task::pcnet_core::Algorithm;
 use pc_firmware_task::{prepare, train, Buffers};
 use std::{env, fs, path::PathBuf};
 

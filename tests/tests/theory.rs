@@ -14,9 +14,9 @@
 // Layers are indexed by the paper's `l` throughout, across several per-layer vectors.
 #![allow(clippy::needless_range_loop)]
 
-use pc_core::stability::{hessian_vector_product, safe_step_size, workspace_len, SafeStep};
-use pc_core::strategies::{networks, NetworkConfig, RandomNetwork, RandomTargets};
-use pc_core::{infer, Activation, Algorithm, Loss, PcError, Report, Scalar, Settings};
+use pcnet_core::stability::{hessian_vector_product, safe_step_size, workspace_len, SafeStep};
+use pcnet_core::strategies::{networks, NetworkConfig, RandomNetwork, RandomTargets};
+use pcnet_core::{infer, Activation, Algorithm, Loss, PcError, Report, Scalar, Settings};
 use proptest::prelude::*;
 
 mod common;
@@ -106,7 +106,7 @@ fn hidden(values: &[Vec<f64>]) -> Vec<f64> {
 }
 
 // ---------------------------------------------------------------------------------------
-// An independent, naive f64 model of a dense network (plain loops, no pc-core kernels)
+// An independent, naive f64 model of a dense network (plain loops, no pcnet-core kernels)
 // ---------------------------------------------------------------------------------------
 
 /// Pre-activations `z` and outputs of layer `l` (1-based) at `input` (rows x width).
@@ -205,7 +205,7 @@ fn naive_vjp(net: &RandomNetwork, l: usize, input: &[f64], cotangent: &[f64]) ->
     result
 }
 
-/// The batch loss of `output` (mean over the rows as pc-core and PyTorch define it).
+/// The batch loss of `output` (mean over the rows as pcnet-core and PyTorch define it).
 fn naive_loss(net: &RandomNetwork, output: &[f64]) -> f64 {
     let outputs = *net.widths().last().unwrap();
     match (&net.targets, net.loss) {
@@ -1082,7 +1082,7 @@ fn symmetric_eigenvalues(mut a: Vec<f64>, size: usize) -> Vec<f64> {
 /// `PcError::Diverged`, or the residual grows a thousandfold; a step of 2 or more is
 /// refused as `InvalidHyperparameter`), where `lambda_max` is the largest eigenvalue of the
 /// energy's Hessian in the hidden beliefs, max over samples, estimated by
-/// `pc_core::safe_step_size`. And for identity Jacobians with `m = L - 1` hidden layers of
+/// `pcnet_core::safe_step_size`. And for identity Jacobians with `m = L - 1` hidden layers of
 /// width `w` and the loss curvature left out, the Hessian's eigenvalues are
 /// `2 - 2 cos((2k - 1) pi / (2m + 1))`, `k = 1..m`, each `w` times.
 ///
@@ -1299,7 +1299,7 @@ fn belief_space_f32(net: &RandomNetwork, eta: f32, n: usize) -> Vec<f32> {
     errors[1].clone()
 }
 
-/// Statement: with tiny gradients (mean `|delta_1|` = 1e-7) and `eta < 1`, pc-core's f32
+/// Statement: with tiny gradients (mean `|delta_1|` = 1e-7) and `eta < 1`, pcnet-core's f32
 /// FixedPred (error-space state) stays within 1e-3 relative of f64, where Torch2PC's
 /// belief-space f32 computation (`epsilon = vhat - v` by subtraction) is off by more than
 /// 10% (its floor is `~ulp(vhat) / (eta |delta|)`).
@@ -1350,15 +1350,15 @@ fn f32_error_space_has_no_floor() {
 // ---------------------------------------------------------------------------------------
 
 /// Statement: every bundled Torch2PC reference case (tests/data/torch2pc) passes:
-/// each expected array matches pc-core's f64 result.
+/// each expected array matches pcnet-core's f64 result.
 ///
 /// Conditions: the cases' own networks, data and settings (FORMAT.md there).
 ///
-/// Tolerance: `pc_bench::reference::RELATIVE_TOLERANCE` (1e-9 relative, 1e-12 absolute
+/// Tolerance: `pcnet_bench::reference::RELATIVE_TOLERANCE` (1e-9 relative, 1e-12 absolute
 /// near zero), FORMAT.md's tolerance: the reference is PyTorch in float64.
 #[test]
 fn torch2pc_reference_cases() {
-    use pc_bench::reference::{find_cases, load_case, Outcome, RELATIVE_TOLERANCE};
+    use pcnet_bench::reference::{find_cases, load_case, Outcome, RELATIVE_TOLERANCE};
     let directory = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/torch2pc");
     let files = find_cases(&directory).expect("the bundled cases are readable");
     let mut passed = 0;

@@ -3,8 +3,8 @@
 //! users build them (THEORY.md / DESIGN.md §3 state each fact; the dense versions are in
 //! theory.rs).
 //!
-//! Networks come from pc-core's strategies, as the dense suite's do:
-//! `pc_core::strategies::cnns()` (every activation, max and average pooling) and
+//! Networks come from pcnet-core's strategies, as the dense suite's do:
+//! `pcnet_core::strategies::cnns()` (every activation, max and average pooling) and
 //! `smooth_cnns()`; each draws a seed that `random_cnn(seed, smooth)` turns into a network
 //! (channels 1-2, images 4x4 to 8x8, kernels 1-3, strides 1-2, padding 0-1, an optional
 //! pool, one or two conv layers, one or two dense layers, MSE or cross-entropy, 1-3 rows).
@@ -13,9 +13,9 @@
 //!
 //! Conventions: `rel(a, b) = |a - b| / |b|` in the Euclidean norm.
 
-use pc_core::stability::{safe_step_size, SafeStep};
-use pc_core::strategies::{cnns, smooth_cnns, RandomNetwork};
-use pc_core::{infer, Settings};
+use pcnet_core::stability::{safe_step_size, SafeStep};
+use pcnet_core::strategies::{cnns, smooth_cnns, RandomNetwork};
+use pcnet_core::{infer, Settings};
 use proptest::prelude::*;
 
 mod common;
@@ -200,7 +200,7 @@ fn fixed_pred_binomial_law_on_cnns() {
 
 /// Statement: Strict PC descends its energy on CNNs: with the safe step size
 /// (`0.9 * 2 / lambda_max` of the energy's Hessian at the feedforward values, from
-/// `pc_core::safe_step_size` with its power iteration run to a relative change of 1e-12),
+/// `pcnet_core::safe_step_size` with its power iteration run to a relative change of 1e-12),
 /// `F` never increases from one iteration to the next over 25 iterations from the
 /// feedforward start. (With the former default stopping rule, 1e-6 within 100 iterations,
 /// the estimate of `lambda_max` came out more than 10% low on about 1 smooth CNN in 1000,
@@ -231,7 +231,7 @@ fn strict_descends_its_energy_on_cnns() {
             ..net
         };
         let spec = net.spec();
-        let mut workspace = vec![0.0; pc_core::stability::workspace_len(&spec, net.rows)];
+        let mut workspace = vec![0.0; pcnet_core::stability::workspace_len(&spec, net.rows)];
         let curvature = safe_step_size(
             &spec,
             &net.params,

@@ -1,9 +1,9 @@
 //! Every bundled convolutional Torch2PC case (tests/data/torch2pc/conv, op-chain layers:
 //! conv2d, max/avg pooling, flatten, linear, activations; format in FORMAT.md) passes:
-//! each expected array, including every op's parameter gradient, matches pc-core's f64
+//! each expected array, including every op's parameter gradient, matches pcnet-core's f64
 //! result to a relative tolerance of 1e-9 (absolute 1e-12 near zero), FORMAT.md's tolerance.
 
-use pc_bench::reference::{
+use pcnet_bench::reference::{
     find_cases, load_case, parse_case, CaseKind, Outcome, RELATIVE_TOLERANCE,
 };
 use std::path::{Path, PathBuf};

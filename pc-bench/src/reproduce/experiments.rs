@@ -1,12 +1,14 @@
 //! The runs behind each figure: training comparisons, error against iteration count, and
 //! the runtime study. Everything here is deterministic given the seed, except the timings.
 
-use pc_std::batch::Par;
-use pc_std::core::{safe_step_size, Adam, Algorithm, Batch, PcError, SafeStep, Scalar, Settings};
-use pc_std::data::Dataset;
-use pc_std::fast::Fast;
-use pc_std::network::Network;
-use pc_std::train::{compare_updates, train, History, LayerComparison, Relaxer, TrainConfig};
+use pcnet_std::batch::Par;
+use pcnet_std::core::{
+    safe_step_size, Adam, Algorithm, Batch, PcError, SafeStep, Scalar, Settings,
+};
+use pcnet_std::data::Dataset;
+use pcnet_std::fast::Fast;
+use pcnet_std::network::Network;
+use pcnet_std::train::{compare_updates, train, History, LayerComparison, Relaxer, TrainConfig};
 use std::time::Instant;
 
 /// A PC training run next to backprop from the same initial network and minibatches.
@@ -80,15 +82,15 @@ pub struct Curve {
     /// Per iteration count `n`, the per-layer comparison with backprop.
     pub points: Vec<(usize, Vec<LayerComparison>)>,
     /// The first `n` whose relative error exceeds [`DIVERGENCE_THRESHOLD`] in some layer,
-    /// or at which pc-core reported divergence.
+    /// or at which pcnet-core reported divergence.
     pub diverged_at: Option<usize>,
-    /// The first `n` at which pc-core stopped the relaxation as diverged (its energy
+    /// The first `n` at which pcnet-core stopped the relaxation as diverged (its energy
     /// non-finite or past `divergence_ratio` times its start), and the iteration it named;
     /// the curve ends there.
     pub stopped_at: Option<(usize, usize)>,
 }
 
-/// The curvature pc-core measures for Strict on a batch: `(lambda_max, safe step size)`.
+/// The curvature pcnet-core measures for Strict on a batch: `(lambda_max, safe step size)`.
 pub fn strict_safe_step<T: Scalar>(
     network: &Network<T>,
     inputs: &[T],
@@ -97,7 +99,7 @@ pub fn strict_safe_step<T: Scalar>(
     let spec = network.spec();
     let targets = network.targets(labels)?;
     let rows = labels.len();
-    let mut workspace = vec![T::zero(); pc_std::core::stability::workspace_len(&spec, rows)];
+    let mut workspace = vec![T::zero(); pcnet_std::core::stability::workspace_len(&spec, rows)];
     let curvature = safe_step_size(
         &spec,
         network.parameters(),
@@ -120,7 +122,7 @@ pub fn errors_against_iterations<T: Scalar>(
     grid: &[usize],
 ) -> Result<Vec<Curve>, PcError>
 where
-    Fast: pc_std::batch::RunnerBackend<T>,
+    Fast: pcnet_std::batch::RunnerBackend<T>,
 {
     let mut relaxer = Relaxer::new(Par::Rayon(0));
     let targets = network.targets(labels)?;

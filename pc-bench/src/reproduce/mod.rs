@@ -18,10 +18,12 @@ use experiments::{
     binomial_relative_error, compare_training, errors_against_iterations, runtime_study,
     strict_safe_step, train_one, Comparison, Curve, Timing, TrainingPlan, DIVERGENCE_THRESHOLD,
 };
-use pc_std::core::{Activation, Algorithm, Conv2d, ImageShape, Layer, Loss, Op, Pool2d, Settings};
-use pc_std::data::{self, Dataset};
-use pc_std::network::Network;
-use pc_std::train::History;
+use pcnet_std::core::{
+    Activation, Algorithm, Conv2d, ImageShape, Layer, Loss, Op, Pool2d, Settings,
+};
+use pcnet_std::data::{self, Dataset};
+use pcnet_std::network::Network;
+use pcnet_std::train::History;
 use plot::{write_figure, Figure, Panel, Series};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -282,7 +284,7 @@ impl Csv {
 /// Per-epoch series `(epoch, value)` of one metric.
 fn epoch_series(
     history: &History,
-    metric: fn(&pc_std::train::EpochRecord) -> Option<f64>,
+    metric: fn(&pcnet_std::train::EpochRecord) -> Option<f64>,
 ) -> Vec<(f64, f64)> {
     history
         .epochs
@@ -504,7 +506,10 @@ fn list(values: &[f64], digits: usize) -> String {
         .join(", ")
 }
 
-fn last<T: Copy>(history: &History, f: fn(&pc_std::train::EpochRecord) -> Option<T>) -> Option<T> {
+fn last<T: Copy>(
+    history: &History,
+    f: fn(&pcnet_std::train::EpochRecord) -> Option<T>,
+) -> Option<T> {
     history.epochs.last().and_then(f)
 }
 
@@ -639,7 +644,7 @@ pub fn run(options: &Options) -> Result<String, String> {
                 if let Some((m, it)) = curve.stopped_at {
                     let _ = write!(
                         fig2_text,
-                        "; pc-core stops it as diverged at n = {m}, iteration {it}"
+                        "; pcnet-core stops it as diverged at n = {m}, iteration {it}"
                     );
                 }
                 fig2_text.push(')');
@@ -656,7 +661,7 @@ pub fn run(options: &Options) -> Result<String, String> {
         report,
         "## Fig 2: Strict PC's error against the number of iterations\n\n![Fig 2](fig2_strict_vs_n.png)\n\n\
          Data: `fig2_strict_vs_n.csv`. One training batch of {rows} on the backprop-trained network. {fig2_text}\
-         pc-core's `safe_step_size` (power iteration on the energy's Hessian at the feedforward values) gives \
+         pcnet-core's `safe_step_size` (power iteration on the energy's Hessian at the feedforward values) gives \
          lambda_max = {:.3}: the linearised relaxation converges for eta < 2 / lambda_max = {:.3}, and the library \
          calls {:.3} (0.9 x 2 / lambda_max) safe. Step sizes above the bound: {}; step sizes that diverged: {}. \
          In the paper eta = 0.5 and 1 diverge, and eta = 0.1 reaches about 0.48 at layer 1 after 400 \
@@ -974,15 +979,15 @@ pub fn run(options: &Options) -> Result<String, String> {
     let _ = writeln!(
         report,
         "## Runtime study\n\n![runtime](runtime.png)\n\nData: `runtime.csv` (wall-clock times: the one file that \
-         differs between runs). Training without metrics, MSE, {} epochs, median of {} interleaved repeats, on this machine's CPU with pc-std's \
-         `Fast` kernels through pc-std's `BatchRunner` (rows in blocks of {}, every core); wall-clock times \
+         differs between runs). Training without metrics, MSE, {} epochs, median of {} interleaved repeats, on this machine's CPU with pcnet-std's \
+         `Fast` kernels through pcnet-std's `BatchRunner` (rows in blocks of {}, every core); wall-clock times \
          depend on the machine and on its load, the ratios less so:\n\n{table}\nThe paper's ratios (MNIST CNN on a GPU, Torch2PC) are 4.09, 3.63, \
          1.72, 1. On a network this small (a backprop step is a few \
          MFLOP) fixed costs per step (minibatch assembly, the optimizer, thread hand-offs) weigh as much as \
          the relaxation sweeps, which shrinks the ratios; the PC algorithms' extra cost is their n sweeps.\n",
         runtime_plan.epochs,
         plan.runtime_repeats,
-        pc_std::batch::BLOCK_ROWS
+        pcnet_std::batch::BLOCK_ROWS
     );
     let ratios: Vec<String> = timings
         .iter()

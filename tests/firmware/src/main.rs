@@ -1,5 +1,5 @@
-//! pc-core learning on a microcontroller: trains a 16-32-32-4 tanh network with FixedPred
-//! and with Strict relaxation and SGD, from static buffers sized by pc-core's `const fn`s,
+//! pcnet-core learning on a microcontroller: trains a 16-32-32-4 tanh network with FixedPred
+//! and with Strict relaxation and SGD, from static buffers sized by pcnet-core's `const fn`s,
 //! with no allocator; compares every epoch's loss with the host's run of the same code
 //! (embedded at build time by `build.rs`); saves the model to a "flash" region as model
 //! bytes, reloads it and checks identical predictions; measures the stack and instruction
@@ -20,12 +20,12 @@ mod arch;
 mod arch;
 
 use core::ptr::{read_volatile, write_volatile};
-use pc_core::kernels::{Backend, LinearDims, Portable};
-use pc_core::{Algorithm, Layer, Learner};
 use pc_firmware_task::{
-    agrees, batch, exact_step_macs, learning_step, optimizer, pc_core, prepare, save_and_reload,
+    agrees, batch, exact_step_macs, learning_step, optimizer, pcnet_core, prepare, save_and_reload,
     settings, train, Buffers, ALGORITHMS, EPOCHS, MEASURED,
 };
+use pcnet_core::kernels::{Backend, LinearDims, Portable};
+use pcnet_core::{Algorithm, Layer, Learner};
 
 include!(concat!(env!("OUT_DIR"), "/host_losses.rs"));
 
@@ -142,7 +142,7 @@ fn stack_of(context: &mut Reload<'_>, work: fn(&mut Reload<'_>) -> bool) -> (usi
 fn save_model(context: &mut Reload<'_>) -> bool {
     let buffers = &mut *context.buffers;
     let sgd = optimizer();
-    pc_core::model_bytes::write_model(
+    pcnet_core::model_bytes::write_model(
         &pc_firmware_task::SPEC,
         &buffers.parameters,
         Some((&sgd, &buffers.optimizer_state)),
@@ -155,13 +155,13 @@ fn save_model(context: &mut Reload<'_>) -> bool {
 /// caller's buffers, so only the reader's own stack is measured.
 fn load_model(context: &mut Reload<'_>) -> bool {
     let buffers = &mut *context.buffers;
-    let network = pc_core::model_bytes::read_model(
+    let network = pcnet_core::model_bytes::read_model(
         &buffers.flash,
         &mut context.layers,
         &mut buffers.reloaded,
     );
     network.is_ok()
-        && pc_core::model_bytes::read_sgd(&buffers.flash, &mut buffers.reloaded_state).is_ok()
+        && pcnet_core::model_bytes::read_sgd(&buffers.flash, &mut buffers.reloaded_state).is_ok()
 }
 
 /// Counter counts of one 16 x 32 x 32 portable linear forward (16384 multiply-adds).

@@ -1,4 +1,4 @@
-//! Fuzz target `fast_kernels`: pc-std's [`Fast`] backend against pc-core's [`Portable`]
+//! Fuzz target `fast_kernels`: pcnet-std's [`Fast`] backend against pcnet-core's [`Portable`]
 //! kernels on arbitrary shapes and bit patterns, and the safe strided [`gemm`] wrapper
 //! against a naive loop, with NaN canaries around every output.
 //!
@@ -16,9 +16,9 @@
 //! output slice changes (`f64::MAX` canaries on both sides, checked bit for bit).
 
 use super::input::Input;
-use pc_core::kernels::portable;
-use pc_core::{Backend, LinearDims, Portable, Scalar};
-use pc_std::fast::{gemm, Accumulate, Fast, GemmScalar, MatMut, MatRef};
+use pcnet_core::kernels::portable;
+use pcnet_core::{Backend, LinearDims, Portable, Scalar};
+use pcnet_std::fast::{gemm, Accumulate, Fast, GemmScalar, MatMut, MatRef};
 
 /// Elements of canary on each side of an output.
 const GUARD: usize = 8;
@@ -264,7 +264,7 @@ where
         let pairs = (0..rows).map(|r| (grad_output[r * outputs + o], T::one()));
         Sum::of(pairs, None).check(fast_b.values()[o], reference_b.values()[o], "grad_bias", o);
     }
-    // The portable kernels are pc-core's reference: on small integers they are exact.
+    // The portable kernels are pcnet-core's reference: on small integers they are exact.
     if let Values::Integers = values {
         let mut exact = vec![T::zero(); rows * outputs];
         portable::linear_forward(dims, &x, &weight, &bias, &mut exact);

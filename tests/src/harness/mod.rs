@@ -8,7 +8,7 @@
 //!
 //! ```
 //! // Every byte string is a valid fuzz input, the empty one included.
-//! for (_name, target) in pc_tests::harness::TARGETS {
+//! for (_name, target) in pcnet_tests::harness::TARGETS {
 //!     target(&[]);
 //!     target(&[7; 64]);
 //! }

@@ -1,4 +1,4 @@
-//! Fuzz target `model_bytes`: the model-bytes reader ([`pc_core::model_bytes`]) on
+//! Fuzz target `model_bytes`: the model-bytes reader ([`pcnet_core::model_bytes`]) on
 //! arbitrary bytes, on arbitrary bytes with a correct CRC (so the checks behind the CRC
 //! are reached), and on valid models written from decoded networks and then damaged.
 //!
@@ -18,11 +18,11 @@
 
 use super::input::Input;
 use super::network::decode_network;
-use pc_core::model_bytes::{
+use pcnet_core::model_bytes::{
     crc32, model_len, read_info, read_model, read_sgd, write_model, ModelInfo, OptimizerKind,
     ScalarKind, CRC_LEN, HEADER_LEN,
 };
-use pc_core::{Activation, Layer, NetworkSpec, Optimizer, PcError, Scalar, Sgd};
+use pcnet_core::{Activation, Layer, NetworkSpec, Optimizer, PcError, Scalar, Sgd};
 
 /// A layer no reader produces by accident, as a canary.
 const CANARY_LAYER: Layer = Layer::dense(977, 13, Activation::Softplus);
@@ -211,7 +211,7 @@ fn round_trip<T: Scalar>(input: &mut Input<'_>) {
     } else {
         OptimizerKind::None
     };
-    // Every op kind of pc-core has an encoding today; `model_len` says `usize::MAX` for
+    // Every op kind of pcnet-core has an encoding today; `model_len` says `usize::MAX` for
     // one that has none, and then `write_model` must refuse.
     let len = model_len::<T>(&spec, kind);
     let encodable = len != usize::MAX;

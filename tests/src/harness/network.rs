@@ -1,12 +1,12 @@
 //! Fuzz target `network`: a network description, hyperparameters and data decoded from
-//! arbitrary bytes, run through every algorithm ([`pc_core::infer`]), the safe step size,
+//! arbitrary bytes, run through every algorithm ([`pcnet_core::infer`]), the safe step size,
 //! and a [`Learner`] step with every optimizer.
 //!
-//! The decoder builds each case itself and so knows, independently of pc-core's checks,
+//! The decoder builds each case itself and so knows, independently of pcnet-core's checks,
 //! which defects it put in (a zero-width layer, a NaN step size, a buffer one element
 //! short, ...). The invariants:
 //!
-//! 1. nothing panics or hangs (iteration counts above 32 that pc-core accepts are never
+//! 1. nothing panics or hangs (iteration counts above 32 that pcnet-core accepts are never
 //!    generated; counts above [`MAX_ITERATIONS`] are, and must be refused);
 //! 2. a case with a defect fails, and when it has exactly one defect the [`PcError`] is
 //!    the variant (and field name) that defect calls for;
@@ -24,7 +24,7 @@
 //!    [`Optimizer::step`].
 
 use super::input::Input;
-use pc_core::{
+use pcnet_core::{
     infer, safe_step_size, Activation, Adam, AdamW, Algorithm, Batch, Conv2d, ImageShape, Layer,
     Learner, Loss, NetworkSpec, Op, Optimizer, PcError, Pool2d, SafeStep, Scalar, Settings, Sgd,
     Targets, MAX_ITERATIONS, MAX_OPS_PER_LAYER,

@@ -5,8 +5,8 @@
 //! when every log holds every epoch of both algorithms, each within
 //! `LOSS_TOLERANCE` of the host, the device's own verdict line `PASS`, and a learned network.
 
-use pc_core::Algorithm;
 use pc_firmware_task::{agrees, prepare, train, Buffers, EPOCHS, LEARNED_RATIO};
+use pcnet_core::Algorithm;
 use std::process::ExitCode;
 
 fn host_losses(algorithm: Algorithm) -> [f32; EPOCHS] {

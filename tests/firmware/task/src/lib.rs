@@ -3,17 +3,17 @@
 //! A 16-32-32-4 tanh network learns a fixed nonlinear teacher (`y_k = (x_{4k} - x_{4k+1}) / 2 +
 //! x_{4k+2} x_{4k+3}`) from 64 samples, in 4 batches of 16 per epoch, with SGD and
 //! either FixedPred or Strict relaxation. Everything lives in one [`Buffers`] value whose
-//! arrays are sized by pc-core's `const fn`s; nothing allocates. The firmware runs
+//! arrays are sized by pcnet-core's `const fn`s; nothing allocates. The firmware runs
 //! [`train`] on the device, the host runs the very same function, and the two loss curves
 //! are compared.
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub use pc_core;
+pub use pcnet_core;
 
-use pc_core::model_bytes::{self, OptimizerKind};
-use pc_core::{
+use pcnet_core::model_bytes::{self, OptimizerKind};
+use pcnet_core::{
     Activation, Algorithm, Batch, Layer, Learner, Loss, NetworkSpec, PcError, Settings, Sgd,
     Targets,
 };
@@ -220,7 +220,7 @@ pub const fn exact_step_macs() -> usize {
     let mut total = 0;
     let mut l = 0;
     while l < LAYERS.len() {
-        if let pc_core::Op::Linear { inputs, outputs } = LAYERS[l].op_at(0) {
+        if let pcnet_core::Op::Linear { inputs, outputs } = LAYERS[l].op_at(0) {
             let weights = ROWS * inputs * outputs;
             total += if l == 0 { 2 * weights } else { 3 * weights };
         }
@@ -277,7 +277,7 @@ pub fn train(
         *epoch_loss = sum / BATCHES as f32;
         on_epoch(epoch, *epoch_loss);
     }
-    let steps = pc_core::Optimizer::steps(learner.optimizer());
+    let steps = pcnet_core::Optimizer::steps(learner.optimizer());
     Ok(Outcome { losses, steps })
 }
 
@@ -310,7 +310,7 @@ pub fn save_and_reload(buffers: &mut Buffers, steps: u64) -> Result<usize, PcErr
         let batch = batch(&buffers.inputs, &buffers.targets, index);
         let predict = prediction_settings();
         let mut trained = [0.0f32; ROWS * OUTPUTS];
-        let inference = pc_core::infer(
+        let inference = pcnet_core::infer(
             &SPEC,
             &buffers.parameters,
             batch,
@@ -319,7 +319,7 @@ pub fn save_and_reload(buffers: &mut Buffers, steps: u64) -> Result<usize, PcErr
             &mut buffers.updates,
         )?;
         trained.copy_from_slice(inference.feedforward(SPEC.depth()));
-        let inference = pc_core::infer(
+        let inference = pcnet_core::infer(
             &spec,
             &buffers.reloaded,
             batch,

@@ -1,0 +1,169 @@
+//! The text of pcnet-core's errors, one test per message class: each names the argument,
+//! the value given and the valid range as a user writes it (open and closed ends, no
+//! digits of `f64::MAX` for an unbounded end).
+
+// Without the `exact` and `fixed-pred` features the tests that run an algorithm are compiled
+// out, and with them the network they share.
+#![cfg_attr(
+    not(all(feature = "exact", feature = "fixed-pred")),
+    allow(dead_code, unused_imports)
+)]
+
+use core::ops::Bound;
+use pcnet_core::{
+    infer, Activation, Adam, Batch, Layer, Loss, NetworkSpec, Optimizer, PcError, Settings, Targets,
+};
+
+const LAYERS: [Layer; 1] = [Layer::dense(2, 1, Activation::Identity)];
+const SPEC: NetworkSpec<'static> = NetworkSpec::new(&LAYERS, Loss::Mse);
+
+/// The error `infer` returns for `settings` on a valid one-row batch.
+fn infer_error(settings: &Settings<'_, f64>) -> PcError {
+    let params = [0.1; SPEC.parameter_len()];
+    let mut workspace = [0.0; SPEC.workspace_len(1)];
+    let mut updates = [0.0; SPEC.parameter_len()];
+    let batch = Batch::new(&[1.0, -1.0], Targets::Values(&[0.5]));
+    match infer(
+        &SPEC,
+        &params,
+        batch,
+        settings,
+        &mut workspace,
+        &mut updates,
+    ) {
+        Ok(_) => panic!("settings {settings:?} were accepted"),
+        Err(error) => error,
+    }
+}
+
+#[test]
+fn lower_bound_only_reads_at_least() {
+    let error = Adam::new(-1.0_f64).validate().unwrap_err();
+    assert_eq!(
+        error,
+        PcError::InvalidHyperparameter {
+            name: "learning rate",
+            value: -1.0,
+            min: Bound::Included(0.0),
+            max: Bound::Unbounded,
+        }
+    );
+    assert_eq!(
+        error.to_string(),
+        "learning rate must be at least 0, given -1"
+    );
+}
+
+// Runs the algorithm, so it needs the `fixed-pred` feature (scripts/test.d/30-no-std.sh
+// also tests pcnet-core without it).
+#[cfg(feature = "fixed-pred")]
+#[test]
+fn open_interval_reads_with_parentheses() {
+    let error = infer_error(&Settings::fixed_pred(3.0, 5));
+    assert_eq!(error.to_string(), "step size must be in (0, 2), given 3");
+}
+
+// Runs the algorithm, so it needs the `fixed-pred` feature (scripts/test.d/30-no-std.sh
+// also tests pcnet-core without it).
+#[cfg(feature = "fixed-pred")]
+#[test]
+fn excluded_lower_bound_reads_greater_than() {
+    let mut settings = Settings::fixed_pred(0.5, 5);
+    settings.divergence_ratio = 0.5;
+    let error = infer_error(&settings);
+    assert_eq!(
+        error.to_string(),
+        "divergence ratio must be greater than 1, given 0.5"
+    );
+}
+
+#[test]
+fn closed_interval_reads_with_brackets() {
+    let error = Adam::new(0.1_f64)
+        .with_betas(1.5, 0.999)
+        .validate()
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.starts_with("beta1 must be in [0, 0.99999") && text.ends_with("], given 1.5"),
+        "{text}"
+    );
+}
+
+#[test]
+fn no_bound_at_all_reads_finite() {
+    let error = PcError::InvalidHyperparameter {
+        name: "dampening",
+        value: f64::NAN,
+        min: Bound::Unbounded,
+        max: Bound::Unbounded,
+    };
+    assert_eq!(error.to_string(), "dampening must be finite, given NaN");
+}
+
+#[test]
+fn upper_bounds_only_read_at_most_and_less_than() {
+    let at_most = PcError::InvalidHyperparameter {
+        name: "x",
+        value: 4.0,
+        min: Bound::Unbounded,
+        max: Bound::Included(3.0),
+    };
+    assert_eq!(at_most.to_string(), "x must be at most 3, given 4");
+    let less_than = PcError::InvalidHyperparameter {
+        name: "x",
+        value: 3.0,
+        min: Bound::Unbounded,
+        max: Bound::Excluded(3.0),
+    };
+    assert_eq!(less_than.to_string(), "x must be less than 3, given 3");
+    let half_open = PcError::InvalidHyperparameter {
+        name: "x",
+        value: 3.0,
+        min: Bound::Excluded(0.0),
+        max: Bound::Included(2.0),
+    };
+    assert_eq!(half_open.to_string(), "x must be in (0, 2], given 3");
+}
+
+// Runs the algorithm, so it needs the `exact` feature (scripts/test.d/30-no-std.sh
+// also tests pcnet-core without it).
+#[cfg(feature = "exact")]
+#[test]
+fn other_classes_name_the_argument_and_the_value() {
+    let params = [0.1; SPEC.parameter_len()];
+    let mut workspace = [0.0; SPEC.workspace_len(1)];
+    let mut updates = [0.0; SPEC.parameter_len()];
+    let empty = Batch::new(&[], Targets::Values(&[]));
+    let error = infer(
+        &SPEC,
+        &params,
+        empty,
+        &Settings::exact(),
+        &mut workspace,
+        &mut updates,
+    )
+    .expect_err("an empty batch is refused");
+    assert_eq!(error.to_string(), "the batch has no rows");
+    let short = [0.1; 2];
+    let error = SPEC.check_parameters(&short).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "parameters: expected length {}, given 2",
+            SPEC.parameter_len()
+        )
+    );
+    let nan = [1.0, f64::NAN];
+    let batch = Batch::new(&nan, Targets::Values(&[0.5]));
+    let error = infer(
+        &SPEC,
+        &params,
+        batch,
+        &Settings::exact(),
+        &mut workspace,
+        &mut updates,
+    )
+    .expect_err("a NaN input is refused");
+    assert_eq!(error.to_string(), "inputs: non-finite value at index 1");
+}

@@ -1,0 +1,72 @@
+//! The error type of pcnet-std: pcnet-core's [`PcError`], file-system errors with the path, and
+//! malformed files or model bytes with a message that says where and what.
+
+use pcnet_core::PcError;
+use std::{fmt, path::PathBuf};
+
+/// Everything that can go wrong in pcnet-std.
+///
+/// Convention for the error chain (one of the two the Rust API guidelines allow): the
+/// message printed with `{}` is complete on its own, the inner error's text included
+/// (`"model.bin: No such file or directory (os error 2)"`), so
+/// [`source`](std::error::Error::source) returns `None` and a reporter that walks the chain
+/// never prints the same text twice. The inner error stays reachable by matching
+/// [`Error::Pc`] or [`Error::Io`]. [`crate::train::Stopped`] follows the same convention.
+///
+/// # Example
+/// ```
+/// use pcnet_std::{data::read_idx, Error};
+/// let err = read_idx(&b"not an idx file"[..], "bytes").unwrap_err();
+/// assert!(matches!(err, Error::Format { .. }));
+/// assert!(err.to_string().contains("bytes"));
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// An error of the pcnet-core engine (shapes, non-finite values, hyperparameters, ...).
+    Pc(PcError),
+    /// Reading or writing a file failed.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// A data file or model's bytes are malformed.
+    Format {
+        /// Which input (a path or a name such as `digits.csv.gz`).
+        input: String,
+        /// What is wrong, and where.
+        message: String,
+    },
+}
+
+impl Error {
+    /// A [`Error::Format`] for `input` with `message`.
+    pub fn format(input: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Format {
+            input: input.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Pc(error) => write!(f, "{error}"),
+            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::Format { input, message } => write!(f, "{input}: {message}"),
+        }
+    }
+}
+
+/// `source()` is `None`: the message already includes the inner error's text (see
+/// [`Error`]).
+impl std::error::Error for Error {}
+
+impl From<PcError> for Error {
+    fn from(error: PcError) -> Self {
+        Error::Pc(error)
+    }
+}
