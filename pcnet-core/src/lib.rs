@@ -107,8 +107,6 @@ extern crate std;
 
 mod activation;
 mod error;
-#[cfg(test)]
-mod feature_tests;
 pub mod kernels;
 mod layer;
 mod learn;
