@@ -463,3 +463,76 @@ fn residual_sizes() {
     .unwrap();
     assert_eq!(linear.dense_activation(), None);
 }
+
+/// Model bytes carry residual layers (version 2) and plain networks stay version 1; a
+/// version-1 model with the residual flag, a non-finite scale and a branch that changes
+/// the width are corrupt.
+#[test]
+fn residual_layers_round_trip_through_model_bytes() {
+    use crate::model_bytes::{
+        crc32, model_len, read_info, read_model, write_model, OptimizerKind, VERSION,
+        VERSION_RESIDUAL,
+    };
+    let layers = layers();
+    let spec = NetworkSpec::new(&layers, Loss::Mse);
+    let p = problem(&spec, 1, 31);
+    let len = model_len::<f64>(&spec, OptimizerKind::None);
+    let plain: Vec<Layer> = layers
+        .iter()
+        .map(|layer| Layer::from_ops(layer.ops()).unwrap())
+        .collect();
+    // Two residual layers: 8 bytes of scale each over the same ops.
+    assert_eq!(
+        len,
+        model_len::<f64>(&NetworkSpec::new(&plain, Loss::Mse), OptimizerKind::None) + 16
+    );
+    let mut bytes = vec![0u8; len];
+    assert_eq!(write_model(&spec, &p.params, None, &mut bytes), Ok(len));
+    assert_eq!(read_info(&bytes).unwrap().version, VERSION_RESIDUAL);
+    let mut restored_layers = [Layer::dense(1, 1, Activation::Identity); 4];
+    let mut restored = vec![0.0; spec.parameter_len()];
+    let restored_spec = read_model(&bytes, &mut restored_layers, &mut restored).unwrap();
+    assert_eq!(restored_spec, spec);
+    assert_eq!(restored, p.params);
+    // A network without residual layers is written as version 1.
+    let plain_spec = NetworkSpec::new(&plain, Loss::Mse);
+    let mut plain_bytes = vec![0u8; model_len::<f64>(&plain_spec, OptimizerKind::None)];
+    write_model(&plain_spec, &p.params, None, &mut plain_bytes).unwrap();
+    assert_eq!(read_info(&plain_bytes).unwrap().version, VERSION);
+    // Corruptions with a valid CRC.
+    let recrc = |bytes: &mut Vec<u8>| {
+        let end = bytes.len() - 4;
+        let crc = crc32(&bytes[..end]);
+        bytes[end..].copy_from_slice(&crc.to_le_bytes());
+    };
+    let corrupt = |bytes: &[u8]| {
+        let mut layers = [Layer::dense(1, 1, Activation::Identity); 4];
+        let mut params = vec![f64::NAN; spec.parameter_len()];
+        let result = read_model(bytes, &mut layers, &mut params);
+        assert!(
+            params.iter().all(|v| v.is_nan()),
+            "written before the error"
+        );
+        match result {
+            Err(PcError::CorruptModel { reason }) => reason,
+            other => panic!("expected CorruptModel, got {other:?}"),
+        }
+    };
+    let mut version_one = bytes.clone();
+    version_one[4..6].copy_from_slice(&VERSION.to_le_bytes());
+    recrc(&mut version_one);
+    assert_eq!(corrupt(&version_one), "op count of a layer out of range");
+    // Layer 2's scale: after the header, layer 1 (1 + 9 + 2) and layer 2's ops.
+    let scale_at = crate::model_bytes::HEADER_LEN + 12 + 1 + 9 + 2 + 9;
+    assert_eq!(bytes[scale_at..scale_at + 8], 0.7f64.to_le_bytes());
+    let mut nan_scale = bytes.clone();
+    nan_scale[scale_at..scale_at + 8].copy_from_slice(&f64::NAN.to_le_bytes());
+    recrc(&mut nan_scale);
+    assert_eq!(corrupt(&nan_scale), "non-finite residual scale");
+    let mut narrowing = bytes.clone();
+    // Layer 2's second linear op (6 -> 4) says 6 -> 3: the branch no longer maps 4 to 4.
+    let outputs_at = scale_at - 4;
+    narrowing[outputs_at..outputs_at + 4].copy_from_slice(&3u32.to_le_bytes());
+    recrc(&mut narrowing);
+    assert_eq!(corrupt(&narrowing), "a residual branch changes the width");
+}

@@ -28,7 +28,6 @@ use crate::{Activation, Conv2d, Loss, PcError, Pool2d};
 pub const MAX_OPS_PER_LAYER: usize = 6;
 
 /// Why a residual layer is unusable in a build without the `residual` feature.
-#[cfg(not(feature = "residual"))]
 pub(crate) const RESIDUAL_NEEDS_FEATURE: &str =
     "residual layers need pcnet-core's `residual` feature";
 
