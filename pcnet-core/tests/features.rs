@@ -217,3 +217,78 @@ fn cross_entropy_trains_exactly_when_its_feature_is_on() {
     assert!((loss - core::f64::consts::LN_2).abs() < 1e-15);
     assert_eq!(grad, [0.5, -0.5]);
 }
+
+#[test]
+fn residual_layers_exist_exactly_when_their_feature_is_on() {
+    let branch = [Op::Linear {
+        inputs: 2,
+        outputs: 2,
+    }];
+    let layer = Layer::residual(&branch, 0.5);
+    let block = Layer::residual_mlp(2, 3, Activation::Tanh, 0.5);
+    if cfg!(feature = "residual") {
+        assert_eq!(layer.unwrap().residual_scale(), Some(0.5));
+        assert_eq!(block.unwrap().residual_scale(), Some(0.5));
+    } else {
+        for result in [layer, block] {
+            match result {
+                Err(PcError::InvalidNetwork { layer: 0, reason }) => {
+                    assert!(reason.contains("`residual`"))
+                }
+                other => panic!("expected InvalidNetwork, got {other:?}"),
+            }
+        }
+    }
+    // A plain layer is never residual.
+    assert_eq!(Layer::from_ops(&branch).unwrap().residual_scale(), None);
+}
+
+/// The model bytes (version 2, f64, MSE) of one residual layer `v + 0.5 (v W^T + b)` of
+/// width 1 with `W = 2`, `b = -1`, assembled from the format table, not by the writer.
+fn residual_model() -> std::vec::Vec<u8> {
+    let mut bytes = std::vec::Vec::new();
+    let u32le = |bytes: &mut std::vec::Vec<u8>, v: u32| bytes.extend_from_slice(&v.to_le_bytes());
+    let layer_len = 1 + (1 + 2 * 4) + 8; // op count | flag, linear, scale
+    let total = HEADER_LEN + layer_len + 2 * 8 + 4;
+    bytes.extend_from_slice(&MAGIC);
+    bytes.extend_from_slice(&model_bytes::VERSION_RESIDUAL.to_le_bytes());
+    bytes.push(8); // f64
+    bytes.push(0); // Mse
+    u32le(&mut bytes, total as u32);
+    u32le(&mut bytes, 1); // input features
+    u32le(&mut bytes, 1); // layers
+    u32le(&mut bytes, 2); // parameters
+    bytes.extend_from_slice(&[0, 0, 0, 0]); // no optimizer, reserved
+    bytes.push(0x80 | 1); // residual, one op
+    bytes.push(1); // Linear
+    u32le(&mut bytes, 1);
+    u32le(&mut bytes, 1);
+    bytes.extend_from_slice(&0.5f64.to_le_bytes());
+    bytes.extend_from_slice(&2.0f64.to_le_bytes());
+    bytes.extend_from_slice(&(-1.0f64).to_le_bytes());
+    let crc = crc32(&bytes);
+    u32le(&mut bytes, crc);
+    assert_eq!(bytes.len(), total);
+    bytes
+}
+
+#[test]
+fn reading_a_residual_model_needs_residual() {
+    let bytes = residual_model();
+    let mut layers = [Layer::dense(1, 1, Activation::Identity); 1];
+    let mut params = [f64::NAN; 2];
+    let result = model_bytes::read_model(&bytes, &mut layers, &mut params);
+    if cfg!(feature = "residual") {
+        let spec = result.unwrap();
+        assert_eq!(spec.layers()[0].residual_scale(), Some(0.5));
+        assert_eq!(params, [2.0, -1.0]);
+    } else {
+        match result {
+            Err(PcError::InvalidNetwork { layer: 1, reason }) => {
+                assert!(reason.contains("`residual`"))
+            }
+            other => panic!("expected InvalidNetwork, got {other:?}"),
+        }
+        assert!(params.iter().all(|p| p.is_nan()));
+    }
+}

@@ -624,6 +624,7 @@ impl<T: Scalar> Network<T> {
         let mut width = self.input_len;
         let mut offset = 0;
         for (layer_index, layer) in self.layers.iter().enumerate() {
+            let skip = residual_skip(layer, &current);
             for (op_index, op) in layer.ops().iter().enumerate() {
                 let out_width = op.output_len(width);
                 let params = &self.parameters[offset..offset + op.parameter_len()];
@@ -641,6 +642,7 @@ impl<T: Scalar> Network<T> {
                 next.resize(rows * widest, T::zero());
                 width = out_width;
             }
+            add_residual_skip(skip, &mut current);
         }
         Ok(current)
     }
@@ -902,6 +904,266 @@ fn parse_widths(description: &str) -> Result<Vec<usize>, Error> {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// Residual layers and parameterisations (issue 15). Kept apart from the code above.
+// ---------------------------------------------------------------------------------------
+
+/// How [`Network::parameterised`] (and [`NetworkBuilder::build_parameterised`]) draws the
+/// parameters and scales the residual branches. `N` below is an op's fan-in (a linear op's
+/// input features, a convolution's `in_channels * kh * kw`), `L_res` the number of
+/// residual layers of the network.
+///
+/// | | weights | biases | residual scale `alpha` |
+/// |---|---|---|---|
+/// | `Standard` | `U[-1/sqrt(N), 1/sqrt(N))` | `U[-1/sqrt(N), 1/sqrt(N))` | as the layers give it |
+/// | `WidthStable` | `U[-sqrt(3/N), sqrt(3/N))` (variance `1/N`) | 0 | as the layers give it |
+/// | `DepthStable` | as `WidthStable` | 0 | `1/sqrt(L_res)` for every residual layer |
+///
+/// `Standard` is PyTorch's default (`nn.Linear.reset_parameters`) and draws exactly what
+/// [`Network::initialised`] draws, bit for bit. `WidthStable` is the μP-style width
+/// scaling: weights of standard deviation `1/sqrt(N)`, so every pre-activation has
+/// variance independent of the width at any width, and biases zero (a linear network
+/// stays linear, as the width- and depth-limit theory of predictive coding assumes).
+/// `DepthStable` adds the depth-stable residual scaling `alpha = 1/sqrt(L_res)` (the
+/// residual stream's variance then stays bounded as `L_res` grows). The draws come, as in
+/// `Standard`, from [`SplitMix64`] seeded with the seed, layer after layer, op after op,
+/// weight (row-major) then bias, in `f64`, rounded to `T` (zero biases draw nothing).
+///
+/// ```
+/// use pcnet_core::{Activation, Loss};
+/// use pcnet_std::network::{Network, Parameterisation};
+/// let builder = Network::<f64>::builder(8)
+///     .residual_linear(1.0)?
+///     .residual_mlp(16, Activation::Tanh, 1.0)?
+///     .dense(2, Activation::Identity)
+///     .seed(3);
+/// let deep: Network<f64> = builder.clone().build_parameterised(Parameterisation::DepthStable)?;
+/// // Two residual layers: alpha = 1/sqrt(2) for both.
+/// let alpha = 1.0 / 2.0_f64.sqrt();
+/// assert_eq!(deep.layers()[0].residual_scale(), Some(alpha));
+/// assert_eq!(deep.layers()[1].residual_scale(), Some(alpha));
+/// // Standard is the builder's default initialisation, bit for bit.
+/// let standard: Network<f64> = builder.clone().build_parameterised(Parameterisation::Standard)?;
+/// assert_eq!(standard, builder.build::<f64>()?);
+/// # Ok::<(), pcnet_core::PcError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Parameterisation {
+    /// PyTorch's default initialisation; residual scales as given.
+    #[default]
+    Standard,
+    /// μP-style: weights of variance `1/fan_in`, zero biases; residual scales as given.
+    WidthStable,
+    /// `WidthStable` with every residual layer's scale set to `1/sqrt(L_res)`.
+    DepthStable,
+}
+
+impl Parameterisation {
+    /// The residual scale this parameterisation gives a residual layer whose description
+    /// says `given`, in a network of `residual_layers` residual layers.
+    ///
+    /// ```
+    /// use pcnet_std::network::Parameterisation;
+    /// assert_eq!(Parameterisation::Standard.residual_scale(0.3, 16), 0.3);
+    /// assert_eq!(Parameterisation::DepthStable.residual_scale(0.3, 16), 0.25);
+    /// ```
+    pub fn residual_scale(self, given: f64, residual_layers: usize) -> f64 {
+        match self {
+            Parameterisation::DepthStable => 1.0 / (residual_layers.max(1) as f64).sqrt(),
+            Parameterisation::Standard | Parameterisation::WidthStable => given,
+        }
+    }
+
+    /// The half-width `b` of the uniform weight draw `U[-b, b)` for fan-in `fan_in`, and
+    /// whether biases are drawn (with the same bound) or zero.
+    fn weight_bound(self, fan_in: usize) -> (f64, bool) {
+        match self {
+            Parameterisation::Standard => (1.0 / (fan_in as f64).sqrt(), true),
+            Parameterisation::WidthStable | Parameterisation::DepthStable => {
+                ((3.0 / fan_in as f64).sqrt(), false)
+            }
+        }
+    }
+}
+
+impl NetworkBuilder {
+    /// Appends a residual layer `v + alpha * (act(v W1^T + b1) W2^T + b2)` with a branch
+    /// through `hidden` features ([`Layer::residual_mlp`]); its width is the current one.
+    ///
+    /// ```
+    /// use pcnet_core::{Activation, Loss};
+    /// use pcnet_std::network::Network;
+    /// let net: Network<f32> = Network::<f32>::builder(4)
+    ///     .residual_mlp(8, Activation::Relu, 0.5)?
+    ///     .dense(1, Activation::Identity)
+    ///     .build()?;
+    /// assert_eq!(net.layers()[0].residual_scale(), Some(0.5));
+    /// assert_eq!(net.parameters().len(), (4 * 8 + 8) + (8 * 4 + 4) + (4 + 1));
+    /// # Ok::<(), pcnet_core::PcError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Layer::residual`] (never with pcnet-std's pcnet-core, which has the
+    /// `residual` feature); a non-finite `alpha` is refused by [`NetworkBuilder::build`].
+    pub fn residual_mlp(
+        self,
+        hidden: usize,
+        activation: Activation,
+        alpha: f64,
+    ) -> Result<Self, PcError> {
+        let layer = Layer::residual_mlp(self.width, hidden, activation, alpha)?;
+        Ok(self.layer(layer))
+    }
+
+    /// Appends a linear residual layer `v + alpha * (v W^T + b)`, `W` square of the
+    /// current width (the layers of a linear residual network).
+    ///
+    /// ```
+    /// use pcnet_std::network::Network;
+    /// let net: Network<f64> = Network::<f64>::builder(3).residual_linear(0.25)?.build()?;
+    /// assert_eq!(net.output_len(), 3);
+    /// # Ok::<(), pcnet_core::PcError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`NetworkBuilder::residual_mlp`].
+    pub fn residual_linear(self, alpha: f64) -> Result<Self, PcError> {
+        let branch = [Op::Linear {
+            inputs: self.width,
+            outputs: self.width,
+        }];
+        let layer = Layer::residual(&branch, alpha)?;
+        Ok(self.layer(layer))
+    }
+
+    /// Builds the network with `parameterisation` from the seed ([`Network::parameterised`]).
+    ///
+    /// # Errors
+    /// As [`Network::parameterised`].
+    pub fn build_parameterised<T: Scalar>(
+        self,
+        parameterisation: Parameterisation,
+    ) -> Result<Network<T>, PcError> {
+        Network::parameterised(
+            self.layers,
+            self.loss,
+            self.input_len,
+            self.seed,
+            parameterisation,
+        )
+    }
+}
+
+impl<T: Scalar> Network<T> {
+    /// A network with these layers, its parameters drawn and its residual scales set by
+    /// `parameterisation` (see [`Parameterisation`] for the convention). `Standard` is
+    /// [`Network::initialised`], bit for bit.
+    ///
+    /// ```
+    /// use pcnet_core::{Activation, Layer, Loss, Op};
+    /// use pcnet_std::network::{Network, Parameterisation};
+    /// // A linear residual network of width 64 and 8 residual layers, depth-stable.
+    /// let mut layers = vec![Layer::dense(4, 64, Activation::Identity)];
+    /// for _ in 0..8 {
+    ///     layers.push(Layer::residual(&[Op::Linear { inputs: 64, outputs: 64 }], 1.0)?);
+    /// }
+    /// layers.push(Layer::dense(64, 1, Activation::Identity));
+    /// let net = Network::<f64>::parameterised(layers, Loss::Mse, 4, 11, Parameterisation::DepthStable)?;
+    /// assert!(net.layers()[1..9].iter().all(|l| l.residual_scale() == Some(1.0 / 8.0_f64.sqrt())));
+    /// let (weight, bias) = (net.weight(2)?, net.bias(2)?);
+    /// assert!(bias.iter().all(|&b| b == 0.0));
+    /// assert!(weight.iter().all(|w| w.abs() <= (3.0 / 64.0_f64).sqrt()));
+    /// # Ok::<(), pcnet_core::PcError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Network::initialised`] (layers that do not chain, a non-finite residual
+    /// scale, an op kind pcnet-std cannot initialise).
+    pub fn parameterised(
+        layers: Vec<Layer>,
+        loss: Loss,
+        input_len: usize,
+        seed: u64,
+        parameterisation: Parameterisation,
+    ) -> Result<Self, PcError> {
+        if parameterisation == Parameterisation::Standard {
+            return Network::initialised(layers, loss, input_len, seed);
+        }
+        NetworkSpec::new(&layers, loss)
+            .with_input_len(input_len)
+            .validate()?;
+        let residual_layers = layers
+            .iter()
+            .filter(|layer| layer.residual_scale().is_some())
+            .count();
+        let mut scaled = Vec::with_capacity(layers.len());
+        for layer in &layers {
+            scaled.push(match layer.residual_scale() {
+                Some(given) => Layer::residual(
+                    layer.ops(),
+                    parameterisation.residual_scale(given, residual_layers),
+                )?,
+                None => *layer,
+            });
+        }
+        let spec = NetworkSpec::new(&scaled, loss).with_input_len(input_len);
+        spec.validate()?;
+        let mut parameters = Vec::with_capacity(spec.parameter_len());
+        let mut rng = SplitMix64::new(seed);
+        for (index, layer) in scaled.iter().enumerate() {
+            for op in layer.ops() {
+                let (fan_in, weights, biases) = match *op {
+                    Op::Linear { inputs, outputs } => (inputs, inputs * outputs, outputs),
+                    Op::Conv2d(conv) => (conv.filter_len(), conv.weight_len(), conv.out_channels),
+                    other if other.parameter_len() == 0 => continue,
+                    _ => {
+                        return Err(PcError::InvalidNetwork {
+                            layer: index + 1,
+                            reason: "pcnet-std cannot initialise this op kind",
+                        })
+                    }
+                };
+                let (bound, draw_biases) = parameterisation.weight_bound(fan_in);
+                for _ in 0..weights {
+                    parameters.push(T::from_f64(rng.uniform(-bound, bound)));
+                }
+                for _ in 0..biases {
+                    let bias = if draw_biases {
+                        rng.uniform(-bound, bound)
+                    } else {
+                        0.0
+                    };
+                    parameters.push(T::from_f64(bias));
+                }
+            }
+        }
+        Ok(Network {
+            layers: scaled,
+            loss,
+            input_len,
+            parameters,
+        })
+    }
+}
+
+/// A residual layer's scale and a copy of its input `v` (what [`Network::predict`] adds
+/// back after the branch), or `None` for a plain layer.
+fn residual_skip<T: Scalar>(layer: &Layer, input: &[T]) -> Option<(T, Vec<T>)> {
+    layer
+        .residual_scale()
+        .map(|alpha| (T::from_f64(alpha), input.to_vec()))
+}
+
+/// `values = input + alpha * values` (the branch output `g(v)` in `values`), as
+/// pcnet-core's forward pass forms a residual layer's output.
+fn add_residual_skip<T: Scalar>(skip: Option<(T, Vec<T>)>, values: &mut [T]) {
+    if let Some((alpha, input)) = skip {
+        for (value, &x) in values.iter_mut().zip(&input) {
+            *value = x + alpha * *value;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1076,5 +1338,128 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("unexpected"));
+    }
+}
+
+#[cfg(test)]
+mod parameterisation_tests {
+    use super::*;
+    use pcnet_core::Settings;
+
+    fn residual_builder() -> NetworkBuilder {
+        Network::<f64>::builder(5)
+            .dense(64, Activation::Tanh)
+            .residual_linear(1.0)
+            .unwrap()
+            .residual_mlp(32, Activation::Relu, 0.3)
+            .unwrap()
+            .residual_linear(-0.5)
+            .unwrap()
+            .dense(3, Activation::Identity)
+            .seed(42)
+    }
+
+    #[test]
+    fn standard_is_the_default_initialisation_bit_for_bit() {
+        let builder = residual_builder();
+        let standard: Network<f64> = builder
+            .clone()
+            .build_parameterised(Parameterisation::Standard)
+            .unwrap();
+        let default: Network<f64> = builder.clone().build().unwrap();
+        assert_eq!(standard, default);
+        let mlp = Network::<f32>::mlp("4-8-2", Activation::Tanh, Loss::Mse, 9).unwrap();
+        let again = Network::<f32>::parameterised(
+            mlp.layers().to_vec(),
+            Loss::Mse,
+            4,
+            9,
+            Parameterisation::Standard,
+        )
+        .unwrap();
+        assert_eq!(again, mlp);
+    }
+
+    /// Width-stable weights are uniform in `[-sqrt(3/N), sqrt(3/N))`, so of variance `1/N`:
+    /// the sample variance of a 64 x 64 weight (4096 draws) is within 10% of `1/64` (its
+    /// relative standard error is `sqrt(0.8 / 4096) = 1.4%` for a uniform law). Biases are 0.
+    #[test]
+    fn width_stable_weights_have_variance_one_over_fan_in() {
+        for parameterisation in [Parameterisation::WidthStable, Parameterisation::DepthStable] {
+            let net: Network<f64> = residual_builder()
+                .build_parameterised(parameterisation)
+                .unwrap();
+            for at in net.weight_ops() {
+                let weight = &net.parameters()[at.weight_range()];
+                let bound = (3.0 / at.inputs as f64).sqrt();
+                assert!(weight.iter().all(|w| w.abs() <= bound));
+                assert!(net.parameters()[at.bias_range()].iter().all(|&b| b == 0.0));
+                if weight.len() >= 4096 {
+                    let variance = weight.iter().map(|w| w * w).sum::<f64>() / weight.len() as f64;
+                    let expected = 1.0 / at.inputs as f64;
+                    assert!(
+                        (variance / expected - 1.0).abs() < 0.1,
+                        "{variance} vs {expected}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn depth_stable_scales_every_residual_branch_by_one_over_sqrt_depth() {
+        let width: Network<f64> = residual_builder()
+            .build_parameterised(Parameterisation::WidthStable)
+            .unwrap();
+        let depth: Network<f64> = residual_builder()
+            .build_parameterised(Parameterisation::DepthStable)
+            .unwrap();
+        let given: Vec<Option<f64>> = width.layers().iter().map(Layer::residual_scale).collect();
+        assert_eq!(given, [None, Some(1.0), Some(0.3), Some(-0.5), None]);
+        let alpha = 1.0 / 3.0_f64.sqrt();
+        let scaled: Vec<Option<f64>> = depth.layers().iter().map(Layer::residual_scale).collect();
+        assert_eq!(scaled, [None, Some(alpha), Some(alpha), Some(alpha), None]);
+        // The same draws: only the scales differ.
+        assert_eq!(width.parameters(), depth.parameters());
+        // A non-finite scale is refused.
+        let bad = Network::<f64>::builder(2)
+            .residual_linear(f64::NAN)
+            .unwrap();
+        assert!(matches!(
+            bad.build_parameterised::<f64>(Parameterisation::WidthStable),
+            Err(PcError::InvalidHyperparameter {
+                name: "residual scale",
+                ..
+            })
+        ));
+    }
+
+    /// `predict` forms `v + alpha g(v)` as pcnet-core's forward pass does (the Fast kernels
+    /// against the portable ones: 1e-12 relative).
+    #[test]
+    fn predict_evaluates_residual_layers() {
+        let net: Network<f64> = residual_builder()
+            .build_parameterised(Parameterisation::DepthStable)
+            .unwrap();
+        let inputs: Vec<f64> = (0..3 * 5).map(|i| (i as f64 * 0.37).sin()).collect();
+        let predicted = net.predict(&inputs).unwrap();
+        let spec = net.spec();
+        let targets = vec![0.0; 3 * 3];
+        let mut workspace = vec![0.0; spec.workspace_len(3)];
+        let mut updates = vec![0.0; spec.parameter_len()];
+        let inference = pcnet_core::infer(
+            &spec,
+            net.parameters(),
+            Batch::new(&inputs, Targets::Values(&targets)),
+            &Settings::exact(),
+            &mut workspace,
+            &mut updates,
+        )
+        .unwrap();
+        let reference = inference.feedforward(spec.depth());
+        let scale = reference.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+        for (p, r) in predicted.iter().zip(reference) {
+            assert!((p - r).abs() <= 1e-12 * scale, "{p} vs {r}");
+        }
     }
 }

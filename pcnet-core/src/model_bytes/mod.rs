@@ -10,10 +10,14 @@
 //! every value) before it writes anything into a caller's slice, and reports a malformed
 //! model as [`PcError::CorruptModel`], never by panicking. A well-formed model with an op
 //! this build lacks (a convolution or pooling op without the `conv` feature, an
-//! activation without its feature) is [`PcError::InvalidOp`], with a loss it lacks
-//! [`PcError::InvalidNetwork`].
+//! activation without its feature) is [`PcError::InvalidOp`], with a loss or a residual
+//! layer it lacks [`PcError::InvalidNetwork`].
 //!
-//! # Format, version 1
+//! # Format, versions 1 and 2
+//!
+//! Version 2 ([`VERSION_RESIDUAL`]) is version 1 with residual layers
+//! ([`Layer::residual`](crate::Layer::residual)); a network without them is written as
+//! version 1, byte for byte as before version 2 existed, and both are read.
 //!
 //! All integers little-endian; scalars are `f32` or `f64` (IEEE 754 bits, little-endian),
 //! as the header says.
@@ -21,7 +25,7 @@
 //! | offset | bytes | field |
 //! |---|---|---|
 //! | 0 | 4 | magic `b"PCNN"` |
-//! | 4 | 2 | version (`1`) |
+//! | 4 | 2 | version (`1`, or `2` when some layer is residual) |
 //! | 6 | 1 | scalar size in bytes: 4 (`f32`) or 8 (`f64`) |
 //! | 7 | 1 | loss: 0 `Mse`, 1 `MseSum`, 2 `CrossEntropy` |
 //! | 8 | 4 | total length in bytes, CRC included |
@@ -30,7 +34,7 @@
 //! | 20 | 4 | number of parameters `P` |
 //! | 24 | 1 | optimizer: 0 none, 1 SGD |
 //! | 25 | 3 | reserved, zero |
-//! | 28 | | `L` layers: an op count (1 byte) then the ops |
+//! | 28 | | `L` layers: an op count (1 byte; version 2: plus `0x80` for a residual layer) then the ops (version 2, residual layer: then its scale `alpha` as 8 bytes of `f64`) |
 //! | | | `P` parameters, in [`NetworkSpec`]'s flat layout |
 //! | | | SGD only: learning rate, momentum, dampening, weight decay (4 scalars), Nesterov (1 byte, 0 or 1), steps (8 bytes), momentum buffers (`P` scalars) |
 //! | end - 4 | 4 | CRC-32 (IEEE 802.3, reflected, as zlib's `crc32`) of all bytes before it |
@@ -79,8 +83,16 @@ use crate::{PcError, Sgd};
 
 /// The first four bytes of every model.
 pub const MAGIC: [u8; 4] = *b"PCNN";
-/// The format version this code writes and reads.
+/// The format version this code writes for networks without residual layers, and reads.
 pub const VERSION: u16 = 1;
+/// The format version this code writes for networks with residual layers, and reads:
+/// version 1 plus a residual flag (`0x80`) in a layer's op-count byte, its ops followed
+/// by the scale as 8 bytes of `f64`.
+pub const VERSION_RESIDUAL: u16 = 2;
+/// The flag of a residual layer in its op-count byte (version 2).
+const RESIDUAL_FLAG: u8 = 0x80;
+/// Bytes of a residual layer's scale after its ops (version 2).
+const RESIDUAL_SCALE_LEN: usize = 8;
 /// Length of the fixed header.
 pub const HEADER_LEN: usize = 28;
 /// Length of the CRC-32 trailer.
@@ -201,6 +213,9 @@ const fn layers_len(spec: &NetworkSpec<'_>) -> Option<usize> {
                 None => return None,
             }
             k += 1;
+        }
+        if layer.residual_scale().is_some() {
+            total += RESIDUAL_SCALE_LEN;
         }
         l += 1;
     }

@@ -6,6 +6,7 @@ use super::{
     OPTIMIZER_SGD, SGD_SCALARS, TAG_ACTIVATION, TAG_AVG_POOL2D, TAG_CONV2D, TAG_FLATTEN,
     TAG_LINEAR, TAG_MAX_POOL2D, VERSION,
 };
+use super::{RESIDUAL_FLAG, VERSION_RESIDUAL};
 use crate::{
     Activation, Conv2d, ImageShape, Layer, Loss, NetworkSpec, Op, Optimizer, PcError, Pool2d,
     Scalar, Sgd, MAX_OPS_PER_LAYER,
@@ -109,21 +110,43 @@ impl<'a> Reader<'a> {
         Ok(ImageShape::new(self.u32()?, self.u32()?, self.u32()?))
     }
 
-    fn op_count(&mut self) -> Result<usize, PcError> {
-        let count = self.u8()? as usize;
+    /// A layer's op count and whether it is residual (the flag exists from version 2).
+    fn op_count(&mut self, version: u16) -> Result<(usize, bool), PcError> {
+        let byte = self.u8()?;
+        let residual = version >= VERSION_RESIDUAL && byte & RESIDUAL_FLAG != 0;
+        let count = (if residual {
+            byte & !RESIDUAL_FLAG
+        } else {
+            byte
+        }) as usize;
         if count == 0 || count > MAX_OPS_PER_LAYER {
             return Err(corrupt("op count of a layer out of range"));
         }
-        Ok(count)
+        Ok((count, residual))
     }
 
-    fn layer(&mut self) -> Result<Layer, PcError> {
-        let count = self.op_count()?;
+    /// A residual layer's scale, after its ops.
+    fn residual_scale(&mut self) -> Result<f64, PcError> {
+        let scale = f64::from_le_bytes(self.array()?);
+        if scale.is_finite() {
+            Ok(scale)
+        } else {
+            Err(corrupt("non-finite residual scale"))
+        }
+    }
+
+    fn layer(&mut self, version: u16) -> Result<Layer, PcError> {
+        let (count, residual) = self.op_count(version)?;
         let mut ops = [Op::Activation(Activation::Identity); MAX_OPS_PER_LAYER];
         for op in ops.iter_mut().take(count) {
             *op = self.op()?;
         }
-        Layer::from_ops(&ops[..count]).map_err(|_| corrupt("invalid layer"))
+        let layer = if residual {
+            Layer::residual(&ops[..count], self.residual_scale()?)
+        } else {
+            Layer::from_ops(&ops[..count])
+        };
+        layer.map_err(|_| corrupt("invalid layer"))
     }
 }
 
@@ -180,7 +203,7 @@ fn parse_header(bytes: &[u8]) -> Result<(ModelInfo, u8), PcError> {
         return Err(corrupt("bad magic"));
     }
     let version = u16::from_le_bytes(r.array()?);
-    if version != VERSION {
+    if version != VERSION && version != VERSION_RESIDUAL {
         return Err(corrupt("unsupported version"));
     }
     let scalar = match r.u8()? {
@@ -258,7 +281,14 @@ fn parse(bytes: &[u8]) -> Result<Parsed, PcError> {
     let mut activations = width;
     let mut parameters = 0usize;
     for layer in 1..=info.layers {
-        let count = r.op_count()?;
+        let (count, residual) = r.op_count(info.version)?;
+        if residual && !cfg!(feature = "residual") {
+            return Err(PcError::InvalidNetwork {
+                layer,
+                reason: crate::spec::RESIDUAL_NEEDS_FEATURE,
+            });
+        }
+        let layer_input = width;
         for index in 0..count {
             let op = r.op()?;
             built(&op, layer, index)?;
@@ -267,6 +297,12 @@ fn parse(bytes: &[u8]) -> Result<Parsed, PcError> {
                 .checked_add(op.parameter_len())
                 .filter(|&n| n != usize::MAX)
                 .ok_or(corrupt("too many parameters"))?;
+        }
+        if residual {
+            r.residual_scale()?;
+            if width != layer_input {
+                return Err(corrupt("a residual branch changes the width"));
+            }
         }
         activations = activations
             .checked_add(width)
@@ -395,7 +431,7 @@ pub fn read_model<'l, T: Scalar>(
         at: parsed.layers_at,
     };
     for layer in layers.iter_mut().take(info.layers) {
-        *layer = r.layer()?;
+        *layer = r.layer(info.version)?;
     }
     let layers: &'l [Layer] = layers;
     let spec = NetworkSpec::new(&layers[..info.layers], info.loss).with_input_len(info.input_len);

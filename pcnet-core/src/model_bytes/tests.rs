@@ -138,7 +138,8 @@ fn malformed_models_with_valid_crc_are_rejected() {
         );
     };
     reject(&|b| b[0] = b'X', "magic");
-    reject(&|b| b[4] = 2, "version");
+    // Versions 1 and 2 (residual layers) are read; 3 is not.
+    reject(&|b| b[4] = 3, "version");
     reject(&|b| b[6] = 2, "scalar size");
     reject(&|b| b[7] = 9, "loss");
     reject(&|b| b[8] -= 4, "total length");

@@ -5,6 +5,7 @@ use super::{
     OPTIMIZER_NONE, OPTIMIZER_SGD, POOL_COUNTS, TAG_ACTIVATION, TAG_AVG_POOL2D, TAG_CONV2D,
     TAG_FLATTEN, TAG_LINEAR, TAG_MAX_POOL2D, VERSION,
 };
+use super::{RESIDUAL_FLAG, VERSION_RESIDUAL};
 use crate::{Activation, ImageShape, Loss, NetworkSpec, Op, Optimizer, PcError, Scalar, Sgd};
 
 /// Writes bytes into a slice front to back.
@@ -120,7 +121,12 @@ pub fn write_model<T: Scalar>(
         at: 0,
     };
     w.put(&MAGIC);
-    w.put(&VERSION.to_le_bytes());
+    let residual = spec
+        .layers()
+        .iter()
+        .any(|layer| layer.residual_scale().is_some());
+    let version = if residual { VERSION_RESIDUAL } else { VERSION };
+    w.put(&version.to_le_bytes());
     w.put(&[ScalarKind::of::<T>().size() as u8, loss_tag(spec.loss())]);
     w.put_u32(total);
     w.put_u32(spec.input_len());
@@ -132,7 +138,12 @@ pub fn write_model<T: Scalar>(
     };
     w.put(&[optimizer_tag, 0, 0, 0]);
     for layer in spec.layers() {
-        w.put(&[layer.op_count() as u8]);
+        let flag = if layer.residual_scale().is_some() {
+            RESIDUAL_FLAG
+        } else {
+            0
+        };
+        w.put(&[layer.op_count() as u8 | flag]);
         for op in layer.ops() {
             match *op {
                 Op::Linear { inputs, outputs } => {
@@ -163,6 +174,9 @@ pub fn write_model<T: Scalar>(
                 #[allow(unreachable_patterns)]
                 _ => {}
             }
+        }
+        if let Some(scale) = layer.residual_scale() {
+            w.put(&scale.to_le_bytes());
         }
     }
     for &value in parameters {
