@@ -106,6 +106,8 @@
 extern crate std;
 
 mod activation;
+#[cfg(feature = "safe-step")]
+pub mod analysis;
 mod error;
 #[cfg(test)]
 mod feature_tests;
