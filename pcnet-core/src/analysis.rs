@@ -41,7 +41,8 @@
 //! `lambda_max` is approached from below and `lambda_min` from above.
 //!
 //! # Example
-//! ```
+#![cfg_attr(feature = "strict", doc = "```")]
+#![cfg_attr(not(feature = "strict"), doc = "```ignore")]
 //! use pcnet_core::analysis::{linear_equilibrium, equilibrium_workspace_len};
 //! use pcnet_core::{infer, Activation, Batch, Layer, Loss, NetworkSpec, Settings, Targets};
 //! let layers = [
@@ -66,14 +67,16 @@
 //! # Ok::<(), pcnet_core::PcError>(())
 //! ```
 
+#[cfg(feature = "strict")]
 use crate::{
     error::{check_finite, check_len},
     layer::{LayerView, Values},
     relax::{activation_range, check_problem, region_lens, Problem, Regions},
-    stability::apply_hessian_at,
-    Activation, Backend, Batch, Loss, NetworkSpec, Op, PcError, Portable, Scalar, Settings,
-    Targets, MAX_ITERATIONS,
+    Activation, Batch, Loss, Op, Portable, Settings, Targets,
 };
+#[cfg(feature = "safe-step")]
+use crate::{stability::apply_hessian_at, Backend};
+use crate::{NetworkSpec, PcError, Scalar, MAX_ITERATIONS};
 
 /// The minimum of the Strict energy of a linear network ([`linear_equilibrium`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -104,6 +107,7 @@ pub const fn equilibrium_workspace_len(spec: &NetworkSpec<'_>, rows: usize) -> u
         .saturating_add(outputs.saturating_mul(zeros))
 }
 
+#[cfg(feature = "strict")]
 /// Whether every op of `layer` is affine in the layer input.
 fn layer_is_affine(layer: &crate::Layer) -> bool {
     layer.ops().iter().all(|op| {
@@ -118,6 +122,7 @@ fn layer_is_affine(layer: &crate::Layer) -> bool {
     })
 }
 
+#[cfg(feature = "strict")]
 /// The per-sample loss coefficient `c` of `Loss = c |y - t|^2`, or the error for a loss
 /// that is not a squared error.
 fn squared_error_scale<T: Scalar>(
@@ -137,6 +142,7 @@ fn squared_error_scale<T: Scalar>(
     }
 }
 
+#[cfg(feature = "strict")]
 /// The closed-form minimum of the Strict energy of a linear network (input clamped; see
 /// the [module docs](self)), and its minimiser: the hidden beliefs `v_1..v_{L-1}` are
 /// written into `beliefs` (rows x width each, layer after layer, the layout of
@@ -340,6 +346,7 @@ pub fn linear_equilibrium<T: Scalar>(
     Ok(Equilibrium { energy, loss })
 }
 
+#[cfg(feature = "strict")]
 /// Class targets never reach the closed form: [`squared_error_scale`] refused the loss.
 fn unreachable_classes<'a, T>() -> Result<&'a [T], PcError> {
     Err(PcError::InvalidNetwork {
@@ -348,6 +355,7 @@ fn unreachable_classes<'a, T>() -> Result<&'a [T], PcError> {
     })
 }
 
+#[cfg(feature = "strict")]
 /// Cholesky factorisation `A = C C^T` of the symmetric positive definite `n x n` matrix
 /// whose lower triangle is in `matrix` (row-major); `C` overwrites it.
 fn cholesky_in_place<T: Scalar>(matrix: &mut [T], n: usize) -> Result<(), PcError> {
@@ -375,6 +383,7 @@ fn cholesky_in_place<T: Scalar>(matrix: &mut [T], n: usize) -> Result<(), PcErro
     Ok(())
 }
 
+#[cfg(feature = "strict")]
 /// `x <- C^{-1} x` for the lower-triangular factor `C`.
 fn cholesky_forward<T: Scalar>(factor: &[T], n: usize, x: &mut [T]) {
     for i in 0..n {
@@ -386,6 +395,7 @@ fn cholesky_forward<T: Scalar>(factor: &[T], n: usize, x: &mut [T]) {
     }
 }
 
+#[cfg(feature = "strict")]
 /// `x <- C^{-T} x` for the lower-triangular factor `C`.
 fn cholesky_backward<T: Scalar>(factor: &[T], n: usize, x: &mut [T]) {
     for i in (0..n).rev() {
@@ -488,6 +498,7 @@ pub const fn spectrum_workspace_len(
         .saturating_add(iterations.saturating_mul(2))
 }
 
+#[cfg(feature = "safe-step")]
 /// Estimates the extreme eigenvalues of the Gauss-Newton Hessian of the Strict energy in
 /// the hidden beliefs (input clamped), at the feedforward values (`beliefs` `None`) or at
 /// the given hidden beliefs (the layout of [`Settings::initial_beliefs`]), over the whole
@@ -529,6 +540,7 @@ pub fn hessian_spectrum<T: Scalar>(
     hessian_spectrum_with(&Portable, spec, params, batch, beliefs, rule, workspace)
 }
 
+#[cfg(feature = "safe-step")]
 /// As [`hessian_spectrum`], with `backend`'s kernels for the forward pass.
 ///
 /// # Errors
@@ -618,6 +630,7 @@ pub fn hessian_spectrum_with<T: Scalar, B: Backend<T>>(
     ))
 }
 
+#[cfg(feature = "safe-step")]
 /// The Lanczos iteration on `H` at the evaluation point in `regions` (inputs `vhat`, the
 /// traces, outputs `at_outputs` or `vhat`), for the beliefs `lowest..L-1`. Uses the
 /// beliefs (the Lanczos vector), errors, predictions (`H q`), scratch and VJP regions,
@@ -701,6 +714,7 @@ pub(crate) fn lanczos<T: Scalar, B: Backend<T>>(
     }
 }
 
+#[cfg(feature = "safe-step")]
 /// The smallest and largest eigenvalues of the symmetric tridiagonal matrix with diagonal
 /// `alphas` and off-diagonal `betas`, by bisection on Sturm counts.
 fn tridiagonal_extremes<T: Scalar>(alphas: &[T], betas: &[T]) -> (T, T) {

@@ -106,7 +106,6 @@
 extern crate std;
 
 mod activation;
-#[cfg(feature = "safe-step")]
 pub mod analysis;
 mod error;
 #[cfg(test)]
@@ -136,7 +135,8 @@ pub use loss::{Loss, Targets};
 pub use ops::{Conv2d, ImageShape, Pool2d};
 pub use optim::{Adam, AdamW, Optimizer, Sgd};
 pub use relax::{
-    infer, infer_with, Algorithm, Batch, Inference, InputBelief, Report, Settings, MAX_ITERATIONS,
+    infer, infer_with, Algorithm, Batch, Conditioning, Inference, InputBelief, Report, Settings,
+    StrictSchedule, MAX_ITERATIONS,
 };
 pub use scalar::Scalar;
 pub use spec::{Layer, NetworkSpec, Op, MAX_OPS_PER_LAYER};

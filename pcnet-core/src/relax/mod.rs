@@ -10,6 +10,8 @@ mod exact;
 mod fixed_pred;
 #[cfg(feature = "strict")]
 mod strict;
+mod strict_accelerated;
+pub use strict_accelerated::{Conditioning, StrictSchedule};
 // Every optional capability built (the default features; see build.rs).
 #[cfg(all(test, pc_all_features))]
 mod tests;
@@ -104,6 +106,9 @@ pub struct Settings<'a, T> {
     /// Strict only: choose the step size for every batch from the energy's curvature
     /// ([`crate::stability`]) before relaxing; `step_size` is then an upper bound.
     pub safe_step: Option<SafeStep>,
+    /// Strict only: how the beliefs move and when they stop (default
+    /// [`StrictSchedule::Plain`], Torch2PC's gradient steps); see [`StrictSchedule`].
+    pub schedule: StrictSchedule<T>,
 }
 
 impl<'a, T: Scalar> Settings<'a, T> {
@@ -117,6 +122,7 @@ impl<'a, T: Scalar> Settings<'a, T> {
             initial_beliefs: None,
             divergence_ratio: T::from_f64(1e6),
             safe_step: None,
+            schedule: StrictSchedule::Plain,
         }
     }
 
@@ -191,6 +197,19 @@ impl<'a, T: Scalar> Settings<'a, T> {
         }
     }
 
+    /// Strict only: relaxes with `schedule` (see [`StrictSchedule`]).
+    ///
+    /// ```
+    /// use pcnet_core::{Conditioning, Settings, StrictSchedule};
+    /// let settings = Settings::strict(0.2_f64, 1000)
+    ///     .with_schedule(StrictSchedule::HeavyBall(Conditioning::relative(1e-10)));
+    /// assert!(matches!(settings.schedule, StrictSchedule::HeavyBall(_)));
+    /// ```
+    #[must_use = "returns the changed value; the original is not modified"]
+    pub fn with_schedule(self, schedule: StrictSchedule<T>) -> Self {
+        Settings { schedule, ..self }
+    }
+
     fn validate(&self) -> Result<(), PcError> {
         missing_feature(self)?;
         if self.algorithm != Algorithm::Exact {
@@ -235,6 +254,19 @@ impl<'a, T: Scalar> Settings<'a, T> {
                 reason: "initial beliefs are used by Strict only",
             });
         }
+        if let Some(conditioning) = self.schedule.conditioning() {
+            if self.algorithm != Algorithm::Strict {
+                return Err(PcError::InvalidSettings {
+                    reason: "a Strict schedule is used by Strict only",
+                });
+            }
+            if self.safe_step.is_some() {
+                return Err(PcError::InvalidSettings {
+                    reason: "the safe step size belongs to the plain Strict schedule",
+                });
+            }
+            conditioning.validate()?;
+        }
         if let Some(_rule) = self.safe_step {
             if self.algorithm != Algorithm::Strict {
                 return Err(PcError::InvalidSettings {
@@ -264,6 +296,11 @@ fn missing_feature<T>(settings: &Settings<'_, T>) -> Result<(), PcError> {
         }
         (Algorithm::Strict, true) if cfg!(not(feature = "safe-step")) => {
             "the safe step size needs pcnet-core's `safe-step` feature"
+        }
+        (Algorithm::Strict, _)
+            if cfg!(not(feature = "safe-step")) && settings.schedule.conditioning().is_some() =>
+        {
+            "the conditioned Strict schedules need pcnet-core's `safe-step` feature"
         }
         _ => return Ok(()),
     };
@@ -344,6 +381,7 @@ pub struct Inference<'w, 's, T> {
     loss: T,
     report: Report<T>,
     step_size: T,
+    spectrum: Option<crate::analysis::Spectrum<T>>,
     /// `v_0 = x`: [`Inference::beliefs`] reads it from `vhat_0`, so that the algorithms
     /// need not copy the input (often the widest layer) a second time.
     clamped_input: bool,
@@ -760,7 +798,8 @@ pub(crate) fn infer_checked<'w, 's, const CHECK_NETWORK: bool, T: Scalar, B: Bac
         batch,
         settings,
     };
-    let mut regions = Regions::split(&mut workspace[..used], lens);
+    let (work, extra) = workspace.split_at_mut(used);
+    let mut regions = Regions::split(work, lens);
     problem.feedforward(&mut regions);
     if prove_inputs && !problem.inputs_proven_finite(&regions) {
         if prove_parameters {
@@ -781,11 +820,22 @@ pub(crate) fn infer_checked<'w, 's, const CHECK_NETWORK: bool, T: Scalar, B: Bac
     }
     #[cfg_attr(not(feature = "safe-step"), allow(unused_mut))]
     let mut step_size = settings.step_size;
+    #[cfg_attr(not(feature = "safe-step"), allow(unused_mut))]
+    let mut spectrum = None;
+    #[cfg(not(feature = "safe-step"))]
+    let _ = extra;
     let report = match settings.algorithm {
         #[cfg(feature = "exact")]
         Algorithm::Exact => exact::run(&problem, &mut regions, updates),
         #[cfg(feature = "fixed-pred")]
         Algorithm::FixedPred => fixed_pred::run::<true, T, B>(&problem, &mut regions, updates)?,
+        #[cfg(feature = "safe-step")]
+        Algorithm::Strict if settings.schedule != StrictSchedule::Plain => {
+            let conditioned = strict_accelerated::run(&problem, &mut regions, extra, updates)?;
+            step_size = conditioned.step_size;
+            spectrum = conditioned.spectrum;
+            conditioned.report
+        }
         #[cfg(feature = "strict")]
         Algorithm::Strict => match settings.safe_step {
             None => strict::run(&problem, &mut regions, updates)?,
@@ -829,6 +879,7 @@ pub(crate) fn infer_checked<'w, 's, const CHECK_NETWORK: bool, T: Scalar, B: Bac
         loss,
         report,
         step_size,
+        spectrum,
         clamped_input: settings.input == InputBelief::Clamped,
     })
 }
@@ -901,7 +952,11 @@ pub(crate) fn check_problem<T: Scalar>(
         check_len("initial beliefs", rows * hidden, initial.len())?;
         check_finite("initial beliefs", initial)?;
     }
-    let needed = spec.workspace_len(rows);
+    let needed = if settings.algorithm == Algorithm::Strict {
+        settings.schedule.workspace_len(spec, rows)
+    } else {
+        spec.workspace_len(rows)
+    };
     if workspace_len < needed {
         return Err(PcError::BufferTooSmall {
             what: "workspace",
@@ -944,6 +999,12 @@ impl<'w, 's, T: Scalar> Inference<'w, 's, T> {
     /// [`Settings::with_safe_step_size`] the smaller of it and the safe step size.
     pub fn step_size(&self) -> T {
         self.step_size
+    }
+
+    /// The Hessian's extreme eigenvalues a conditioned [`StrictSchedule`] relaxed with
+    /// (given or estimated), `None` for the plain schedule and the other algorithms.
+    pub fn spectrum(&self) -> Option<crate::analysis::Spectrum<T>> {
+        self.spectrum
     }
 
     /// Number of rows of the batch.
