@@ -358,7 +358,8 @@ fn width_much_larger_than_depth_gives_backprop() {
 fn relaxation_steps_grow_like_depth_squared_plain_and_depth_accelerated() {
     let depths = [4usize, 8, 16, 32, 64];
     let tau = 1e-8;
-    let (mut plain_steps, mut heavy_steps) = (Vec::new(), Vec::new());
+    let (mut plain_steps, mut heavy_steps, mut chebyshev_steps) =
+        (Vec::new(), Vec::new(), Vec::new());
     for &depth in &depths {
         let net = LinearNet::stable_residual(77 + depth as u64, 4, depth, 2, 2);
         let (energy, loss, beliefs) = closed_form(&net);
@@ -379,7 +380,16 @@ fn relaxation_steps_grow_like_depth_squared_plain_and_depth_accelerated() {
             &Settings::strict(safe, 2_000_000)
                 .with_schedule(StrictSchedule::HeavyBall(conditioning)),
         );
-        for (name, run) in [("plain", &plain), ("heavy ball", &heavy)] {
+        let chebyshev = relax(
+            &net,
+            &Settings::strict(safe, 2_000_000)
+                .with_schedule(StrictSchedule::Chebyshev(conditioning)),
+        );
+        for (name, run) in [
+            ("plain", &plain),
+            ("heavy ball", &heavy),
+            ("Chebyshev", &chebyshev),
+        ] {
             assert!(run.report.converged, "L = {depth} {name}: {:?}", run.report);
             let final_energy = run.report.energy.unwrap();
             // F - F* <= tau F_0 (the conditioned stop's guarantee), with rounding room.
@@ -400,11 +410,13 @@ fn relaxation_steps_grow_like_depth_squared_plain_and_depth_accelerated() {
             "the given spectrum is the one used"
         );
         println!(
-            "L = {depth}: kappa = {:.1}, plain {} steps, heavy ball {}",
+            "L = {depth}: kappa = {:.1}, plain {} steps, heavy ball {}, Chebyshev {}",
             estimate.condition_number(),
             plain.report.iterations,
-            heavy.report.iterations
+            heavy.report.iterations,
+            chebyshev.report.iterations
         );
+        chebyshev_steps.push(chebyshev.report.iterations as f64);
         plain_steps.push(plain.report.iterations as f64);
         heavy_steps.push(heavy.report.iterations as f64);
     }
@@ -414,6 +426,12 @@ fn relaxation_steps_grow_like_depth_squared_plain_and_depth_accelerated() {
     assert!(
         plain_rate >= 1.7,
         "plain steps {plain_steps:?}: exponent {plain_rate}"
+    );
+    let chebyshev_rate = fitted_exponent(&xs, &chebyshev_steps);
+    println!("exponents: plain {plain_rate}, heavy ball {heavy_rate}, Chebyshev {chebyshev_rate}");
+    assert!(
+        chebyshev_rate <= 1.2,
+        "Chebyshev steps {chebyshev_steps:?}: exponent {chebyshev_rate}"
     );
     assert!(
         heavy_rate <= 1.2,

@@ -61,6 +61,11 @@ pub enum StrictSchedule<T> {
     /// Polyak's heavy ball with step and momentum from the Hessian's extreme eigenvalues
     /// (see the [module docs](self)); [`crate::Settings::step_size`] is unused.
     HeavyBall(Conditioning<T>),
+    /// The Chebyshev semi-iteration on the interval of the Hessian's extreme eigenvalues:
+    /// the heavy ball's update with per-iteration coefficients that make the error after
+    /// `k` steps the scaled Chebyshev polynomial of degree `k` on that interval (optimal
+    /// for a quadratic `F`), converging to the heavy ball's; `step_size` is unused.
+    Chebyshev(Conditioning<T>),
 }
 
 /// The spectrum and the stop of a conditioned schedule.
@@ -140,9 +145,9 @@ impl<T> StrictSchedule<T> {
     pub const fn workspace_len(&self, spec: &NetworkSpec<'_>, rows: usize) -> usize {
         let conditioning = match self {
             StrictSchedule::Plain => return spec.workspace_len(rows),
-            StrictSchedule::Gradient(conditioning) | StrictSchedule::HeavyBall(conditioning) => {
-                conditioning
-            }
+            StrictSchedule::Gradient(conditioning)
+            | StrictSchedule::HeavyBall(conditioning)
+            | StrictSchedule::Chebyshev(conditioning) => conditioning,
         };
         spec.workspace_len(rows)
             .saturating_add(rows.saturating_mul(spec.activation_len()))
@@ -153,9 +158,9 @@ impl<T> StrictSchedule<T> {
     pub fn conditioning(&self) -> Option<&Conditioning<T>> {
         match self {
             StrictSchedule::Plain => None,
-            StrictSchedule::Gradient(conditioning) | StrictSchedule::HeavyBall(conditioning) => {
-                Some(conditioning)
-            }
+            StrictSchedule::Gradient(conditioning)
+            | StrictSchedule::HeavyBall(conditioning)
+            | StrictSchedule::Chebyshev(conditioning) => Some(conditioning),
         }
     }
 }
@@ -182,11 +187,13 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
 ) -> Result<Conditioned<T>, PcError> {
     let (depth, rows, settings) = (problem.depth(), problem.rows, problem.settings);
     let spec = &problem.spec;
-    let (momentum_on, conditioning) = match &settings.schedule {
+    let (kind, conditioning) = match &settings.schedule {
         StrictSchedule::Plain => unreachable_plain()?,
-        StrictSchedule::Gradient(conditioning) => (false, *conditioning),
-        StrictSchedule::HeavyBall(conditioning) => (true, *conditioning),
+        StrictSchedule::Gradient(conditioning) => (Kind::Gradient, *conditioning),
+        StrictSchedule::HeavyBall(conditioning) => (Kind::HeavyBall, *conditioning),
+        StrictSchedule::Chebyshev(conditioning) => (Kind::Chebyshev, *conditioning),
     };
+    let momentum_on = kind != Kind::Gradient;
     let lowest = if settings.input == InputBelief::Free {
         0
     } else {
@@ -212,18 +219,27 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
         )),
         None => None,
     };
-    let (step, inertia) = match (momentum_on, spectrum) {
-        (true, Some(spectrum)) => {
-            // lambda_max from Lanczos is approached from below: 10% of headroom.
-            let high = (spectrum.lambda_max / T::from_f64(0.9)).sqrt_libm();
-            let low = spectrum.lambda_min.max(T::min_positive_value()).sqrt_libm();
+    // The interval [low, high] of the Hessian's eigenvalues; lambda_max from Lanczos is
+    // approached from below, so it gets 10% of headroom.
+    let (low, high) = match spectrum {
+        Some(spectrum) => (
+            spectrum.lambda_min.max(T::min_positive_value()),
+            spectrum.lambda_max.max(spectrum.lambda_min) / T::from_f64(0.9),
+        ),
+        None => (T::one(), T::one()),
+    };
+    let (mut step, mut inertia) = match kind {
+        Kind::HeavyBall => {
+            let (high, low) = (high.sqrt_libm(), low.sqrt_libm());
             let sum = high + low;
-            let four = T::from_f64(4.0);
             let ratio = (high - low) / sum;
-            (four / (sum * sum), ratio * ratio)
+            (T::from_f64(4.0) / (sum * sum), ratio * ratio)
         }
         _ => (settings.step_size, T::zero()),
     };
+    // Chebyshev: centre and half-width of the interval, and the previous alpha.
+    let two = T::one() + T::one();
+    let (centre, radius) = ((high + low) / two, (high - low) / two);
     // lambda_min F_0 scale of the conditioned stop, set at the first iteration.
     let threshold_factor = match (conditioning.relative_tolerance, spectrum) {
         (Some(tau), Some(spectrum)) => Some((tau + tau) * spectrum.lambda_min),
@@ -273,6 +289,24 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
         }
         if settings.iterations == 0 {
             break;
+        }
+        if kind == Kind::Chebyshev {
+            // m_k = alpha_k p_k with p_k = velocity + beta_k p_{k-1}.
+            let previous = step;
+            if iteration == 1 {
+                step = T::one() / centre;
+                inertia = T::zero();
+            } else {
+                let beta = if iteration == 2 {
+                    let x = radius * previous;
+                    x * x / two
+                } else {
+                    let x = radius * previous / two;
+                    x * x
+                };
+                step = T::one() / (centre - beta / previous);
+                inertia = step * beta / previous;
+            }
         }
         residual = T::zero();
         let mut gradient_squares = T::zero();
@@ -346,8 +380,17 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
 }
 
 #[cfg(feature = "safe-step")]
+/// The update rule of a conditioned schedule.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Gradient,
+    HeavyBall,
+    Chebyshev,
+}
+
+#[cfg(feature = "safe-step")]
 /// The plain schedule never reaches [`run`] (the dispatch sends it to `strict::run`).
-fn unreachable_plain<T>() -> Result<(bool, Conditioning<T>), PcError> {
+fn unreachable_plain<T>() -> Result<(Kind, Conditioning<T>), PcError> {
     Err(PcError::InvalidSettings {
         reason: "the plain schedule has no conditioning",
     })
