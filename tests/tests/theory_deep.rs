@@ -482,3 +482,94 @@ fn lanczos_finds_the_identity_chain_extremes_anywhere() {
         }
     }
 }
+
+/// The gradient schedule without a relative tolerance moves exactly as plain Strict (the
+/// same bits: its momentum term is an exact zero), with or without an absolute
+/// tolerance, on a tanh network; conditioned schedules refuse other algorithms, the safe
+/// step size, bad tolerances and spectra, and a workspace without their extra region.
+#[test]
+fn the_gradient_schedule_is_plain_strict_and_bad_settings_are_refused() {
+    let widths = [3usize, 5, 4, 2];
+    let mut net = LinearNet::random(5, &widths, 0.9, Loss::Mse, 3);
+    net.layers = widths
+        .windows(2)
+        .map(|w| Layer::dense(w[0], w[1], Activation::Tanh))
+        .collect();
+    let gradient = StrictSchedule::Gradient(Conditioning::default());
+    for settings in [
+        Settings::strict(0.3, 40),
+        Settings::strict(0.3, 4000).with_tolerance(1e-9),
+    ] {
+        let plain = relax(&net, &settings);
+        let same = relax(&net, &settings.with_schedule(gradient));
+        assert_eq!(plain.hidden, same.hidden);
+        assert_eq!(plain.updates, same.updates);
+        assert_eq!(plain.report, same.report);
+        assert_eq!(
+            same.spectrum, None,
+            "no spectrum is estimated when none is needed"
+        );
+    }
+    let spec = net.spec();
+    let heavy = heavy_ball(1e-8);
+    let mut updates = vec![0.0; spec.parameter_len()];
+    let mut workspace = vec![0.0; heavy.workspace_len(&spec, net.rows)];
+    let refused = |settings: Settings<'_, f64>, workspace: &mut [f64], updates: &mut [f64]| {
+        infer(
+            &spec,
+            &net.params,
+            net.batch(),
+            &settings,
+            workspace,
+            updates,
+        )
+        .err()
+    };
+    let cases = [
+        Settings::fixed_pred(0.5, 10).with_schedule(heavy),
+        Settings::strict(0.5, 10)
+            .with_schedule(heavy)
+            .with_safe_step_size(),
+        Settings::strict(0.5, 10).with_schedule(heavy_ball(1.5)),
+        Settings::strict(0.5, 10).with_schedule(StrictSchedule::Chebyshev(Conditioning {
+            spectrum: Some(Spectrum {
+                lambda_min: 0.0,
+                lambda_max: 2.0,
+                iterations: 0,
+            }),
+            ..Conditioning::default()
+        })),
+        Settings::strict(0.5, 10).with_schedule(StrictSchedule::HeavyBall(Conditioning {
+            lanczos: Lanczos {
+                iterations: 1,
+                ..Lanczos::default()
+            },
+            ..Conditioning::default()
+        })),
+    ];
+    for settings in cases {
+        let error = refused(settings, &mut workspace, &mut updates);
+        assert!(
+            matches!(
+                error,
+                Some(pcnet_core::PcError::InvalidSettings { .. })
+                    | Some(pcnet_core::PcError::InvalidHyperparameter { .. })
+            ),
+            "{settings:?}: {error:?}"
+        );
+    }
+    let short = spec.workspace_len(net.rows);
+    let error = refused(
+        Settings::strict(0.5, 10).with_schedule(heavy),
+        &mut workspace[..short],
+        &mut updates,
+    );
+    assert!(
+        matches!(error, Some(pcnet_core::PcError::BufferTooSmall { .. })),
+        "{error:?}"
+    );
+    assert!(
+        updates.iter().all(|&u| u == 0.0),
+        "nothing written on a refused call"
+    );
+}
