@@ -32,7 +32,7 @@
 //! network it holds to first order near the minimum.
 
 #[cfg(feature = "safe-step")]
-use super::{activation_range, layer_bit, At, InputBelief, Problem, Regions, Report};
+use super::{activation_range, At, InputBelief, Problem, Regions, Report};
 use crate::{
     analysis::{Lanczos, Spectrum},
     NetworkSpec, PcError, Scalar,
@@ -355,17 +355,12 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
     }
     converged |= residual <= settings.tolerance.unwrap_or(T::zero());
 
-    let mut unproven = 0;
-    for layer in 1..=depth {
-        let at = At {
-            inputs: regions.beliefs,
-            traces: regions.traces,
-            outputs: regions.predictions,
-        };
-        if !problem.parameter_update(layer, &at, regions.errors, regions.scratch, updates) {
-            unproven |= layer_bit(layer);
-        }
-    }
+    let at = At {
+        inputs: regions.beliefs,
+        traces: regions.traces,
+        outputs: regions.predictions,
+    };
+    let unproven = problem.parameter_updates(&at, regions.errors, regions.scratch, updates, None);
     regions.keep_unproven_updates(unproven);
     Ok(Conditioned {
         report: Report {
