@@ -14,6 +14,7 @@ fn main() {
         "SOFTPLUS",
         "CROSS_ENTROPY",
         "FINITENESS_PROOFS",
+        "RESIDUAL",
     ]
     .iter()
     .all(|feature| std::env::var_os(format!("CARGO_FEATURE_{feature}")).is_some());

@@ -217,3 +217,28 @@ fn cross_entropy_trains_exactly_when_its_feature_is_on() {
     assert!((loss - core::f64::consts::LN_2).abs() < 1e-15);
     assert_eq!(grad, [0.5, -0.5]);
 }
+
+#[test]
+fn residual_layers_exist_exactly_when_their_feature_is_on() {
+    let branch = [Op::Linear {
+        inputs: 2,
+        outputs: 2,
+    }];
+    let layer = Layer::residual(&branch, 0.5);
+    let block = Layer::residual_mlp(2, 3, Activation::Tanh, 0.5);
+    if cfg!(feature = "residual") {
+        assert_eq!(layer.unwrap().residual_scale(), Some(0.5));
+        assert_eq!(block.unwrap().residual_scale(), Some(0.5));
+    } else {
+        for result in [layer, block] {
+            match result {
+                Err(PcError::InvalidNetwork { layer: 0, reason }) => {
+                    assert!(reason.contains("`residual`"))
+                }
+                other => panic!("expected InvalidNetwork, got {other:?}"),
+            }
+        }
+    }
+    // A plain layer is never residual.
+    assert_eq!(Layer::from_ops(&branch).unwrap().residual_scale(), None);
+}

@@ -34,9 +34,20 @@ struct OpPlan {
     widths: [usize; MAX_OPS_PER_LAYER + 1],
     /// Offset of op k's parameters within the layer's parameters.
     param_offsets: [usize; MAX_OPS_PER_LAYER],
-    /// Offset of op k's output within the trace (meaningful for all but the last op).
+    /// Offset of op k's output within the trace (meaningful for all but the last op of
+    /// a plain layer).
     trace_offsets: [usize; MAX_OPS_PER_LAYER],
     count: usize,
+}
+
+impl<T: Scalar> LayerView<'_, T> {
+    /// `Some(alpha)` for a residual layer. Without the `residual` feature this is the
+    /// constant `None` (such builds have no residual layers), so every residual path
+    /// below is compiled out and plain layers cost no code for them.
+    #[inline(always)]
+    fn residual(&self) -> Option<T> {
+        self.layer.residual_scale().map(T::from_f64)
+    }
 }
 
 impl<T: Scalar> LayerView<'_, T> {
@@ -69,7 +80,7 @@ impl<T: Scalar> LayerView<'_, T> {
         } else {
             &values.trace[plan.trace_offsets[k - 1]..plan.trace_offsets[k]]
         };
-        let output = if k == plan.count - 1 {
+        let output = if k == plan.count - 1 && self.residual().is_none() {
             &values.output[..rows * out_width]
         } else {
             &values.trace[plan.trace_offsets[k]..plan.trace_offsets[k] + rows * out_width]
@@ -102,7 +113,7 @@ impl<T: Scalar> LayerView<'_, T> {
             } else {
                 &done[plan.trace_offsets[k - 1]..plan.trace_offsets[k]]
             };
-            let target: &mut [T] = if k == last {
+            let target: &mut [T] = if k == last && self.residual().is_none() {
                 &mut output[..rows * out_width]
             } else {
                 &mut rest[..rows * out_width]
@@ -135,6 +146,12 @@ impl<T: Scalar> LayerView<'_, T> {
                 #[cfg(not(feature = "conv"))]
                 Op::Conv2d(_) | Op::MaxPool2d(_) | Op::AvgPool2d(_) => {}
             }
+        }
+        if let Some(scale) = self.residual() {
+            // v_l = v_{l-1} + alpha g(v_{l-1}), g(v_{l-1}) the trace's last op output.
+            let len = rows * plan.widths[0];
+            let branch = &trace[plan.trace_offsets[last]..plan.trace_offsets[last] + len];
+            skip_sum(&input[..len], scale, branch, &mut output[..len]);
         }
     }
 
@@ -196,6 +213,13 @@ impl<T: Scalar> LayerView<'_, T> {
         // Where the gradient with respect to the current op's output lives:
         // 0 = `grad_output`, 1 = first scratch half, 2 = second scratch half.
         let mut current = 0u8;
+        if let Some(scale) = self.residual() {
+            // The branch's cotangent is alpha times the layer's; the skip adds the
+            // layer's own to the input gradient below.
+            let len = rows * plan.widths[0];
+            scale_into(scale, &grad_output[..len], &mut first_half[..len]);
+            current = 1;
+        }
         for k in (0..plan.count).rev() {
             let op = self.layer.ops()[k];
             let (in_width, out_width) = (plan.widths[k], plan.widths[k + 1]);
@@ -289,6 +313,11 @@ impl<T: Scalar> LayerView<'_, T> {
             }
             current = if current == 1 { 2 } else { 1 };
         }
+        if let (Some(_), Some(grad_input)) = (self.residual(), grad_input) {
+            // (I + alpha J_g)^T c = c + J_g^T (alpha c).
+            let len = rows * plan.widths[0];
+            add_into(&grad_output[..len], &mut grad_input[..len]);
+        }
         gradient_bounded
     }
 
@@ -368,5 +397,37 @@ impl<T: Scalar> LayerView<'_, T> {
             }
             current = if current == 1 { 2 } else { 1 };
         }
+        if let Some(scale) = self.residual() {
+            // (I + alpha J_g) t: the chain wrote J_g t into `tangent_output`.
+            let len = rows * plan.widths[0];
+            let output = &mut tangent_output[..len];
+            for (out, &tangent) in output.iter_mut().zip(&tangent_input[..len]) {
+                *out = tangent + scale * *out;
+            }
+        }
+    }
+}
+
+/// `output = input + scale * branch`, elementwise: a residual layer's skip sum.
+#[inline]
+fn skip_sum<T: Scalar>(input: &[T], scale: T, branch: &[T], output: &mut [T]) {
+    for ((out, &x), &g) in output.iter_mut().zip(input).zip(branch) {
+        *out = x + scale * g;
+    }
+}
+
+/// `target = scale * source`, elementwise.
+#[inline]
+fn scale_into<T: Scalar>(scale: T, source: &[T], target: &mut [T]) {
+    for (out, &value) in target.iter_mut().zip(source) {
+        *out = scale * value;
+    }
+}
+
+/// `target += source`, elementwise.
+#[inline]
+fn add_into<T: Scalar>(source: &[T], target: &mut [T]) {
+    for (out, &value) in target.iter_mut().zip(source) {
+        *out = *out + value;
     }
 }

@@ -46,6 +46,7 @@
 //! | `strict` | [`Algorithm::Strict`] |
 //! | `leaky-relu`, `sigmoid`, `softplus` | networks with that [`Activation`] |
 //! | `cross-entropy` | networks with [`Loss::CrossEntropy`] |
+//! | `residual` | residual layers `v + alpha * g(v)` ([`Layer::residual`], [`Layer::residual_mlp`]) |
 //! | `finiteness-proofs` | the bad-input checks prove the parameters and the parameter updates finite from values the kernels already touch, instead of scanning them, where that reads less (same errors; see [`infer`]) |
 //!
 //! Linear ops with the identity, ReLU and tanh activations, the MSE losses, the
@@ -58,7 +59,7 @@
 //! written: [`NetworkSpec::validate`] (run by every entry point) and
 //! [`model_bytes::read_model`] give [`PcError::InvalidOp`] for an image op without
 //! `conv` or an activation without its feature and [`PcError::InvalidNetwork`] for a loss
-//! without its feature; [`infer`] and [`Learner::step`] give [`PcError::InvalidSettings`]
+//! or a residual layer without its feature; [`infer`] and [`Learner::step`] give [`PcError::InvalidSettings`]
 //! for an algorithm or the safe step size without its feature.
 //!
 //! ## Example
@@ -121,6 +122,8 @@ pub mod model_bytes;
 pub mod ops;
 pub mod optim;
 mod relax;
+#[cfg(all(test, feature = "residual", feature = "exact", feature = "fixed-pred"))]
+mod residual_tests;
 mod scalar;
 mod spec;
 #[cfg(feature = "proptest-support")]

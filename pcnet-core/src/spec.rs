@@ -27,6 +27,11 @@ use crate::{Activation, Conv2d, Loss, PcError, Pool2d};
 /// The most operations one layer may chain.
 pub const MAX_OPS_PER_LAYER: usize = 6;
 
+/// Why a residual layer is unusable in a build without the `residual` feature.
+#[cfg(not(feature = "residual"))]
+pub(crate) const RESIDUAL_NEEDS_FEATURE: &str =
+    "residual layers need pcnet-core's `residual` feature";
+
 /// One operation inside a layer.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[non_exhaustive]
@@ -86,16 +91,27 @@ impl Op {
 
 /// One PC layer: a chain of at most [`MAX_OPS_PER_LAYER`] operations, `f_l` in the paper.
 ///
+/// A *plain* layer is its chain, `f_l(v) = g(v)`. A *residual* layer
+/// ([`Layer::residual`], feature `residual`) adds its input back:
+/// `f_l(v) = v + alpha * g(v)`, its Jacobian `I + alpha J_g(v)`; the chain `g` must give
+/// as many features per sample as it takes.
+///
 /// ```
 /// use pcnet_core::{Activation, Layer, Op};
 /// let layer = Layer::dense(4, 3, Activation::Relu);
 /// assert_eq!(layer.ops(), &[Op::Linear { inputs: 4, outputs: 3 }, Op::Activation(Activation::Relu)]);
 /// assert_eq!(layer.parameter_len(), 15);
+/// assert_eq!(layer.residual_scale(), None);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Layer {
     ops: [Op; MAX_OPS_PER_LAYER],
     len: usize,
+    /// `Some(alpha)` for a residual layer `v + alpha * g(v)`. Only in builds with the
+    /// `residual` feature, so that a firmware without it keeps the plain layer's size
+    /// and code.
+    #[cfg(feature = "residual")]
+    residual: Option<f64>,
 }
 
 impl Layer {
@@ -104,7 +120,136 @@ impl Layer {
         let mut ops = [Op::Activation(Activation::Identity); MAX_OPS_PER_LAYER];
         ops[0] = Op::Linear { inputs, outputs };
         ops[1] = Op::Activation(activation);
-        Layer { ops, len: 2 }
+        Layer {
+            ops,
+            len: 2,
+            #[cfg(feature = "residual")]
+            residual: None,
+        }
+    }
+
+    /// A residual layer `f(v) = v + scale * g(v)`, `g` the chain `branch` (1 to
+    /// [`MAX_OPS_PER_LAYER`] ops) whose output has as many features per sample as its
+    /// input. `scale` is `alpha`: 1 for a plain residual block, `1 / sqrt(L)` for the
+    /// depth-stable scaling. Its parameters are the branch's, op after op, as in a plain
+    /// layer; the skip connection has none.
+    ///
+    /// Only the chain's length is checked here (a `const fn` cannot inspect an `f64` on
+    /// pcnet-core's minimum Rust); [`NetworkSpec::validate`] refuses a non-finite `scale`
+    /// ([`PcError::InvalidHyperparameter`] named `"residual scale"`) and a branch whose
+    /// output width differs from its input width ([`PcError::ShapeMismatch`] with `op`
+    /// the branch's op count: the skip sum after the last op).
+    ///
+    /// # Errors
+    /// [`PcError::InvalidNetwork`] (layer 0) for an empty or too long chain, as
+    /// [`Layer::from_ops`], and in a build without the `residual` feature, which has no
+    /// residual layers (a firmware that does not use them keeps the plain layer's size
+    /// and code).
+    ///
+    #[cfg_attr(feature = "residual", doc = "```")]
+    #[cfg_attr(not(feature = "residual"), doc = "```ignore")]
+    /// use pcnet_core::{Activation, Layer, Loss, NetworkSpec, Op, PcError};
+    /// // v + 0.5 * W2 tanh(W1 v + b1) + b2, width 4 through a hidden width 8.
+    /// let branch = [
+    ///     Op::Linear { inputs: 4, outputs: 8 },
+    ///     Op::Activation(Activation::Tanh),
+    ///     Op::Linear { inputs: 8, outputs: 4 },
+    /// ];
+    /// let block = Layer::residual(&branch, 0.5)?;
+    /// assert_eq!(block.residual_scale(), Some(0.5));
+    /// assert_eq!(block, Layer::residual_mlp(4, 8, Activation::Tanh, 0.5)?);
+    /// assert_eq!(block.parameter_len(), 4 * 8 + 8 + 8 * 4 + 4);
+    /// assert_eq!(block.output_len(4), 4);
+    /// let layers = [block, Layer::dense(4, 1, Activation::Identity)];
+    /// NetworkSpec::new(&layers, Loss::Mse).validate()?;
+    /// // The branch must map 4 features to 4.
+    /// let narrowing = [Layer::residual(&[Op::Linear { inputs: 4, outputs: 3 }], 1.0)?];
+    /// assert_eq!(
+    ///     NetworkSpec::new(&narrowing, Loss::Mse).validate(),
+    ///     Err(PcError::ShapeMismatch { layer: 1, op: 1, expected: 4, given: 3 })
+    /// );
+    /// # Ok::<(), PcError>(())
+    /// ```
+    pub const fn residual(branch: &[Op], scale: f64) -> Result<Layer, PcError> {
+        match Layer::from_ops(branch) {
+            #[cfg(feature = "residual")]
+            Ok(layer) => Ok(Layer {
+                residual: Some(scale),
+                ..layer
+            }),
+            #[cfg(not(feature = "residual"))]
+            Ok(_) => {
+                let _ = scale;
+                Err(PcError::InvalidNetwork {
+                    layer: 0,
+                    reason: RESIDUAL_NEEDS_FEATURE,
+                })
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The residual block `v + scale * (act(v W1^T + b1) W2^T + b2)`: a linear op from
+    /// `width` to `hidden` features, the activation, a linear op back to `width`
+    /// (see [`Layer::residual`]). In a `const` item, unwrap it with a `match` (the
+    /// error arm a `panic!`).
+    ///
+    #[cfg_attr(feature = "residual", doc = "```")]
+    #[cfg_attr(not(feature = "residual"), doc = "```ignore")]
+    /// use pcnet_core::{Activation, Layer, Op};
+    /// let block = Layer::residual_mlp(16, 32, Activation::Relu, 0.25)?;
+    /// assert_eq!(block.ops()[2], Op::Linear { inputs: 32, outputs: 16 });
+    /// assert_eq!(block.residual_scale(), Some(0.25));
+    /// const BLOCK: Layer = match Layer::residual_mlp(8, 8, Activation::Tanh, 0.5) {
+    ///     Ok(layer) => layer,
+    ///     Err(_) => panic!("pcnet-core without the `residual` feature"),
+    /// };
+    /// assert_eq!(BLOCK.parameter_len(), 2 * (8 * 8 + 8));
+    /// # Ok::<(), pcnet_core::PcError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Layer::residual`]: only in a build without the `residual` feature.
+    pub const fn residual_mlp(
+        width: usize,
+        hidden: usize,
+        activation: Activation,
+        scale: f64,
+    ) -> Result<Layer, PcError> {
+        let branch = [
+            Op::Linear {
+                inputs: width,
+                outputs: hidden,
+            },
+            Op::Activation(activation),
+            Op::Linear {
+                inputs: hidden,
+                outputs: width,
+            },
+        ];
+        Layer::residual(&branch, scale)
+    }
+
+    /// `Some(alpha)` for a residual layer `v + alpha * g(v)` ([`Layer::residual`]),
+    /// `None` for a plain layer.
+    ///
+    #[cfg_attr(feature = "residual", doc = "```")]
+    #[cfg_attr(not(feature = "residual"), doc = "```ignore")]
+    /// use pcnet_core::{Layer, Op};
+    /// let linear = [Op::Linear { inputs: 3, outputs: 3 }];
+    /// assert_eq!(Layer::from_ops(&linear)?.residual_scale(), None);
+    /// assert_eq!(Layer::residual(&linear, 0.125)?.residual_scale(), Some(0.125));
+    /// # Ok::<(), pcnet_core::PcError>(())
+    /// ```
+    pub const fn residual_scale(&self) -> Option<f64> {
+        #[cfg(feature = "residual")]
+        {
+            self.residual
+        }
+        #[cfg(not(feature = "residual"))]
+        {
+            None
+        }
     }
 
     /// A layer from a chain of ops (1 to [`MAX_OPS_PER_LAYER`] of them).
@@ -137,6 +282,8 @@ impl Layer {
         Ok(Layer {
             ops,
             len: chain.len(),
+            #[cfg(feature = "residual")]
+            residual: None,
         })
     }
 
@@ -182,14 +329,15 @@ impl Layer {
         width
     }
 
-    /// Features per sample stored for the intermediate ops (all but the last), per sample.
+    /// Features per sample stored for the intermediate ops (all but the last; every op,
+    /// the branch output `g(v)` included, for a residual layer), per sample.
     pub const fn trace_len(&self, input: usize) -> usize {
         let mut width = input;
         let mut total = 0usize;
         let mut i = 0;
         while i < self.len && i < MAX_OPS_PER_LAYER {
             width = self.ops[i].output_len(width);
-            if i + 1 < self.len {
+            if i + 1 < self.len || self.residual_scale().is_some() {
                 total = total.saturating_add(width);
             }
             i += 1;
@@ -213,8 +361,11 @@ impl Layer {
     }
 
     /// The activation of the layer when it is a dense layer `[Linear, Activation]` or a bare
-    /// `[Linear]` (identity), else `None`.
+    /// `[Linear]` (identity), else `None` (a residual layer is not dense).
     pub fn dense_activation(&self) -> Option<Activation> {
+        if self.residual_scale().is_some() {
+            return None;
+        }
         match self.ops() {
             [Op::Linear { .. }] => Some(Activation::Identity),
             [Op::Linear { .. }, Op::Activation(activation)] => Some(*activation),
@@ -394,6 +545,17 @@ impl<'a> NetworkSpec<'a> {
                     reason: "a layer needs 1 to MAX_OPS_PER_LAYER ops",
                 });
             }
+            let layer_input = width;
+            if let Some(scale) = layer.residual_scale() {
+                if !scale.is_finite() {
+                    return Err(PcError::InvalidHyperparameter {
+                        name: "residual scale",
+                        value: scale,
+                        min: core::ops::Bound::Unbounded,
+                        max: core::ops::Bound::Unbounded,
+                    });
+                }
+            }
             for (op_index, op) in layer.ops().iter().enumerate() {
                 if let Some(reason) = op.missing_feature().or(op.shape_problem()) {
                     return Err(PcError::InvalidOp {
@@ -429,6 +591,14 @@ impl<'a> NetworkSpec<'a> {
                         reason: "an op produces zero features",
                     });
                 }
+            }
+            if layer.residual_scale().is_some() && width != layer_input {
+                return Err(PcError::ShapeMismatch {
+                    layer: index + 1,
+                    op: layer.len,
+                    expected: layer_input,
+                    given: width,
+                });
             }
         }
         if let Some(reason) = self.loss.missing_feature() {

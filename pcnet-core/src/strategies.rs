@@ -15,6 +15,9 @@
 //! layers of conv2d, activation, max or average pooling and flatten, then dense layers;
 //! see [`random_cnn`]); the theory suite runs its CNN statements on them.
 //!
+//! [`residual_networks`] and [`smooth_residual_networks`] (feature `residual`) draw small
+//! residual networks `v + alpha g(v)` of the same type (see [`random_residual`]).
+//!
 //! **Smoothness.** ReLU and leaky ReLU have a kink at 0, where a finite difference or a
 //! Taylor argument fails. Properties that need smoothness either draw from
 //! [`NetworkConfig::smooth`] (identity, tanh, sigmoid, softplus only) or keep every
@@ -362,6 +365,10 @@ impl<T: Scalar> fmt::Debug for RandomNetwork<T> {
         } else {
             let ops: Vec<&[crate::Op]> = self.layers.iter().map(Layer::ops).collect();
             debug.field("layers", &ops);
+            let scales: Vec<Option<f64>> = self.layers.iter().map(Layer::residual_scale).collect();
+            if scales.iter().any(Option::is_some) {
+                debug.field("residual_scales", &scales);
+            }
         }
         debug
             .field("loss", &self.loss)
@@ -665,6 +672,149 @@ pub fn random_cnn(seed: u64, smooth: bool) -> RandomNetwork {
     }
 }
 
+/// Random residual networks ([`random_residual`]), each fixed by a drawn seed.
+///
+/// ```
+/// use pcnet_core::strategies::residual_networks;
+/// use proptest::{strategy::{Strategy, ValueTree}, test_runner::TestRunner};
+/// let net = residual_networks().new_tree(&mut TestRunner::deterministic()).unwrap().current();
+/// assert!(net.spec().validate().is_ok());
+/// assert!(net.layers.iter().any(|layer| layer.residual_scale().is_some()));
+/// ```
+#[cfg(feature = "residual")]
+pub fn residual_networks() -> impl Strategy<Value = RandomNetwork> {
+    any::<u64>().prop_map(|seed| random_residual(seed, false))
+}
+
+/// [`residual_networks`] with smooth activations only (identity, tanh, sigmoid,
+/// softplus), so that Strict PC's energy has a continuous gradient.
+#[cfg(feature = "residual")]
+pub fn smooth_residual_networks() -> impl Strategy<Value = RandomNetwork> {
+    any::<u64>().prop_map(|seed| random_residual(seed, true))
+}
+
+/// The small residual network that `seed` fixes: an optional dense stem (input width 1-5
+/// to the residual width `N` in 2-8, drawn activation; without it the input has width
+/// `N`), 1 to 4 residual layers `v + alpha g(v)` with `g` one of `[Linear N->N]`,
+/// `[Linear N->H, act, Linear H->N]`, `[Linear N->H, act, Linear H->N, act]` (`H` in 1-8)
+/// or `[act]` (not as the first layer), and `alpha` one of 1, `1/sqrt(blocks)` or uniform in `[-1.5, 1.5]`; then a
+/// dense identity head to 1-4 outputs (2-4 for cross-entropy), optional for the squared
+/// errors (the last residual layer is then the output). MSE, summed MSE or cross-entropy,
+/// 1-4 rows. Weights uniform with variance `1 / fan_in`, biases, inputs and value targets
+/// uniform in `[-0.5, 0.5]`, `[-1, 1]` and `[-1, 1]`. With `smooth` the activations are
+/// identity, tanh, sigmoid or softplus; otherwise ReLU and leaky ReLU (0.01) too. The same
+/// seed gives the same network on every machine (integer arithmetic and exactly rounded
+/// scaling only, `sqrt` correctly rounded).
+///
+/// ```
+/// use pcnet_core::strategies::random_residual;
+/// let net = random_residual(7, true);
+/// assert!(net.spec().validate().is_ok());
+/// assert_eq!(net, random_residual(7, true));
+/// ```
+#[cfg(feature = "residual")]
+pub fn random_residual(seed: u64, smooth: bool) -> RandomNetwork {
+    let mut stream = Stream(seed);
+    let activations: &[Activation] = if smooth {
+        &SMOOTH_ACTIVATIONS
+    } else {
+        &[
+            Activation::Identity,
+            Activation::Relu,
+            Activation::LEAKY_RELU,
+            Activation::Tanh,
+            Activation::Sigmoid,
+            Activation::Softplus,
+        ]
+    };
+    let activation = |stream: &mut Stream| activations[stream.pick(0, activations.len() - 1)];
+    let width = stream.pick(2, 8);
+    let loss = [Loss::Mse, Loss::MseSum, Loss::CrossEntropy][stream.pick(0, 2)];
+    let mut layers = Vec::new();
+    let input_len = if stream.pick(0, 1) == 1 {
+        let inputs = stream.pick(1, 5);
+        layers.push(Layer::dense(inputs, width, activation(&mut stream)));
+        inputs
+    } else {
+        width
+    };
+    let blocks = stream.pick(1, 4);
+    for _ in 0..blocks {
+        let alpha = match stream.pick(0, 2) {
+            0 => 1.0,
+            1 => 1.0 / libm::sqrt(blocks as f64),
+            _ => 1.5 * stream.unit(),
+        };
+        let hidden = stream.pick(1, 8);
+        let down = Op::Linear {
+            inputs: width,
+            outputs: hidden,
+        };
+        let up = Op::Linear {
+            inputs: hidden,
+            outputs: width,
+        };
+        // A network's input width is its first op's: an activation-only branch
+        // never comes first.
+        let kind = stream.pick(0, 3);
+        let kind = if layers.is_empty() && kind == 3 {
+            0
+        } else {
+            kind
+        };
+        let branch = match kind {
+            0 => std::vec![Op::Linear {
+                inputs: width,
+                outputs: width
+            }],
+            1 => std::vec![down, Op::Activation(activation(&mut stream)), up],
+            2 => {
+                let inner = activation(&mut stream);
+                std::vec![
+                    down,
+                    Op::Activation(inner),
+                    up,
+                    Op::Activation(activation(&mut stream))
+                ]
+            }
+            _ => std::vec![Op::Activation(activation(&mut stream))],
+        };
+        layers.push(Layer::residual(&branch, alpha).expect("one to four ops"));
+    }
+    let mut outputs = width;
+    if loss == Loss::CrossEntropy || stream.pick(0, 1) == 1 {
+        outputs = stream.pick(if loss == Loss::CrossEntropy { 2 } else { 1 }, 4);
+        layers.push(Layer::dense(width, outputs, Activation::Identity));
+    }
+    let rows = stream.pick(1, 4);
+    let mut params = Vec::new();
+    for layer in &layers {
+        for op in layer.ops() {
+            if let Op::Linear { inputs, outputs } = *op {
+                let bound = libm::sqrt(3.0 / inputs as f64);
+                params.extend((0..inputs * outputs).map(|_| bound * stream.unit()));
+                params.extend((0..outputs).map(|_| 0.5 * stream.unit()));
+            }
+        }
+    }
+    let inputs = (0..rows * input_len).map(|_| stream.unit()).collect();
+    let values: Vec<f64> = (0..rows * outputs).map(|_| stream.unit()).collect();
+    let classes: Vec<usize> = (0..rows).map(|_| stream.pick(0, outputs - 1)).collect();
+    RandomNetwork {
+        layers,
+        loss,
+        params,
+        rows,
+        inputs,
+        targets: match loss {
+            Loss::CrossEntropy => RandomTargets::Classes(classes),
+            _ => RandomTargets::Values(values),
+        },
+        weight_scale: 1.0,
+        loss_rows: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -702,6 +852,38 @@ mod tests {
                     net,
                     "seed {seed}: not reproducible"
                 );
+            }
+        }
+    }
+
+    #[cfg(feature = "residual")]
+    #[test]
+    fn drawn_residual_networks_are_valid_and_fixed_by_their_seed() {
+        for seed in 0..300_u64 {
+            for smooth in [false, true] {
+                let net = random_residual(seed, smooth);
+                let spec = net.spec();
+                assert!(
+                    spec.validate().is_ok(),
+                    "seed {seed}: {:?}",
+                    spec.validate()
+                );
+                assert_eq!(spec.parameter_len(), net.params.len(), "seed {seed}");
+                assert_eq!(net.inputs.len(), net.rows * spec.width(0), "seed {seed}");
+                assert!(net
+                    .target_view()
+                    .check(net.loss, net.rows, spec.output_len())
+                    .is_ok());
+                let residual = net.layers.iter().filter(|l| l.residual_scale().is_some());
+                assert!((1..=4).contains(&residual.count()), "seed {seed}");
+                if smooth {
+                    for op in net.layers.iter().flat_map(|layer| layer.ops()) {
+                        if let Op::Activation(a) = op {
+                            assert!(a.is_smooth(), "seed {seed}");
+                        }
+                    }
+                }
+                assert_eq!(random_residual(seed, smooth), net, "seed {seed}");
             }
         }
     }
