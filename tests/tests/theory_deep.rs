@@ -11,7 +11,7 @@ use pcnet_core::analysis::{
     Lanczos, Spectrum,
 };
 use pcnet_core::{
-    infer, Activation, Batch, Conditioning, Layer, Loss, NetworkSpec, Report, Settings,
+    infer, Activation, Batch, Conditioning, Layer, Loss, NetworkSpec, Op, Report, Settings,
     StrictSchedule, Targets,
 };
 use proptest::prelude::*;
@@ -97,40 +97,55 @@ impl LinearNet {
     }
 
     /// The width- and depth-stable linear residual network of fact 14: input layer
-    /// `N(0, 1/d)`, `L - 2` residual blocks `M_l = I + W_l / sqrt(L)` with
-    /// `W_l ~ N(0, 1/N)`, and a readout of variance `1/N^2` (muP's output scaling); no
-    /// biases; summed MSE. Each residual block is written as the dense layer with weight
-    /// `I + alpha W` (the same affine map, so the same energy and relaxation).
+    /// `N(0, 1/d)`, `L - 2` residual blocks `v + W_l v / sqrt(L)` with `W_l ~ N(0, 1/N)`
+    /// (`Layer::residual` with a linear branch), and a readout of variance `1/N^2`
+    /// (muP's output scaling); no biases; summed MSE. With `dense_blocks` each block is
+    /// written instead as the dense layer with weight `I + alpha W` (the same affine map),
+    /// from the same draws.
     fn stable_residual(
         seed: u64,
         width: usize,
         depth: usize,
         outputs: usize,
         rows: usize,
+        dense_blocks: bool,
     ) -> LinearNet {
         let mut draw = Draw(seed);
         let input = width;
         let alpha = 1.0 / (depth as f64).sqrt();
-        let mut widths = vec![input];
-        widths.extend(std::iter::repeat_n(width, depth - 1));
-        widths.push(outputs);
-        let layers: Vec<Layer> = widths
-            .windows(2)
-            .map(|w| Layer::dense(w[0], w[1], Activation::Identity))
-            .collect();
+        let mut layers = vec![Layer::dense(input, width, Activation::Identity)];
+        let block = if dense_blocks {
+            Layer::dense(width, width, Activation::Identity)
+        } else {
+            Layer::residual(
+                &[Op::Linear {
+                    inputs: width,
+                    outputs: width,
+                }],
+                alpha,
+            )
+            .expect("a linear branch of matching width")
+        };
+        layers.extend(std::iter::repeat_n(block, depth - 2));
+        layers.push(Layer::dense(width, outputs, Activation::Identity));
         let mut params = Vec::new();
-        for (l, w) in widths.windows(2).enumerate() {
-            let (fan_in, fan_out) = (w[0], w[1]);
+        for l in 0..depth {
+            let (fan_in, fan_out) = (
+                if l == 0 { input } else { width },
+                if l == depth - 1 { outputs } else { width },
+            );
             for o in 0..fan_out {
                 for i in 0..fan_in {
-                    let value = if l == 0 {
-                        draw.normal() / (fan_in as f64).sqrt()
+                    let z = draw.normal();
+                    params.push(if l == 0 {
+                        z / (fan_in as f64).sqrt()
                     } else if l == depth - 1 {
-                        draw.normal() / fan_in as f64
+                        z / fan_in as f64
+                    } else if dense_blocks {
+                        f64::from(u8::from(o == i)) + alpha * z / (fan_in as f64).sqrt()
                     } else {
-                        f64::from(u8::from(o == i)) + alpha * draw.normal() / (fan_in as f64).sqrt()
-                    };
-                    params.push(value);
+                        z / (fan_in as f64).sqrt()
+                    });
                 }
             }
             params.extend(std::iter::repeat_n(0.0, fan_out));
@@ -219,6 +234,19 @@ fn distance(a: &[f64], b: &[f64]) -> f64 {
         .sqrt()
 }
 
+/// The largest relative distance of one layer's updates to another run's,
+/// `max_l |a_l - b_l| / |b_l|`.
+fn layer_gap(net: &LinearNet, a: &[f64], b: &[f64]) -> f64 {
+    let spec = net.spec();
+    (1..=spec.depth())
+        .map(|l| {
+            let range = spec.parameter_offset(l)
+                ..spec.parameter_offset(l) + net.layers[l - 1].parameter_len();
+            distance(&a[range.clone()], &b[range.clone()]) / norm(&b[range])
+        })
+        .fold(0.0, f64::max)
+}
+
 /// Least-squares slope of `log y` against `log x`.
 fn fitted_exponent(xs: &[f64], ys: &[f64]) -> f64 {
     let n = xs.len() as f64;
@@ -288,8 +316,8 @@ proptest! {
 // ---------------------------------------------------------------------------------------
 
 /// At depth 4 and widths 32 to 256 (stable parameterisation, 4 outputs, 8 rows),
-/// `|F* - MSE| / MSE` and the relative distance of PC's converged updates to Exact's
-/// both fall like `1/N` (fitted exponent over 64..256 in `[-1.15, -0.85]`, last ratio
+/// `|F* - MSE| / MSE` and the largest relative distance of one layer's PC updates
+/// (converged) to Exact's both fall like `1/N` (fitted exponent over 64..256 in `[-1.15, -0.85]`, last ratio
 /// `gap(128) / gap(256)` in `[1.7, 2.3]`); at `N = L` both are large (at least 0.2).
 #[test]
 fn width_much_larger_than_depth_gives_backprop() {
@@ -301,8 +329,14 @@ fn width_much_larger_than_depth_gives_backprop() {
         let (mut energy_gap, mut gradient_gap) = (0.0, 0.0);
         // Averaged over three draws, so one unlucky draw does not set the slope.
         for seed in 0..3u64 {
-            let net =
-                LinearNet::stable_residual(1000 * width as u64 + seed, width, depth, outputs, rows);
+            let net = LinearNet::stable_residual(
+                1000 * width as u64 + seed,
+                width,
+                depth,
+                outputs,
+                rows,
+                false,
+            );
             let (energy, loss, _) = closed_form(&net);
             energy_gap += (loss - energy).abs() / loss / 3.0;
             let pc = relax(
@@ -311,7 +345,7 @@ fn width_much_larger_than_depth_gives_backprop() {
             );
             assert!(pc.report.converged, "width {width}: {:?}", pc.report);
             let exact = relax(&net, &Settings::exact());
-            gradient_gap += distance(&pc.updates, &exact.updates) / norm(&exact.updates) / 3.0;
+            gradient_gap += layer_gap(&net, &pc.updates, &exact.updates) / 3.0;
         }
         if width == depth {
             assert!(energy_gap >= 0.2, "N = L: energy gap only {energy_gap}");
@@ -361,7 +395,7 @@ fn relaxation_steps_grow_like_depth_squared_plain_and_depth_accelerated() {
     let (mut plain_steps, mut heavy_steps, mut chebyshev_steps) =
         (Vec::new(), Vec::new(), Vec::new());
     for &depth in &depths {
-        let net = LinearNet::stable_residual(77 + depth as u64, 4, depth, 2, 2);
+        let net = LinearNet::stable_residual(77 + depth as u64, 4, depth, 2, 2, false);
         let (energy, loss, beliefs) = closed_form(&net);
         let estimate = spectrum(&net);
         let conditioning = Conditioning {
@@ -572,4 +606,38 @@ fn the_gradient_schedule_is_plain_strict_and_bad_settings_are_refused() {
         updates.iter().all(|&u| u == 0.0),
         "nothing written on a refused call"
     );
+}
+
+/// A linear residual layer `v + alpha (W v + b)` is the dense layer `(I + alpha W) v +
+/// alpha b`: the same closed form and Strict beliefs (1e-12), and the residual form's
+/// updates are `alpha` times the dense form's for the blocks and equal elsewhere
+/// (the chain rule through `M = I + alpha W`).
+#[test]
+fn a_linear_residual_layer_is_the_dense_layer_i_plus_alpha_w() {
+    let (width, depth) = (6, 5);
+    let alpha = 1.0 / (depth as f64).sqrt();
+    let residual = LinearNet::stable_residual(3, width, depth, 3, 2, false);
+    let dense = LinearNet::stable_residual(3, width, depth, 3, 2, true);
+    let (energy_r, loss_r, beliefs_r) = closed_form(&residual);
+    let (energy_d, loss_d, beliefs_d) = closed_form(&dense);
+    assert!((energy_r - energy_d).abs() <= 1e-12 * energy_d);
+    assert!((loss_r - loss_d).abs() <= 1e-12 * loss_d);
+    assert!(distance(&beliefs_r, &beliefs_d) <= 1e-12 * norm(&beliefs_d));
+    let settings = Settings::strict(0.3, 400);
+    let (run_r, run_d) = (relax(&residual, &settings), relax(&dense, &settings));
+    assert!(distance(&run_r.hidden, &run_d.hidden) <= 1e-12 * norm(&run_d.hidden));
+    let spec = dense.spec();
+    for l in 1..=depth {
+        let range = spec.parameter_offset(l)
+            ..spec.parameter_offset(l) + dense.layers[l - 1].parameter_len();
+        let factor = if l == 1 || l == depth { 1.0 } else { alpha };
+        let expected: Vec<f64> = run_d.updates[range.clone()]
+            .iter()
+            .map(|u| factor * u)
+            .collect();
+        assert!(
+            distance(&run_r.updates[range], &expected) <= 1e-12 * norm(&expected),
+            "layer {l}"
+        );
+    }
 }
