@@ -4,8 +4,9 @@
 //!
 //! * the condition number `kappa = lambda_max / lambda_min` of the activity Hessian
 //!   (`pcnet_core::analysis::hessian_spectrum`, Lanczos) of a width- and depth-stable
-//!   linear residual network (THEORY.md, fact 14: input layer `N(0, 1/N)`, blocks
-//!   `I + W / sqrt(L)` with `W ~ N(0, 1/N)`, readout `N(0, 1/N^2)`, summed MSE);
+//!   linear residual network (THEORY.md, fact 14: input layer `N(0, 1/N)`, residual
+//!   blocks `v + W v / sqrt(L)` with `W ~ N(0, 1/N)`, readout `N(0, 1/N^2)`, 10 outputs,
+//!   summed MSE);
 //! * the relaxation steps plain Strict (gradient steps of the safe step
 //!   `0.9 * 2 / lambda_max`) and the heavy ball (`StrictSchedule::HeavyBall`) need to reach
 //!   the same relative tolerance `|grad F|^2 <= 2 tau lambda_min F_0` (both given the same
@@ -13,8 +14,10 @@
 //!   each final energy is from the closed-form minimum `F*` (`linear_equilibrium`),
 //!   relative to `F_0`;
 //! * seconds per training step (Strict with `T = 2L` plain iterations, step 0.1, then
-//!   SGD) of a tanh network of the same width, batch 64, in f32 and f64, on pcnet-std's
-//!   fast kernels, one thread.
+//!   SGD) of a residual tanh network of the same width (a tanh input layer, `L - 2`
+//!   blocks `v + tanh(W v + b) / sqrt(L)`, a linear readout to 10 outputs, MSE), batch 64,
+//!   in f32 and f64, on pcnet-std's fast kernels with the weights packed once per step,
+//!   one thread.
 //!
 //! It writes `depth.csv` and `depth.svg`/`depth.png` into the output directory.
 
@@ -23,7 +26,7 @@ use pcnet_core::analysis::{
     equilibrium_workspace_len, hessian_spectrum_with, linear_equilibrium, Lanczos,
 };
 use pcnet_core::{
-    infer_with, Activation, Batch, Conditioning, Layer, Loss, NetworkSpec, Optimizer, Scalar,
+    infer_with, Activation, Batch, Conditioning, Layer, Loss, NetworkSpec, Op, Optimizer, Scalar,
     Settings, Sgd, StrictSchedule, Targets,
 };
 use pcnet_std::fast::{Fast, PackedWeights};
@@ -116,30 +119,37 @@ impl Draw {
 
 const OUTPUTS: usize = 10;
 
-/// Dense layers `width -> width x (L - 1) -> 10` with `activation` on the hidden ones.
-fn layers(width: usize, depth: usize, activation: Activation) -> Vec<Layer> {
-    let mut layers = vec![Layer::dense(width, width, activation); depth - 1];
+/// The stable linear residual network: a linear input layer, `L - 2` residual blocks
+/// `v + (W v + b) / sqrt(L)` (`Layer::residual` with a linear branch), a linear readout.
+fn residual_linear_layers(width: usize, depth: usize) -> Result<Vec<Layer>, String> {
+    let block = Layer::residual(
+        &[Op::Linear {
+            inputs: width,
+            outputs: width,
+        }],
+        1.0 / (depth as f64).sqrt(),
+    )
+    .map_err(|e| format!("residual block: {e}"))?;
+    let mut layers = vec![Layer::dense(width, width, Activation::Identity)];
+    layers.extend(std::iter::repeat_n(block, depth - 2));
     layers.push(Layer::dense(width, OUTPUTS, Activation::Identity));
-    layers
+    Ok(layers)
 }
 
-/// The stable linear residual network's parameters (blocks written as `I + W / sqrt(L)`).
+/// Its parameters: input layer `N(0, 1/N)`, blocks `W ~ N(0, 1/N)`, readout `N(0, 1/N^2)`,
+/// no biases.
 fn stable_parameters(draw: &mut Draw, width: usize, depth: usize) -> Vec<f64> {
-    let alpha = 1.0 / (depth as f64).sqrt();
     let scale = 1.0 / (width as f64).sqrt();
     let mut params = Vec::new();
     for l in 0..depth {
         let outputs = if l == depth - 1 { OUTPUTS } else { width };
-        for o in 0..outputs {
-            for i in 0..width {
-                params.push(if l == 0 {
-                    draw.normal() * scale
-                } else if l == depth - 1 {
-                    draw.normal() / width as f64
-                } else {
-                    f64::from(u8::from(o == i)) + alpha * draw.normal() * scale
-                });
-            }
+        for _ in 0..outputs * width {
+            let z = draw.normal();
+            params.push(if l == depth - 1 {
+                z / width as f64
+            } else {
+                z * scale
+            });
         }
         params.extend(std::iter::repeat_n(0.0, outputs));
     }
@@ -189,7 +199,21 @@ where
     Fast: pcnet_core::Backend<T>,
     for<'a> pcnet_std::fast::PackedFast<'a, T>: pcnet_core::Backend<T>,
 {
-    let layers = layers(width, depth, Activation::Tanh);
+    // Input layer, L - 2 residual blocks v + tanh(W v + b) / sqrt(L), readout.
+    let block = Layer::residual(
+        &[
+            Op::Linear {
+                inputs: width,
+                outputs: width,
+            },
+            Op::Activation(Activation::Tanh),
+        ],
+        1.0 / (depth as f64).sqrt(),
+    )
+    .map_err(|e| format!("residual block: {e}"))?;
+    let mut layers = vec![Layer::dense(width, width, Activation::Tanh)];
+    layers.extend(std::iter::repeat_n(block, depth - 2));
+    layers.push(Layer::dense(width, OUTPUTS, Activation::Identity));
     let spec = NetworkSpec::new(&layers, Loss::Mse);
     let mut draw = Draw(0xD0E5 + depth as u64);
     let scale = 1.0 / (width as f64).sqrt();
@@ -240,7 +264,7 @@ pub fn measure(options: &Options, depth: usize) -> Result<Row, String> {
         return Err(format!("depth {depth}: at least 2 (a hidden layer)"));
     }
     let width = options.width;
-    let layers = layers(width, depth, Activation::Identity);
+    let layers = residual_linear_layers(width, depth)?;
     let spec = NetworkSpec::new(&layers, Loss::MseSum);
     let mut draw = Draw(0x5EED + depth as u64);
     let params = stable_parameters(&mut draw, width, depth);
