@@ -1,35 +1,6 @@
 //! Strict PC with a conditioned stop and, optionally, momentum: the schedules of
-//! [`StrictSchedule`] other than [`StrictSchedule::Plain`].
-//!
-//! Plain Strict is gradient descent with step `eta` on the energy `F`; near its minimum
-//! it contracts the error along an eigenvector of the Hessian `H` with eigenvalue
-//! `lambda` by `|1 - eta lambda|` per iteration, so with `eta <= 2 / lambda_max` it needs
-//! about `kappa = lambda_max / lambda_min` iterations per digit, and `kappa` grows like
-//! `L^2` with depth (`THEORY.md`, facts 10 and 15). Polyak's heavy ball,
-//!
-//! ```text
-//! m <- a (epsilon_l - J_{l+1}^T epsilon_{l+1}) + b m,    v_l <- v_l + m,
-//! a = 4 / (sqrt(lambda_max) + sqrt(lambda_min))^2,
-//! b = ((sqrt(lambda_max) - sqrt(lambda_min)) / (sqrt(lambda_max) + sqrt(lambda_min)))^2,
-//! ```
-//!
-//! contracts every mode of a quadratic by `sqrt(b) = 1 - 2 / (sqrt(kappa) + 1)` per
-//! iteration: about `sqrt(kappa)` iterations per digit, linear in `L`. It has the same
-//! fixed points (`m = 0` and zero velocity), the same energy, errors, divergence test and
-//! parameter updates as plain Strict; one more activation region holds `m`.
-//!
-//! **The conditioned stop.** An absolute residual threshold means nothing across depths:
-//! the distance to the minimum is up to `|grad F| / lambda_min`. With
-//! [`Conditioning::relative_tolerance`] `tau` the relaxation stops once
-//!
-//! ```text
-//! |grad F(v)|_2^2 <= 2 tau lambda_min F_0,
-//! ```
-//!
-//! `F_0` the initial energy (the loss, from the feedforward start). On a quadratic `F`
-//! (linear networks under MSE) this guarantees `F(v) - F* <= tau F_0` and
-//! `|v - v*|_2 <= sqrt(2 tau F_0 / lambda_min)`, whatever the depth; for a nonlinear
-//! network it holds to first order near the minimum.
+//! [`StrictSchedule`] other than [`StrictSchedule::Plain`] (its documentation explains
+//! them).
 
 #[cfg(feature = "safe-step")]
 use super::{activation_range, At, InputBelief, Problem, Regions, Report};
@@ -41,6 +12,37 @@ use crate::{
 use crate::{scalar::max_abs_difference, Backend};
 
 /// How Strict moves the beliefs and when it stops ([`crate::Settings::schedule`]).
+///
+/// Plain Strict is gradient descent with step `eta` on the energy `F`; near its minimum
+/// it contracts the error along an eigenvector of the Hessian `H` with eigenvalue
+/// `lambda` by `|1 - eta lambda|` per iteration, so with `eta <= 2 / lambda_max` it needs
+/// about `kappa = lambda_max / lambda_min` iterations per digit, and `kappa` grows like
+/// `L^2` with depth (`THEORY.md`, facts 10 and 15). Polyak's heavy ball,
+///
+/// ```text
+/// m <- a (epsilon_l - J_{l+1}^T epsilon_{l+1}) + b m,    v_l <- v_l + m,
+/// a = 4 / (sqrt(lambda_max) + sqrt(lambda_min))^2,
+/// b = ((sqrt(lambda_max) - sqrt(lambda_min)) / (sqrt(lambda_max) + sqrt(lambda_min)))^2,
+/// ```
+///
+/// contracts every mode of a quadratic by `sqrt(b) = 1 - 2 / (sqrt(kappa) + 1)` per
+/// iteration: about `sqrt(kappa)` iterations per digit, linear in `L`. It has the same
+/// fixed points (`m = 0` and zero velocity), the same energy, errors, divergence test and
+/// parameter updates as plain Strict; one more activation region holds `m`.
+///
+/// **The conditioned stop.** An absolute residual threshold means nothing across depths:
+/// the distance to the minimum is up to `|grad F| / lambda_min`. With
+/// [`Conditioning::relative_tolerance`] `tau` the relaxation stops once
+///
+/// ```text
+/// |grad F(v)|_2^2 <= 2 tau lambda_min F_0,
+/// ```
+///
+/// `F_0` the initial energy (the loss, from the feedforward start). On a quadratic `F`
+/// (linear networks under MSE) this guarantees `F(v) - F* <= tau F_0` and
+/// `|v - v*|_2 <= sqrt(2 tau F_0 / lambda_min)`, whatever the depth; for a nonlinear
+/// network it holds to first order near the minimum.
+///
 ///
 /// # Example
 /// ```
@@ -59,7 +61,7 @@ pub enum StrictSchedule<T> {
     /// spectrum is estimated only when the relative tolerance needs it).
     Gradient(Conditioning<T>),
     /// Polyak's heavy ball with step and momentum from the Hessian's extreme eigenvalues
-    /// (see the [module docs](self)); [`crate::Settings::step_size`] is unused.
+    /// (see [`StrictSchedule`]); [`crate::Settings::step_size`] is unused.
     HeavyBall(Conditioning<T>),
     /// The Chebyshev semi-iteration on the interval of the Hessian's extreme eigenvalues:
     /// the heavy ball's update with per-iteration coefficients that make the error after
@@ -79,7 +81,7 @@ pub enum StrictSchedule<T> {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub struct Conditioning<T> {
-    /// Stop once `|grad F|_2^2 <= 2 tau lambda_min F_0` (see the [module docs](self)),
+    /// Stop once `|grad F|_2^2 <= 2 tau lambda_min F_0` (see [`StrictSchedule`]),
     /// in `[0, 1)`; the iteration count is the cap. `None`: only
     /// [`crate::Settings::tolerance`] stops early.
     pub relative_tolerance: Option<T>,
