@@ -40,6 +40,10 @@ pub enum Command {
     /// Time one PCInfer-equivalent call (forward, relaxation, parameter updates).
     #[command(args_override_self = true)]
     Speed(SpeedArgs),
+    /// Strict's relaxation against depth: condition number, plain and heavy-ball steps to
+    /// a relative tolerance, seconds per training step; writes depth.csv and a figure.
+    #[command(args_override_self = true)]
+    Depth(DepthArgs),
     /// f32 GFLOP/s of pc's own matrix product on 1024 x 1024 x 1024, on one thread and on
     /// all threads.
     #[command(args_override_self = true)]
@@ -221,5 +225,35 @@ fn parse_positive(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(value) if value >= 1 => Ok(value),
         _ => Err("expected a whole number of at least 1".to_string()),
+    }
+}
+
+/// Flags of `pc-bench depth` (defaults: [`pcnet_bench::depth::Options::default`]).
+#[derive(Debug, Args)]
+pub struct DepthArgs {
+    /// Output directory for depth.csv and depth.svg/png.
+    #[arg(long, default_value = "depth-out")]
+    pub out: PathBuf,
+    /// Depths, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "4,8,16,32,64,128")]
+    pub depths: Vec<usize>,
+    /// Relative tolerance of the step counts.
+    #[arg(long, default_value_t = 1e-6)]
+    pub tolerance: f64,
+    /// Most plain Strict steps per depth.
+    #[arg(long, default_value_t = 100_000)]
+    pub plain_cap: usize,
+}
+
+impl DepthArgs {
+    /// The library's options.
+    pub fn options(&self) -> pcnet_bench::depth::Options {
+        pcnet_bench::depth::Options {
+            out: self.out.clone(),
+            depths: self.depths.clone(),
+            tolerance: self.tolerance,
+            plain_cap: self.plain_cap,
+            ..pcnet_bench::depth::Options::default()
+        }
     }
 }

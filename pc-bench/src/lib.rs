@@ -1,6 +1,7 @@
 //! Library side of the `pc-bench` program: the Torch2PC reference-case runner, shared by
 //! the command line and the test suite.
 
+pub mod depth;
 pub mod models;
 pub mod reference;
 pub mod reproduce;

@@ -16,6 +16,10 @@ fn main() -> ExitCode {
         Command::Reference { dir } => reference(dir),
         Command::Reproduce(args) => reproduce(&args.options()),
         Command::Speed(args) => speed_result("speed", pcnet_bench::speed::speed(&args.to_args())),
+        Command::Depth(args) => speed_result(
+            "depth",
+            pcnet_bench::depth::depth(&args.options()).map(|_| ()),
+        ),
         Command::Peak { json } => {
             let args = if json {
                 vec!["--json".to_string()]

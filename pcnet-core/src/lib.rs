@@ -40,10 +40,10 @@
 //! | feature | adds |
 //! |---|---|
 //! | `conv` | the kernels of [`Op::Conv2d`], [`Op::MaxPool2d`] and [`Op::AvgPool2d`] ([`kernels::conv`], [`kernels::pool`], the `conv2d_*` methods of [`Backend`]) |
-//! | `safe-step` | Strict's step size from the energy's curvature ([`Settings::with_safe_step_size`], [`safe_step_size`], [`stability::hessian_vector_product`]); implies `strict` |
+//! | `safe-step` | Strict's step size from the energy's curvature ([`Settings::with_safe_step_size`], [`safe_step_size`], [`stability::hessian_vector_product`]), the conditioned Strict schedules ([`StrictSchedule`]: heavy ball, Chebyshev, the relative stop) and the activity Hessian's extreme eigenvalues ([`analysis::hessian_spectrum`]); implies `strict` |
 //! | `exact` | [`Algorithm::Exact`] |
 //! | `fixed-pred` | [`Algorithm::FixedPred`] |
-//! | `strict` | [`Algorithm::Strict`] |
+//! | `strict` | [`Algorithm::Strict`], and the closed-form equilibrium of linear networks ([`analysis::linear_equilibrium`]) |
 //! | `leaky-relu`, `sigmoid`, `softplus` | networks with that [`Activation`] |
 //! | `cross-entropy` | networks with [`Loss::CrossEntropy`] |
 //! | `residual` | residual layers `v + alpha * g(v)` ([`Layer::residual`], [`Layer::residual_mlp`]) |
@@ -107,6 +107,7 @@
 extern crate std;
 
 mod activation;
+pub mod analysis;
 mod error;
 pub mod kernels;
 mod layer;
@@ -133,7 +134,8 @@ pub use optim::{Adam, AdamW, Optimizer, Sgd};
 /// Which step size Strict PC converges with (the module lives in `relax/safe_step.rs`).
 pub use relax::safe_step as stability;
 pub use relax::{
-    infer, infer_with, Algorithm, Batch, Inference, InputBelief, Report, Settings, MAX_ITERATIONS,
+    infer, infer_with, Algorithm, Batch, Conditioning, Inference, InputBelief, Report, Settings,
+    StrictSchedule, MAX_ITERATIONS,
 };
 pub use scalar::Scalar;
 pub use spec::{Layer, NetworkSpec, Op, MAX_OPS_PER_LAYER};

@@ -12,7 +12,7 @@
 //! `runtime.csv` holds wall-clock times.
 
 mod experiments;
-mod plot;
+pub(crate) mod plot;
 
 use experiments::{
     binomial_relative_error, compare_training, errors_against_iterations, runtime_study,

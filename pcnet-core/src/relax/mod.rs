@@ -22,6 +22,8 @@ pub mod safe_step;
 mod settings;
 #[cfg(feature = "strict")]
 mod strict;
+mod strict_accelerated;
+pub use strict_accelerated::{Conditioning, StrictSchedule};
 // Every optional capability built (the default features; see build.rs).
 #[cfg(all(test, pc_all_features))]
 mod tests;
@@ -69,6 +71,7 @@ pub struct Inference<'w, 's, T> {
     loss: T,
     report: Report<T>,
     step_size: T,
+    spectrum: Option<crate::analysis::Spectrum<T>>,
     /// `v_0 = x`: [`Inference::beliefs`] reads it from `vhat_0`, so that the algorithms
     /// need not copy the input (often the widest layer) a second time.
     clamped_input: bool,
@@ -325,7 +328,8 @@ pub(crate) fn infer_checked<'w, 's, const CHECK_NETWORK: bool, T: Scalar, B: Bac
         batch,
         settings,
     };
-    let mut regions = Regions::split(&mut workspace[..used], lens);
+    let (work, extra) = workspace.split_at_mut(used);
+    let mut regions = Regions::split(work, lens);
     problem.feedforward(&mut regions);
     if prove_inputs && !problem.inputs_proven_finite(&regions) {
         if prove_parameters {
@@ -344,7 +348,7 @@ pub(crate) fn infer_checked<'w, 's, const CHECK_NETWORK: bool, T: Scalar, B: Bac
             index: 0,
         });
     }
-    let (report, step_size) = run_algorithm(&problem, &mut regions, updates)?;
+    let (report, step_size, spectrum) = run_algorithm(&problem, &mut regions, extra, updates)?;
     finiteness::check_updates(spec, regions.unproven_updates, updates)?;
     Ok(Inference {
         spec: *spec,
@@ -353,24 +357,42 @@ pub(crate) fn infer_checked<'w, 's, const CHECK_NETWORK: bool, T: Scalar, B: Bac
         loss,
         report,
         step_size,
+        spectrum,
         clamped_input: settings.input == InputBelief::Clamped,
     })
 }
 
+/// What [`run_algorithm`] ran with: the report, the step size, the spectrum.
+type Ran<T> = (Report<T>, T, Option<crate::analysis::Spectrum<T>>);
+
 /// Runs the algorithm `problem.settings` names (Strict with the safe step size first
-/// estimates the curvature); returns its report and the step size it ran with.
+/// estimates the curvature); returns its report, the step size it ran with and, for a
+/// conditioned Strict schedule, the spectrum it used. `extra` is the workspace past the
+/// regions (a conditioned schedule's momentum and Lanczos coefficients).
 // Inlined into `infer_checked`, its only caller: a frame of its own costs a firmware's
 // learning step about 130 B of code (tests/firmware/check.sh budget).
 #[inline(always)]
 fn run_algorithm<T: Scalar, B: Backend<T>>(
     problem: &Problem<'_, '_, T, B>,
     regions: &mut Regions<'_, T>,
+    extra: &mut [T],
     updates: &mut [T],
-) -> Result<(Report<T>, T), PcError> {
+) -> Result<Ran<T>, PcError> {
     let settings = problem.settings;
     #[cfg_attr(not(feature = "safe-step"), allow(unused_mut))]
     let mut step_size = settings.step_size;
+    #[cfg(not(feature = "safe-step"))]
+    let _ = extra;
     let report = match settings.algorithm {
+        #[cfg(feature = "safe-step")]
+        Algorithm::Strict if settings.schedule.conditioning().is_some() => {
+            let conditioned = strict_accelerated::run(problem, regions, extra, updates)?;
+            return Ok((
+                conditioned.report,
+                conditioned.step_size,
+                conditioned.spectrum,
+            ));
+        }
         #[cfg(feature = "exact")]
         Algorithm::Exact => exact::run(problem, regions, updates),
         #[cfg(feature = "fixed-pred")]
@@ -404,7 +426,7 @@ fn run_algorithm<T: Scalar, B: Backend<T>>(
         #[cfg(not(all(feature = "exact", feature = "fixed-pred", feature = "strict")))]
         _ => return Err(unbuilt(settings)),
     };
-    Ok((report, step_size))
+    Ok((report, step_size, None))
 }
 
 /// Checks everything but the network and its parameters (which the caller has checked
@@ -424,7 +446,11 @@ pub(crate) fn check_problem<T: Scalar>(
         check_len("initial beliefs", rows * hidden, initial.len())?;
         check_finite("initial beliefs", initial)?;
     }
-    let needed = spec.workspace_len(rows);
+    let needed = if settings.algorithm == Algorithm::Strict {
+        settings.schedule.workspace_len(spec, rows)
+    } else {
+        spec.workspace_len(rows)
+    };
     if workspace_len < needed {
         return Err(PcError::BufferTooSmall {
             what: "workspace",
@@ -467,6 +493,12 @@ impl<'w, 's, T: Scalar> Inference<'w, 's, T> {
     /// [`Settings::with_safe_step_size`] the smaller of it and the safe step size.
     pub fn step_size(&self) -> T {
         self.step_size
+    }
+
+    /// The Hessian's extreme eigenvalues a conditioned [`StrictSchedule`] relaxed with
+    /// (given or estimated), `None` for the plain schedule and the other algorithms.
+    pub fn spectrum(&self) -> Option<crate::analysis::Spectrum<T>> {
+        self.spectrum
     }
 
     /// Number of rows of the batch.

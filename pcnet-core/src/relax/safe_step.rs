@@ -389,6 +389,20 @@ fn apply_hessian<T: Scalar, B: Backend<T>>(
     lowest: usize,
     loss_curvature: bool,
 ) {
+    apply_hessian_at(problem, regions, None, lowest, loss_curvature);
+}
+
+#[cfg(feature = "safe-step")]
+/// As [`apply_hessian`], at the evaluation point whose layer inputs are in `vhat` (with
+/// their traces) and whose layer outputs `f_l(v_{l-1})` are in `at_outputs` (`None`: in
+/// `vhat`, the feedforward values).
+pub(crate) fn apply_hessian_at<T: Scalar, B: Backend<T>>(
+    problem: &Problem<'_, '_, T, B>,
+    regions: &mut Regions<'_, T>,
+    at_outputs: Option<&[T]>,
+    lowest: usize,
+    loss_curvature: bool,
+) {
     let (spec, rows, depth) = (&problem.spec, problem.rows, problem.spec.depth());
     // w = D u: w_l = J_l u_{l-1} - u_l (u_{lowest - 1} = 0), and w_L = J_L u_{L-1}.
     let top = if loss_curvature { depth } else { depth - 1 };
@@ -396,7 +410,8 @@ fn apply_hessian<T: Scalar, B: Backend<T>>(
         let here = activation_range(spec, rows, layer);
         if layer > lowest {
             let slot = problem.slot(layer);
-            let values = slot.values(rows, regions.vhat, regions.traces, regions.vhat);
+            let outputs = at_outputs.unwrap_or(&*regions.vhat);
+            let values = slot.values(rows, regions.vhat, regions.traces, outputs);
             let pushed = &mut regions.vjp[..rows * slot.output_width];
             problem.view(layer, &slot).jvp(
                 &values,
@@ -422,7 +437,7 @@ fn apply_hessian<T: Scalar, B: Backend<T>>(
     if loss_curvature {
         loss_hessian_product(
             problem,
-            &regions.vhat[output.clone()],
+            &at_outputs.unwrap_or(&*regions.vhat)[output.clone()],
             &regions.errors[output.clone()],
             &mut regions.predictions[output.clone()],
         );
@@ -440,7 +455,8 @@ fn apply_hessian<T: Scalar, B: Backend<T>>(
         } else {
             &regions.errors[above.clone()]
         };
-        let values = slot.values(rows, regions.vhat, regions.traces, regions.vhat);
+        let outputs = at_outputs.unwrap_or(&*regions.vhat);
+        let values = slot.values(rows, regions.vhat, regions.traces, outputs);
         let pulled = &mut regions.vjp[..rows * slot.input_width];
         problem.backward_layer(
             layer + 1,

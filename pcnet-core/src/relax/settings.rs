@@ -2,6 +2,7 @@
 //! ([`Settings`]), and the validation of those settings against the build's features.
 
 use super::safe_step::SafeStep;
+use super::strict_accelerated::StrictSchedule;
 use crate::{PcError, Scalar};
 use core::ops::Bound;
 
@@ -85,6 +86,9 @@ pub struct Settings<'a, T> {
     /// Strict only: choose the step size for every batch from the energy's curvature
     /// ([`crate::stability`]) before relaxing; `step_size` is then an upper bound.
     pub safe_step: Option<SafeStep>,
+    /// Strict only: how the beliefs move and when they stop (default
+    /// [`StrictSchedule::Plain`], Torch2PC's gradient steps); see [`StrictSchedule`].
+    pub schedule: StrictSchedule<T>,
 }
 
 impl<'a, T: Scalar> Settings<'a, T> {
@@ -98,6 +102,7 @@ impl<'a, T: Scalar> Settings<'a, T> {
             initial_beliefs: None,
             divergence_ratio: T::from_f64(1e6),
             safe_step: None,
+            schedule: StrictSchedule::Plain,
         }
     }
 
@@ -173,6 +178,19 @@ impl<'a, T: Scalar> Settings<'a, T> {
     }
 
     /// Checks every field against its range and against the build's features.
+    /// Strict only: relaxes with `schedule` (see [`StrictSchedule`]).
+    ///
+    /// ```
+    /// use pcnet_core::{Conditioning, Settings, StrictSchedule};
+    /// let settings = Settings::strict(0.2_f64, 1000)
+    ///     .with_schedule(StrictSchedule::HeavyBall(Conditioning::relative(1e-10)));
+    /// assert!(matches!(settings.schedule, StrictSchedule::HeavyBall(_)));
+    /// ```
+    #[must_use = "returns the changed value; the original is not modified"]
+    pub fn with_schedule(self, schedule: StrictSchedule<T>) -> Self {
+        Settings { schedule, ..self }
+    }
+
     pub(super) fn validate(&self) -> Result<(), PcError> {
         missing_feature(self)?;
         if self.algorithm != Algorithm::Exact {
@@ -217,6 +235,19 @@ impl<'a, T: Scalar> Settings<'a, T> {
                 reason: "initial beliefs are used by Strict only",
             });
         }
+        if let Some(conditioning) = self.schedule.conditioning() {
+            if self.algorithm != Algorithm::Strict {
+                return Err(PcError::InvalidSettings {
+                    reason: "a Strict schedule is used by Strict only",
+                });
+            }
+            if self.safe_step.is_some() {
+                return Err(PcError::InvalidSettings {
+                    reason: "the safe step size belongs to the plain Strict schedule",
+                });
+            }
+            conditioning.validate()?;
+        }
         if let Some(_rule) = self.safe_step {
             if self.algorithm != Algorithm::Strict {
                 return Err(PcError::InvalidSettings {
@@ -246,6 +277,11 @@ fn missing_feature<T>(settings: &Settings<'_, T>) -> Result<(), PcError> {
         }
         (Algorithm::Strict, true) if cfg!(not(feature = "safe-step")) => {
             "the safe step size needs pcnet-core's `safe-step` feature"
+        }
+        (Algorithm::Strict, _)
+            if cfg!(not(feature = "safe-step")) && settings.schedule.conditioning().is_some() =>
+        {
+            "the conditioned Strict schedules need pcnet-core's `safe-step` feature"
         }
         _ => return Ok(()),
     };
