@@ -117,6 +117,7 @@ mod layer;
 mod learn;
 mod loss;
 pub mod model_bytes;
+mod name;
 pub mod ops;
 pub mod optim;
 mod relax;
@@ -131,6 +132,7 @@ pub use error::PcError;
 pub use kernels::{Backend, LinearDims, Portable};
 pub use learn::Learner;
 pub use loss::{Loss, Targets};
+pub use name::ParseNameError;
 pub use ops::{Conv2d, ImageShape, Pool2d};
 pub use optim::{Adam, AdamW, Optimizer, Sgd};
 pub use relax::{
