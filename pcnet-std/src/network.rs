@@ -29,7 +29,7 @@ use pcnet_core::{
     Activation, Batch, Layer, Loss, NetworkSpec, Op, PcError, Report, Scalar, Targets,
 };
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
-use std::{collections::BTreeMap, path::Path};
+use std::{collections::BTreeMap, marker::PhantomData, path::Path};
 
 /// A network that owns its layers, loss and parameters.
 ///
@@ -143,16 +143,33 @@ pub struct Updates<T> {
 /// assert_eq!(net.parameters().len(), 784 * 256 + 256 + 256 * 10 + 10);
 /// # Ok::<(), pcnet_std::core::PcError>(())
 /// ```
+///
+/// The scalar is fixed once, by [`Network::builder`]: `build` takes no type of its own, so
+/// asking an `f32` builder for an `f64` network does not compile.
+///
+/// ```compile_fail,E0107
+/// use pcnet_core::Activation;
+/// use pcnet_std::network::Network;
+/// let net = Network::<f32>::builder(4).dense(2, Activation::Relu).build::<f64>();
+/// ```
+///
+/// ```compile_fail,E0308
+/// use pcnet_core::Activation;
+/// use pcnet_std::network::Network;
+/// let net: Network<f64> = Network::<f32>::builder(4).dense(2, Activation::Relu).build().unwrap();
+/// ```
 #[derive(Clone, Debug)]
-pub struct NetworkBuilder {
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct NetworkBuilder<T> {
     input_len: usize,
     width: usize,
     layers: Vec<Layer>,
     loss: Loss,
     seed: u64,
+    scalar: PhantomData<T>,
 }
 
-impl NetworkBuilder {
+impl<T: Scalar> NetworkBuilder<T> {
     /// Appends a dense layer `act(x W^T + b)` with `outputs` features.
     #[must_use = "returns the changed value; the original is not modified"]
     pub fn dense(mut self, outputs: usize, activation: Activation) -> Self {
@@ -188,7 +205,7 @@ impl NetworkBuilder {
     ///
     /// # Errors
     /// [`PcError::InvalidNetwork`] / [`PcError::ShapeMismatch`] when the layers do not chain.
-    pub fn build<T: Scalar>(self) -> Result<Network<T>, PcError> {
+    pub fn build(self) -> Result<Network<T>, PcError> {
         Network::initialised(self.layers, self.loss, self.input_len, self.seed)
     }
 }
@@ -217,13 +234,14 @@ impl<T: Scalar> Network<T> {
     }
 
     /// A builder for a network with `input_len` input features.
-    pub fn builder(input_len: usize) -> NetworkBuilder {
+    pub fn builder(input_len: usize) -> NetworkBuilder<T> {
         NetworkBuilder {
             input_len,
             width: input_len,
             layers: Vec::new(),
             loss: Loss::Mse,
             seed: 0,
+            scalar: PhantomData,
         }
     }
 

@@ -35,7 +35,7 @@ fn io_error_names_the_path_and_is_printed_once() {
     let path = Path::new("/nonexistent-pcnet-std-error-text/model.safetensors");
     let mut network = Network::<f64>::builder(2)
         .dense(1, Activation::Identity)
-        .build::<f64>()
+        .build()
         .expect("a valid network");
     let error = network.open_safetensors(path).unwrap_err();
     let os_text = match &error {
