@@ -445,19 +445,40 @@ impl<T: Scalar> Network<T> {
         found
     }
 
-    /// The first weighted op of layer `layer` (1-based): the paper's per-layer metrics use
+    /// The first weighted op of layer `layer`: the paper's per-layer metrics use
     /// `model[layer - 1][0].weight`.
     ///
+    /// Layers are numbered from 1 to [`Network::depth`], as in the paper (layer `l` maps
+    /// `v_{l-1}` to `v_l`, `v_0` being the input) and as every [`PcError`] names them;
+    /// only the safetensors names count from 0, as PyTorch's `Sequential` does
+    /// ([`WeightLocation::torch_prefix`]).
+    ///
+    /// ```
+    /// use pcnet_core::{Activation, Loss};
+    /// use pcnet_std::network::Network;
+    /// let net = Network::<f64>::mlp("4-8-3", Activation::Relu, Loss::Mse, 1)?;
+    /// assert_eq!(net.weight_op(2)?.inputs, 8);
+    /// assert_eq!(
+    ///     net.weight_op(0).unwrap_err().to_string(),
+    ///     "there is no layer 0: this network's layers are numbered 1 to 2"
+    /// );
+    /// # Ok::<(), pcnet_std::Error>(())
+    /// ```
+    ///
     /// # Errors
-    /// [`PcError::InvalidNetwork`] when the layer does not exist or has no weighted op.
-    pub fn weight_op(&self, layer: usize) -> Result<WeightLocation, PcError> {
+    /// [`Error::NoSuchLayer`] when `layer` is not in `1..=depth`, [`Error::NoWeight`] when
+    /// the layer has no linear or convolution op.
+    pub fn weight_op(&self, layer: usize) -> Result<WeightLocation, Error> {
+        if layer == 0 || layer > self.depth() {
+            return Err(Error::NoSuchLayer {
+                layer,
+                depth: self.depth(),
+            });
+        }
         self.weight_ops()
             .into_iter()
             .find(|location| location.layer == layer)
-            .ok_or(PcError::InvalidNetwork {
-                layer,
-                reason: "no such layer, or it has no linear or convolution op",
-            })
+            .ok_or(Error::NoWeight { layer })
     }
 
     /// The weight of layer `layer`'s first weighted op as a matrix (`out x in`; for a
@@ -465,7 +486,7 @@ impl<T: Scalar> Network<T> {
     ///
     /// # Errors
     /// As [`Network::weight_op`].
-    pub fn weight(&self, layer: usize) -> Result<DMatrix<T>, PcError> {
+    pub fn weight(&self, layer: usize) -> Result<DMatrix<T>, Error> {
         let at = self.weight_op(layer)?;
         Ok(DMatrix::from_row_slice(
             at.outputs,
@@ -478,7 +499,7 @@ impl<T: Scalar> Network<T> {
     ///
     /// # Errors
     /// As [`Network::weight_op`].
-    pub fn bias(&self, layer: usize) -> Result<DVector<T>, PcError> {
+    pub fn bias(&self, layer: usize) -> Result<DVector<T>, Error> {
         let at = self.weight_op(layer)?;
         Ok(DVector::from_column_slice(
             &self.parameters[at.bias_range()],
@@ -488,15 +509,15 @@ impl<T: Scalar> Network<T> {
     /// Sets the weight of layer `layer`'s first weighted op, all or nothing.
     ///
     /// # Errors
-    /// [`PcError::ShapeMismatch`] for a matrix of the wrong shape, [`PcError::NonFinite`].
-    pub fn set_weight(&mut self, layer: usize, weight: &DMatrix<T>) -> Result<(), PcError> {
+    /// As [`Network::weight_op`]; [`Error::WeightShape`] for a matrix of the wrong shape,
+    /// [`PcError::NonFinite`] (in [`Error::Pc`]).
+    pub fn set_weight(&mut self, layer: usize, weight: &DMatrix<T>) -> Result<(), Error> {
         let at = self.weight_op(layer)?;
         if weight.shape() != (at.outputs, at.filter_len()) {
-            return Err(PcError::ShapeMismatch {
+            return Err(Error::WeightShape {
                 layer,
-                op: at.module,
-                expected: at.outputs * at.filter_len(),
-                given: weight.len(),
+                expected: (at.outputs, at.filter_len()),
+                given: weight.shape(),
             });
         }
         let row_major: Vec<T> = weight.transpose().iter().copied().collect();
@@ -508,15 +529,17 @@ impl<T: Scalar> Network<T> {
     /// Sets the bias of layer `layer`'s first weighted op, all or nothing.
     ///
     /// # Errors
-    /// [`PcError::LengthMismatch`] for a vector of the wrong length, [`PcError::NonFinite`].
-    pub fn set_bias(&mut self, layer: usize, bias: &DVector<T>) -> Result<(), PcError> {
+    /// As [`Network::weight_op`]; [`PcError::LengthMismatch`] for a vector of the wrong
+    /// length, [`PcError::NonFinite`] (in [`Error::Pc`]).
+    pub fn set_bias(&mut self, layer: usize, bias: &DVector<T>) -> Result<(), Error> {
         let at = self.weight_op(layer)?;
         if bias.len() != at.outputs {
             return Err(PcError::LengthMismatch {
                 what: "bias",
                 expected: at.outputs,
                 given: bias.len(),
-            });
+            }
+            .into());
         }
         check_finite_vec("bias", bias.as_slice())?;
         self.parameters[at.bias_range()].copy_from_slice(bias.as_slice());
