@@ -28,6 +28,8 @@
 //! Nothing allocates. A [`NetworkSpec`] describes the layers; `const fn`s give the lengths
 //! of the parameter slice ([`NetworkSpec::parameter_len`]) and of the workspace
 //! ([`NetworkSpec::workspace_len`]), so firmware sizes static arrays at compile time.
+//! [`forward`] computes the outputs alone (inference, no targets) in a smaller workspace
+//! ([`NetworkSpec::forward_workspace_len`]).
 //! Weights are `out x in`, row-major, as PyTorch.
 //!
 //! ## Cargo features
@@ -109,6 +111,7 @@ mod activation;
 mod error;
 #[cfg(test)]
 mod feature_tests;
+mod forward;
 // Every optional capability built (the default features; see build.rs).
 #[cfg(all(test, pc_all_features))]
 mod hardening_tests;
@@ -129,6 +132,7 @@ pub mod strategies;
 
 pub use activation::Activation;
 pub use error::PcError;
+pub use forward::{forward, forward_with};
 pub use kernels::{Backend, LinearDims, Portable};
 pub use learn::Learner;
 pub use loss::{Loss, Targets};

@@ -129,6 +129,35 @@ pub struct Updates<T> {
     pub report: Report<T>,
 }
 
+/// Reusable buffers for [`Network::predict_with`] and [`Network::predict_classes_with`]:
+/// the forward workspace ([`NetworkSpec::forward_workspace_len`]), the outputs and the
+/// classes. They grow to the largest batch seen and are kept, so predicting again on a
+/// batch no larger allocates nothing. One predictor serves any network.
+///
+/// ```
+/// use pcnet_std::network::Predictor;
+/// let predictor = Predictor::<f32>::new(); // empty until its first use
+/// # let _ = predictor;
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Predictor<T> {
+    workspace: Vec<T>,
+    outputs: Vec<T>,
+    classes: Vec<usize>,
+}
+
+impl<T> Predictor<T> {
+    /// A predictor with no buffers yet.
+    #[must_use]
+    pub fn new() -> Self {
+        Predictor {
+            workspace: Vec::new(),
+            outputs: Vec::new(),
+            classes: Vec::new(),
+        }
+    }
+}
+
 /// Builds a [`Network`] layer by layer.
 ///
 /// ```
@@ -636,10 +665,13 @@ impl<T: Scalar> Network<T> {
     /// The network's outputs for a batch of inputs: the feedforward pass alone, with no
     /// targets and no backward work. `inputs` holds rows of [`Network::input_len`] values;
     /// the result holds rows of [`Network::output_len`] values, the same numbers as the
-    /// `output` of [`Network::updates`] (which is the feedforward output).
+    /// `output` of [`Network::updates`] (which is the feedforward output). Computed by
+    /// [`pcnet_core::forward_with`] on the [`Fast`] kernels, in new buffers; see
+    /// [`Network::predict_with`] to reuse them (no allocation after the first call on a
+    /// shape).
     ///
     /// ```
-    /// use pcnet_std::core::{Activation, Loss};
+    /// use pcnet_core::{Activation, Loss};
     /// use pcnet_std::network::Network;
     ///
     /// let net = Network::<f64>::mlp("2-4-3", Activation::Tanh, Loss::CrossEntropy, 3)?;
@@ -651,46 +683,68 @@ impl<T: Scalar> Network<T> {
     /// ```
     ///
     /// # Errors
-    /// [`PcError::EmptyBatch`] for no inputs, [`PcError::LengthMismatch`] when `inputs` is
-    /// not whole rows, [`PcError::NonFinite`] for a NaN or infinite input or parameter.
+    /// The errors of [`pcnet_core::forward`], in [`Error::Pc`]: [`PcError::EmptyBatch`]
+    /// for no inputs, [`PcError::LengthMismatch`] when `inputs` is not whole rows,
+    /// [`PcError::NonFinite`] for a NaN or infinite input or parameter (or outputs that
+    /// overflow).
     pub fn predict(&self, inputs: &[T]) -> Result<Vec<T>, Error>
     where
         Fast: crate::batch::RunnerBackend<T>,
     {
-        let rows = self.check_prediction_inputs(inputs)?;
-        let widest = self.widest_op_output(self.input_len);
-        let mut current = Vec::with_capacity(rows * widest);
-        current.extend_from_slice(inputs);
-        let mut next = vec![T::zero(); rows * widest];
-        let mut width = self.input_len;
-        let mut offset = 0;
-        for (layer_index, layer) in self.layers.iter().enumerate() {
-            for (op_index, op) in layer.ops().iter().enumerate() {
-                let out_width = op.output_len(width);
-                let params = &self.parameters[offset..offset + op.parameter_len()];
-                offset += op.parameter_len();
-                let (input, output) = (&current[..rows * width], &mut next[..rows * out_width]);
-                Self::op_forward(op, rows, input, params, output).map_err(|reason| {
-                    PcError::InvalidOp {
-                        layer: layer_index + 1,
-                        op: op_index,
-                        reason,
-                    }
-                })?;
-                core::mem::swap(&mut current, &mut next);
-                current.truncate(rows * out_width);
-                next.resize(rows * widest, T::zero());
-                width = out_width;
-            }
-        }
-        Ok(current)
+        Ok(self.predict_with(&mut Predictor::new(), inputs)?.to_vec())
+    }
+
+    /// As [`Network::predict`], in `predictor`'s buffers: they grow on the first call on a
+    /// shape and are reused after it, so later calls with at most as many rows allocate
+    /// nothing. The outputs are borrowed from the predictor until its next use.
+    ///
+    /// ```
+    /// use pcnet_core::{Activation, Loss};
+    /// use pcnet_std::network::{Network, Predictor};
+    ///
+    /// let net = Network::<f32>::mlp("2-8-3", Activation::Relu, Loss::CrossEntropy, 5)?;
+    /// let mut predictor = Predictor::new();
+    /// let inputs = [0.25, -1.0, 0.5, 0.5];
+    /// let first = net.predict_with(&mut predictor, &inputs)?.to_vec();
+    /// assert_eq!(net.predict_with(&mut predictor, &inputs)?, &first[..]); // same bits
+    /// assert_eq!(first, net.predict(&inputs)?);
+    /// # Ok::<(), pcnet_std::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Network::predict`].
+    pub fn predict_with<'p>(
+        &self,
+        predictor: &'p mut Predictor<T>,
+        inputs: &[T],
+    ) -> Result<&'p [T], Error>
+    where
+        Fast: crate::batch::RunnerBackend<T>,
+    {
+        let spec = self.spec();
+        let rows = inputs.len() / self.input_len.max(1);
+        predictor
+            .outputs
+            .resize(rows * self.output_len(), T::zero());
+        predictor
+            .workspace
+            .resize(spec.forward_workspace_len(rows), T::zero());
+        pcnet_core::forward_with(
+            &Fast,
+            &spec,
+            &self.parameters,
+            inputs,
+            &mut predictor.workspace,
+            &mut predictor.outputs,
+        )?;
+        Ok(&predictor.outputs)
     }
 
     /// The predicted class of each row of `inputs`: the index of its largest output
     /// (ties go to the first maximum), as [`crate::train::evaluate`] counts accuracy.
     ///
     /// ```
-    /// use pcnet_std::core::{Activation, Loss};
+    /// use pcnet_core::{Activation, Loss};
     /// use pcnet_std::network::Network;
     ///
     /// let net = Network::<f32>::mlp("2-4-3", Activation::Relu, Loss::CrossEntropy, 3)?;
@@ -706,80 +760,47 @@ impl<T: Scalar> Network<T> {
     where
         Fast: crate::batch::RunnerBackend<T>,
     {
-        let outputs = self.predict(inputs)?;
-        Ok(outputs
-            .chunks_exact(self.output_len())
-            .map(crate::train::argmax)
-            .collect())
+        Ok(self
+            .predict_classes_with(&mut Predictor::new(), inputs)?
+            .to_vec())
     }
 
-    /// Rows of `inputs` after checking they are whole, finite rows and the parameters finite.
-    fn check_prediction_inputs(&self, inputs: &[T]) -> Result<usize, PcError> {
-        if inputs.is_empty() {
-            return Err(PcError::EmptyBatch);
-        }
-        if !inputs.len().is_multiple_of(self.input_len) {
-            return Err(PcError::LengthMismatch {
-                what: "inputs",
-                expected: (inputs.len() / self.input_len + 1) * self.input_len,
-                given: inputs.len(),
-            });
-        }
-        if let Some(index) = inputs.iter().position(|v| !v.is_finite()) {
-            return Err(PcError::NonFinite {
-                what: "inputs",
-                index,
-            });
-        }
-        self.spec().check_parameters(&self.parameters)?;
-        Ok(inputs.len() / self.input_len)
-    }
-
-    /// The widest per-sample feature count of any op's output (or the input).
-    fn widest_op_output(&self, input_len: usize) -> usize {
-        let mut width = input_len;
-        let mut widest = input_len;
-        for op in self.layers.iter().flat_map(|layer| layer.ops()) {
-            width = op.output_len(width);
-            widest = widest.max(width);
-        }
-        widest
-    }
-
-    /// One op's forward pass on `rows` rows, on the [`Fast`] kernels; the reason when
-    /// the op is one this version of pcnet-std does not know.
-    fn op_forward(
-        op: &Op,
-        rows: usize,
-        input: &[T],
-        params: &[T],
-        output: &mut [T],
-    ) -> Result<(), &'static str>
+    /// As [`Network::predict_classes`], in `predictor`'s buffers (no allocation after the
+    /// first call on a shape).
+    ///
+    /// ```
+    /// use pcnet_core::{Activation, Loss};
+    /// use pcnet_std::network::{Network, Predictor};
+    ///
+    /// let net = Network::<f64>::mlp("2-4-3", Activation::Tanh, Loss::CrossEntropy, 3)?;
+    /// let mut predictor = Predictor::new();
+    /// let inputs = [0.5, -0.5, 1.0, 0.0];
+    /// let classes = net.predict_classes_with(&mut predictor, &inputs)?.to_vec();
+    /// assert_eq!(classes, net.predict_classes(&inputs)?);
+    /// # Ok::<(), pcnet_std::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Network::predict`].
+    pub fn predict_classes_with<'p>(
+        &self,
+        predictor: &'p mut Predictor<T>,
+        inputs: &[T],
+    ) -> Result<&'p [usize], Error>
     where
         Fast: crate::batch::RunnerBackend<T>,
     {
-        use pcnet_core::{ops::pool, Backend, LinearDims};
-        match *op {
-            Op::Linear { inputs, outputs } => {
-                let (weight, bias) = params.split_at(inputs * outputs);
-                let dims = LinearDims {
-                    rows,
-                    inputs,
-                    outputs,
-                };
-                Fast.linear_forward(dims, input, weight, bias, output);
-            }
-            Op::Activation(activation) => activation.forward(input, output),
-            Op::Conv2d(conv) => {
-                let (weight, bias) = params.split_at(conv.weight_len());
-                Fast.conv2d_forward(&conv, rows, input, weight, bias, output);
-            }
-            Op::MaxPool2d(window) => pool::max_forward(&window, rows, input, output),
-            Op::AvgPool2d(window) => pool::avg_forward(&window, rows, input, output),
-            Op::Flatten => output.copy_from_slice(input),
-            _ => return Err("an op pcnet-std's predict does not evaluate"),
-        }
-        Ok(())
+        self.predict_with(predictor, inputs)?;
+        let Predictor {
+            outputs, classes, ..
+        } = predictor;
+        classes.clear();
+        classes.extend(
+            outputs
+                .chunks_exact(self.output_len())
+                .map(crate::train::argmax),
+        );
+        Ok(classes)
     }
 
     /// Exports the parameters as safetensors bytes with PyTorch `state_dict` names of a
