@@ -24,12 +24,16 @@
 //! ```
 
 use crate::{batch::Par, fast::Fast, rng::SplitMix64, train::Relaxer, Error};
+#[cfg(feature = "nalgebra")]
 use nalgebra::{DMatrix, DVector};
 use pcnet_core::{
     Activation, Batch, Layer, Loss, NetworkSpec, Op, PcError, Report, Scalar, Targets,
 };
+#[cfg(feature = "safetensors")]
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
-use std::{collections::BTreeMap, marker::PhantomData, path::Path};
+use std::marker::PhantomData;
+#[cfg(feature = "safetensors")]
+use std::{collections::BTreeMap, path::Path};
 
 /// A network that owns its layers, loss and parameters.
 ///
@@ -351,6 +355,7 @@ impl<T: Scalar> Network<T> {
         })
     }
 
+    #[cfg(feature = "nalgebra")]
     /// An MLP from nalgebra matrices: layer `l` is `act(x W_l^T + b_l)` with `W_l` of shape
     /// `out x in`, `hidden` on every layer but the last, which is linear.
     ///
@@ -510,6 +515,7 @@ impl<T: Scalar> Network<T> {
             .ok_or(Error::NoWeight { layer })
     }
 
+    #[cfg(feature = "nalgebra")]
     /// The weight of layer `layer`'s first weighted op as a matrix (`out x in`; for a
     /// convolution `out x (in * kh * kw)`, one flattened filter per row).
     ///
@@ -524,6 +530,7 @@ impl<T: Scalar> Network<T> {
         ))
     }
 
+    #[cfg(feature = "nalgebra")]
     /// The bias of layer `layer`'s first weighted op.
     ///
     /// # Errors
@@ -535,6 +542,7 @@ impl<T: Scalar> Network<T> {
         ))
     }
 
+    #[cfg(feature = "nalgebra")]
     /// Sets the weight of layer `layer`'s first weighted op, all or nothing.
     ///
     /// # Errors
@@ -555,6 +563,7 @@ impl<T: Scalar> Network<T> {
         Ok(())
     }
 
+    #[cfg(feature = "nalgebra")]
     /// Sets the bias of layer `layer`'s first weighted op, all or nothing.
     ///
     /// # Errors
@@ -803,6 +812,7 @@ impl<T: Scalar> Network<T> {
         Ok(classes)
     }
 
+    #[cfg(feature = "safetensors")]
     /// Exports the parameters as safetensors bytes with PyTorch `state_dict` names of a
     /// Torch2PC-style model, `nn.Sequential(nn.Sequential(nn.Linear, act), ...)`:
     /// `"0.0.weight"`, `"0.0.bias"`, `"1.0.weight"`, ... (layer index, then the module's
@@ -841,6 +851,7 @@ impl<T: Scalar> Network<T> {
         safetensors::serialize(views, None).map_err(|e| Error::format("safetensors", e.to_string()))
     }
 
+    #[cfg(feature = "safetensors")]
     /// Replaces the parameters with those of safetensors bytes named as
     /// [`Network::to_safetensors`] writes them (what `safetensors.torch.save_file(model.state_dict())`
     /// writes for the matching Torch2PC model). `F32` and `F64` tensors are accepted and
@@ -917,6 +928,7 @@ impl<T: Scalar> Network<T> {
         Ok(())
     }
 
+    #[cfg(feature = "safetensors")]
     /// Writes [`Network::to_safetensors`] to a file.
     ///
     /// # Errors
@@ -929,6 +941,7 @@ impl<T: Scalar> Network<T> {
         })
     }
 
+    #[cfg(feature = "safetensors")]
     /// Reads a safetensors file into the parameters, as [`Network::load_safetensors`].
     ///
     /// # Errors
@@ -942,6 +955,7 @@ impl<T: Scalar> Network<T> {
     }
 }
 
+#[cfg(feature = "nalgebra")]
 fn check_finite_vec<T: Scalar>(what: &'static str, values: &[T]) -> Result<(), PcError> {
     match values.iter().position(|v| !v.is_finite()) {
         None => Ok(()),
@@ -993,6 +1007,8 @@ mod tests {
         assert_eq!(single, a.cast::<f32>());
     }
 
+    #[cfg(feature = "nalgebra")]
+    #[cfg(feature = "safetensors")]
     #[test]
     fn convolutions_are_initialised_and_exported_as_pytorch_does() {
         use pcnet_core::{Conv2d, ImageShape, Pool2d};
@@ -1028,6 +1044,7 @@ mod tests {
         assert_eq!(copy, net);
     }
 
+    #[cfg(feature = "safetensors")]
     #[test]
     fn corrupted_safetensors_bytes_are_errors_and_leave_the_network_unchanged() {
         let net = Network::<f32>::mlp("3-4-2", Activation::Tanh, Loss::Mse, 2).unwrap();
@@ -1064,6 +1081,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "nalgebra")]
     #[test]
     fn matrices_round_trip_in_pytorch_layout() {
         let mut net = Network::<f64>::mlp("3-2-1", Activation::Tanh, Loss::Mse, 1).unwrap();
@@ -1095,6 +1113,8 @@ mod tests {
         assert_eq!(rebuilt, net);
     }
 
+    #[cfg(feature = "nalgebra")]
+    #[cfg(feature = "safetensors")]
     #[test]
     fn safetensors_round_trip_and_reject_mismatches() {
         let net = Network::<f32>::mlp("4-3-2", Activation::Relu, Loss::CrossEntropy, 9).unwrap();
