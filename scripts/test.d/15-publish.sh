@@ -49,10 +49,16 @@ for crate in "${libraries[@]}"; do
         fi
     done
 done
-cargo publish --quiet --allow-dirty --dry-run -p pcnet-core
+# The dry runs build each .crate, and pcnet-std against pcnet-core as a registry crate,
+# which cargo keeps built by name and version only: in the workspace's target directory a
+# pcnet-core 0.1.0 built by an earlier run would stand in for today's (a false failure, or
+# a false pass). So they build in a target directory of their own, new each time.
+publish_target=$(mktemp -d)
 publish_args=()
 for crate in "${libraries[@]}"; do publish_args+=(-p "$crate"); done
-cargo publish --quiet --allow-dirty --dry-run "${publish_args[@]}"
+CARGO_TARGET_DIR="$publish_target" cargo publish --quiet --allow-dirty --dry-run -p pcnet-core
+CARGO_TARGET_DIR="$publish_target" cargo publish --quiet --allow-dirty --dry-run "${publish_args[@]}"
+rm -rf "$publish_target"
 # The name check, from an empty directory so `cargo info` asks crates.io, not the
 # workspace. A crate found there is ours when it carries our description.
 outside=$(mktemp -d)
