@@ -41,7 +41,7 @@
 //!
 //! | feature | adds |
 //! |---|---|
-//! | `conv` | the kernels of [`Op::Conv2d`], [`Op::MaxPool2d`] and [`Op::AvgPool2d`] ([`ops::conv`], [`ops::pool`], the `conv2d_*` methods of [`Backend`]) |
+//! | `conv` | the kernels of [`Op::Conv2d`], [`Op::MaxPool2d`] and [`Op::AvgPool2d`] ([`kernels::conv`], [`kernels::pool`], the `conv2d_*` methods of [`Backend`]) |
 //! | `safe-step` | Strict's step size from the energy's curvature ([`Settings::with_safe_step_size`], [`safe_step_size`], [`stability::hessian_vector_product`]); implies `strict` |
 //! | `exact` | [`Algorithm::Exact`] |
 //! | `fixed-pred` | [`Algorithm::FixedPred`] |

@@ -359,6 +359,9 @@ pub(crate) fn infer_checked<'w, 's, const CHECK_NETWORK: bool, T: Scalar, B: Bac
 
 /// Runs the algorithm `problem.settings` names (Strict with the safe step size first
 /// estimates the curvature); returns its report and the step size it ran with.
+// Inlined into `infer_checked`, its only caller: a frame of its own costs a firmware's
+// learning step about 130 B of code (tests/firmware/check.sh budget).
+#[inline(always)]
 fn run_algorithm<T: Scalar, B: Backend<T>>(
     problem: &Problem<'_, '_, T, B>,
     regions: &mut Regions<'_, T>,
