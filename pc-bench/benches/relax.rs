@@ -49,11 +49,7 @@ fn case(widths: &[usize], batch: usize) -> Case {
 }
 
 fn settings(algorithm: Algorithm, eta: f32, n: usize) -> Settings<'static, f32> {
-    match algorithm {
-        Algorithm::Exact => Settings::exact(),
-        Algorithm::FixedPred => Settings::fixed_pred(eta, n),
-        Algorithm::Strict => Settings::strict(eta, n),
-    }
+    Settings::new(algorithm, eta, n)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -183,6 +183,8 @@ pub fn useful_flops(spec: &NetworkSpec<'_>, batch: usize, algorithm: Algorithm, 
         Algorithm::Exact => 3.0 * all - (all - above_first),
         Algorithm::FixedPred => 2.0 * all + n * above_first,
         Algorithm::Strict => 2.0 * all + 2.0 * n * above_first,
+        // An algorithm this FLOP model does not know.
+        _ => f64::NAN,
     }
 }
 
@@ -316,11 +318,7 @@ where
     let batch = Batch::new(&inputs, Targets::Classes(&classes));
     let eta = T::from_f64(config.eta);
     let n = config.n.unwrap_or(spec.depth());
-    let settings = match config.algorithm {
-        Algorithm::Exact => Settings::exact(),
-        Algorithm::FixedPred => Settings::fixed_pred(eta, n),
-        Algorithm::Strict => Settings::strict(eta, n),
-    };
+    let settings = Settings::new(config.algorithm, eta, n);
     let par = if config.threads <= 1 {
         Par::Seq
     } else {

@@ -801,9 +801,8 @@ impl DenseCase {
         };
         let batch = Batch::new(&self.x, targets);
         let settings = match self.algorithm {
-            Algorithm::Exact => Settings::exact(),
             Algorithm::FixedPred => Settings::fixed_pred(self.eta, self.n).with_free_input(),
-            Algorithm::Strict => Settings::strict(self.eta, self.n),
+            algorithm => Settings::new(algorithm, self.eta, self.n),
         };
         let mut workspace = vec![0.0; spec.workspace_len(self.rows)];
         let mut updates = vec![0.0; spec.parameter_len()];

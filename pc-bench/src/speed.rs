@@ -205,6 +205,8 @@ pub fn useful_flops(config: &SpeedConfig) -> f64 {
         Algorithm::Exact => 3.0 * all - products[0],
         Algorithm::FixedPred => all + n * above_first + all,
         Algorithm::Strict => all + n * 2.0 * above_first + all,
+        // An algorithm this FLOP model does not know.
+        _ => f64::NAN,
     }
 }
 
@@ -310,11 +312,7 @@ where
     };
     let batch = Batch::new(&inputs, targets);
     let eta = T::from_f64(config.eta);
-    let settings = match config.algorithm {
-        Algorithm::Exact => Settings::exact(),
-        Algorithm::FixedPred => Settings::fixed_pred(eta, config.n),
-        Algorithm::Strict => Settings::strict(eta, config.n),
-    };
+    let settings = Settings::new(config.algorithm, eta, config.n);
     let par = if config.threads <= 1 {
         Par::Seq
     } else {

@@ -4,7 +4,7 @@
 //! the kinks (ReLU and leaky ReLU take the left derivative at 0, as `threshold_backward`
 //! does) and softplus's linear regime above 20 (`nn.Softplus(beta=1, threshold=20)`).
 
-use crate::Scalar;
+use crate::{ParseNameError, Scalar};
 
 /// An elementwise nonlinearity.
 ///
@@ -15,7 +15,11 @@ use crate::Scalar;
 /// Activation::Relu.forward(&[-1.0, 0.0, 2.0], &mut out);
 /// assert_eq!(out, [0.0, 0.0, 2.0]);
 /// ```
+///
+/// New activations may be added in a minor release (the enum is `#[non_exhaustive]`): a
+/// `match` on it needs a `_` arm.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
+#[non_exhaustive]
 pub enum Activation {
     /// `a = z`.
     #[default]
@@ -33,6 +37,24 @@ pub enum Activation {
     Sigmoid,
     /// `a = ln(1 + e^z)`, and `a = z` for `z > 20` as PyTorch does.
     Softplus,
+}
+
+/// Parses an activation's [`name`](Activation::name) (and the aliases of
+/// [`Activation::from_name`]); the error names what was given and the valid names.
+///
+/// ```
+/// use pcnet_core::Activation;
+/// assert_eq!("relu".parse::<Activation>(), Ok(Activation::Relu));
+/// assert_eq!("leaky_relu".parse::<Activation>(), Ok(Activation::LEAKY_RELU));
+/// assert!("swish".parse::<Activation>().unwrap_err().to_string().contains("relu, leaky_relu, tanh"));
+/// ```
+impl core::str::FromStr for Activation {
+    type Err = ParseNameError;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Activation::lookup(name)
+            .ok_or_else(|| ParseNameError::new("activation", Activation::NAMES, name))
+    }
 }
 
 /// Above this input softplus is the identity (PyTorch's default `threshold`).
@@ -65,7 +87,10 @@ impl Activation {
         }
     }
 
-    /// Looks an activation up by [`name`](Self::name); leaky ReLU gets PyTorch's slope 0.01.
+    /// Looks an activation up by [`name`](Self::name): the [`FromStr`](core::str::FromStr)
+    /// parse (`"tanh".parse::<Activation>()`) as an `Option`, for callers that report a
+    /// miss their own way. Also accepts `linear` and `none` for the identity and
+    /// `leaky-relu`; leaky ReLU gets PyTorch's slope 0.01.
     ///
     /// ```
     /// use pcnet_core::Activation;
@@ -73,6 +98,14 @@ impl Activation {
     /// assert_eq!(Activation::from_name("swish"), None);
     /// ```
     pub fn from_name(name: &str) -> Option<Activation> {
+        name.parse().ok()
+    }
+
+    /// The names [`Activation::from_str`](core::str::FromStr::from_str) accepts, as its
+    /// error lists them.
+    const NAMES: &'static str = "identity, relu, leaky_relu, tanh, sigmoid, softplus";
+
+    fn lookup(name: &str) -> Option<Activation> {
         Some(match name {
             "identity" | "linear" | "none" => Activation::Identity,
             "relu" => Activation::Relu,
@@ -312,6 +345,12 @@ mod tests {
         for act in ALL {
             let back = Activation::from_name(act.name()).unwrap();
             assert_eq!(back.name(), act.name());
+            let parsed: Activation = act.name().parse().unwrap();
+            assert_eq!(parsed.name(), act.name());
+            assert!(Activation::NAMES.split(", ").any(|name| name == act.name()));
+        }
+        for name in Activation::NAMES.split(", ") {
+            assert_eq!(name.parse::<Activation>().map(|act| act.name()), Ok(name));
         }
     }
 }

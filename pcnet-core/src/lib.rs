@@ -28,6 +28,8 @@
 //! Nothing allocates. A [`NetworkSpec`] describes the layers; `const fn`s give the lengths
 //! of the parameter slice ([`NetworkSpec::parameter_len`]) and of the workspace
 //! ([`NetworkSpec::workspace_len`]), so firmware sizes static arrays at compile time.
+//! [`forward`] computes the outputs alone (inference, no targets) in a smaller workspace
+//! ([`NetworkSpec::forward_workspace_len`]).
 //! Weights are `out x in`, row-major, as PyTorch.
 //!
 //! ## Cargo features
@@ -109,11 +111,13 @@ extern crate std;
 mod activation;
 pub mod analysis;
 mod error;
+mod forward;
 pub mod kernels;
 mod layer;
 mod learn;
 mod loss;
 pub mod model_bytes;
+mod name;
 pub mod ops;
 pub mod optim;
 mod relax;
@@ -126,9 +130,11 @@ pub mod strategies;
 
 pub use activation::Activation;
 pub use error::PcError;
+pub use forward::{forward, forward_with};
 pub use kernels::{Backend, LinearDims, Portable};
 pub use learn::Learner;
 pub use loss::{Loss, Targets};
+pub use name::ParseNameError;
 pub use ops::{Conv2d, ImageShape, Pool2d};
 pub use optim::{Adam, AdamW, Optimizer, Sgd};
 /// Which step size Strict PC converges with (the module lives in `relax/safe_step.rs`).

@@ -1,6 +1,6 @@
 //! Loss functions on the network output, with their gradients.
 
-use crate::{error::check_len, PcError, Scalar};
+use crate::{error::check_len, ParseNameError, PcError, Scalar};
 
 /// The loss applied to the network output `y` (rows x outputs).
 ///
@@ -16,7 +16,11 @@ use crate::{error::check_len, PcError, Scalar};
 /// assert_eq!(loss, 0.25); // mean of 0.25 and 0.25
 /// assert_eq!(grad, [0.5, -0.5]); // 2 (y - t) / (rows * outputs)
 /// ```
+///
+/// New losses may be added in a minor release (the enum is `#[non_exhaustive]`): a `match`
+/// on it needs a `_` arm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Loss {
     /// Mean squared error over every element, as PyTorch's `MSELoss()`.
     #[default]
@@ -79,6 +83,25 @@ impl<T: Scalar> Targets<'_, T> {
     }
 }
 
+/// Parses a loss's [`name`](Loss::name) (and the aliases of [`Loss::from_name`]); the
+/// error names what was given and the valid names.
+///
+/// ```
+/// use pcnet_core::Loss;
+/// assert_eq!("cross_entropy".parse::<Loss>(), Ok(Loss::CrossEntropy));
+/// assert_eq!(
+///     "hinge".parse::<Loss>().unwrap_err().to_string(),
+///     "`hinge` is not a loss name; the names are mse, mse_sum, cross_entropy"
+/// );
+/// ```
+impl core::str::FromStr for Loss {
+    type Err = ParseNameError;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Loss::lookup(name).ok_or_else(|| ParseNameError::new("loss", Loss::NAMES, name))
+    }
+}
+
 impl Loss {
     /// A short lowercase name: `"mse"`, `"mse_sum"` or `"cross_entropy"`.
     pub const fn name(&self) -> &'static str {
@@ -89,8 +112,24 @@ impl Loss {
         }
     }
 
-    /// Looks a loss up by name (`mse`, `mse_sum`, `cross_entropy` or `cross-entropy`).
+    /// Looks a loss up by name: the [`FromStr`](core::str::FromStr) parse
+    /// (`"mse".parse::<Loss>()`) as an `Option`, for callers that report a miss their own
+    /// way. Accepts [`name`](Self::name)'s names and `mse-sum`, `cross-entropy`, `ce`.
+    ///
+    /// ```
+    /// use pcnet_core::Loss;
+    /// assert_eq!(Loss::from_name("ce"), Some(Loss::CrossEntropy));
+    /// assert_eq!(Loss::from_name("hinge"), None);
+    /// ```
     pub fn from_name(name: &str) -> Option<Loss> {
+        name.parse().ok()
+    }
+
+    /// The names [`Loss::from_str`](core::str::FromStr::from_str) accepts, as its error
+    /// lists them.
+    const NAMES: &'static str = "mse, mse_sum, cross_entropy";
+
+    fn lookup(name: &str) -> Option<Loss> {
         Some(match name {
             "mse" => Loss::Mse,
             "mse_sum" | "mse-sum" => Loss::MseSum,
@@ -210,6 +249,22 @@ impl Loss {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_round_trip_and_the_error_lists_them() {
+        for loss in [Loss::Mse, Loss::MseSum, Loss::CrossEntropy] {
+            assert_eq!(loss.name().parse::<Loss>(), Ok(loss));
+            assert!(Loss::NAMES.split(", ").any(|name| name == loss.name()));
+        }
+        for name in Loss::NAMES.split(", ") {
+            assert_eq!(name.parse::<Loss>().map(|loss| loss.name()), Ok(name));
+        }
+        let err = "hinge".parse::<Loss>().unwrap_err();
+        assert_eq!(
+            (err.kind(), err.given(), err.valid_names()),
+            ("loss", "hinge", Loss::NAMES)
+        );
+    }
 
     /// Central differences (h = 1e-6): truncation O(h^2) and rounding O(u |f| / h) are both
     /// far below the 1e-8 absolute tolerance for these smooth functions of O(1) inputs.

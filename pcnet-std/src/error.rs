@@ -32,6 +32,28 @@ pub enum Error {
         /// What the operating system said.
         source: std::io::Error,
     },
+    /// A layer index outside `1..=depth` (layers are numbered from 1, as in the paper and
+    /// in every [`PcError`]).
+    NoSuchLayer {
+        /// The index given.
+        layer: usize,
+        /// The network's number of layers.
+        depth: usize,
+    },
+    /// The layer exists but has no op with a weight and a bias (linear or convolution).
+    NoWeight {
+        /// The layer (1-based).
+        layer: usize,
+    },
+    /// A weight matrix of the wrong shape for its layer.
+    WeightShape {
+        /// The layer (1-based).
+        layer: usize,
+        /// The layer's weight shape, `(out, in)` (`in * kh * kw` for a convolution).
+        expected: (usize, usize),
+        /// The shape given.
+        given: (usize, usize),
+    },
     /// A data file or model's bytes are malformed.
     Format {
         /// Which input (a path or a name such as `digits.csv.gz`).
@@ -56,6 +78,29 @@ impl fmt::Display for Error {
         match self {
             Error::Pc(error) => write!(f, "{error}"),
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::NoSuchLayer { layer, depth: 0 } => {
+                write!(f, "there is no layer {layer}: the network has no layers")
+            }
+            Error::NoSuchLayer { layer, depth: 1 } => write!(
+                f,
+                "there is no layer {layer}: this network's only layer is layer 1"
+            ),
+            Error::NoSuchLayer { layer, depth } => write!(
+                f,
+                "there is no layer {layer}: this network's layers are numbered 1 to {depth}"
+            ),
+            Error::NoWeight { layer } => write!(
+                f,
+                "layer {layer} has no linear or convolution op, so no weight or bias"
+            ),
+            Error::WeightShape {
+                layer,
+                expected: (rows, columns),
+                given: (given_rows, given_columns),
+            } => write!(
+                f,
+                "layer {layer}'s weight is {rows} x {columns} (out x in), given {given_rows} x {given_columns}"
+            ),
             Error::Format { input, message } => write!(f, "{input}: {message}"),
         }
     }

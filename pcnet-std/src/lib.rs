@@ -11,6 +11,18 @@
 //! * [`data`]: the bundled handwritten digits, IDX and CSV readers;
 //! * [`train`]: a training loop with predictive-coding-versus-backprop diagnostics.
 //!
+//! ## Cargo features
+//!
+//! The integrations are on by default; `default-features = false` drops them (the batch
+//! runner's rayon threads stay):
+//!
+//! | feature | adds |
+//! |---|---|
+//! | `nalgebra` | `Network::weight`, `bias`, `set_weight`, `set_bias`, `mlp_from_matrices` as nalgebra matrices, and the `nalgebra` re-export |
+//! | `safetensors` | `Network::to_safetensors`, `load_safetensors`, `save_safetensors`, `open_safetensors` (PyTorch `state_dict` layout) |
+//! | `progress` | a progress bar on standard error while training (indicatif) |
+//! | `gzip` | the bundled digits (`data::digits`, `data::digits_split`) and `.gz` IDX files (flate2) |
+//!
 //! pcnet-core is re-exported as [`core`], so one dependency is enough:
 //!
 //! ```
@@ -35,6 +47,7 @@ pub use pcnet_core as core;
 /// assert_eq!(net.weight(1)?, weight);
 /// # Ok::<(), pcnet_std::Error>(())
 /// ```
+#[cfg(feature = "nalgebra")]
 pub use nalgebra;
 
 pub use error::Error;

@@ -24,11 +24,15 @@
 //! ```
 
 use crate::{batch::Par, fast::Fast, rng::SplitMix64, train::Relaxer, Error};
+#[cfg(feature = "nalgebra")]
 use nalgebra::{DMatrix, DVector};
 use pcnet_core::{
     Activation, Batch, Layer, Loss, NetworkSpec, Op, PcError, Report, Scalar, Targets,
 };
+#[cfg(feature = "safetensors")]
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+use std::marker::PhantomData;
+#[cfg(feature = "safetensors")]
 use std::{collections::BTreeMap, path::Path};
 
 /// A network that owns its layers, loss and parameters.
@@ -129,6 +133,35 @@ pub struct Updates<T> {
     pub report: Report<T>,
 }
 
+/// Reusable buffers for [`Network::predict_with`] and [`Network::predict_classes_with`]:
+/// the forward workspace ([`NetworkSpec::forward_workspace_len`]), the outputs and the
+/// classes. They grow to the largest batch seen and are kept, so predicting again on a
+/// batch no larger allocates nothing. One predictor serves any network.
+///
+/// ```
+/// use pcnet_std::network::Predictor;
+/// let predictor = Predictor::<f32>::new(); // empty until its first use
+/// # let _ = predictor;
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Predictor<T> {
+    workspace: Vec<T>,
+    outputs: Vec<T>,
+    classes: Vec<usize>,
+}
+
+impl<T> Predictor<T> {
+    /// A predictor with no buffers yet.
+    #[must_use]
+    pub fn new() -> Self {
+        Predictor {
+            workspace: Vec::new(),
+            outputs: Vec::new(),
+            classes: Vec::new(),
+        }
+    }
+}
+
 /// Builds a [`Network`] layer by layer.
 ///
 /// ```
@@ -143,16 +176,33 @@ pub struct Updates<T> {
 /// assert_eq!(net.parameters().len(), 784 * 256 + 256 + 256 * 10 + 10);
 /// # Ok::<(), pcnet_std::core::PcError>(())
 /// ```
+///
+/// The scalar is fixed once, by [`Network::builder`]: `build` takes no type of its own, so
+/// asking an `f32` builder for an `f64` network does not compile.
+///
+/// ```compile_fail,E0107
+/// use pcnet_core::Activation;
+/// use pcnet_std::network::Network;
+/// let net = Network::<f32>::builder(4).dense(2, Activation::Relu).build::<f64>();
+/// ```
+///
+/// ```compile_fail,E0308
+/// use pcnet_core::Activation;
+/// use pcnet_std::network::Network;
+/// let net: Network<f64> = Network::<f32>::builder(4).dense(2, Activation::Relu).build().unwrap();
+/// ```
 #[derive(Clone, Debug)]
-pub struct NetworkBuilder {
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct NetworkBuilder<T> {
     input_len: usize,
     width: usize,
     layers: Vec<Layer>,
     loss: Loss,
     seed: u64,
+    scalar: PhantomData<T>,
 }
 
-impl NetworkBuilder {
+impl<T: Scalar> NetworkBuilder<T> {
     /// Appends a dense layer `act(x W^T + b)` with `outputs` features.
     #[must_use = "returns the changed value; the original is not modified"]
     pub fn dense(mut self, outputs: usize, activation: Activation) -> Self {
@@ -188,7 +238,7 @@ impl NetworkBuilder {
     ///
     /// # Errors
     /// [`PcError::InvalidNetwork`] / [`PcError::ShapeMismatch`] when the layers do not chain.
-    pub fn build<T: Scalar>(self) -> Result<Network<T>, PcError> {
+    pub fn build(self) -> Result<Network<T>, PcError> {
         Network::initialised(self.layers, self.loss, self.input_len, self.seed)
     }
 }
@@ -217,13 +267,14 @@ impl<T: Scalar> Network<T> {
     }
 
     /// A builder for a network with `input_len` input features.
-    pub fn builder(input_len: usize) -> NetworkBuilder {
+    pub fn builder(input_len: usize) -> NetworkBuilder<T> {
         NetworkBuilder {
             input_len,
             width: input_len,
             layers: Vec::new(),
             loss: Loss::Mse,
             seed: 0,
+            scalar: PhantomData,
         }
     }
 
@@ -304,6 +355,7 @@ impl<T: Scalar> Network<T> {
         })
     }
 
+    #[cfg(feature = "nalgebra")]
     /// An MLP from nalgebra matrices: layer `l` is `act(x W_l^T + b_l)` with `W_l` of shape
     /// `out x in`, `hidden` on every layer but the last, which is linear.
     ///
@@ -427,27 +479,49 @@ impl<T: Scalar> Network<T> {
         found
     }
 
-    /// The first weighted op of layer `layer` (1-based): the paper's per-layer metrics use
+    /// The first weighted op of layer `layer`: the paper's per-layer metrics use
     /// `model[layer - 1][0].weight`.
     ///
+    /// Layers are numbered from 1 to [`Network::depth`], as in the paper (layer `l` maps
+    /// `v_{l-1}` to `v_l`, `v_0` being the input) and as every [`PcError`] names them;
+    /// only the safetensors names count from 0, as PyTorch's `Sequential` does
+    /// ([`WeightLocation::torch_prefix`]).
+    ///
+    /// ```
+    /// use pcnet_core::{Activation, Loss};
+    /// use pcnet_std::network::Network;
+    /// let net = Network::<f64>::mlp("4-8-3", Activation::Relu, Loss::Mse, 1)?;
+    /// assert_eq!(net.weight_op(2)?.inputs, 8);
+    /// assert_eq!(
+    ///     net.weight_op(0).unwrap_err().to_string(),
+    ///     "there is no layer 0: this network's layers are numbered 1 to 2"
+    /// );
+    /// # Ok::<(), pcnet_std::Error>(())
+    /// ```
+    ///
     /// # Errors
-    /// [`PcError::InvalidNetwork`] when the layer does not exist or has no weighted op.
-    pub fn weight_op(&self, layer: usize) -> Result<WeightLocation, PcError> {
+    /// [`Error::NoSuchLayer`] when `layer` is not in `1..=depth`, [`Error::NoWeight`] when
+    /// the layer has no linear or convolution op.
+    pub fn weight_op(&self, layer: usize) -> Result<WeightLocation, Error> {
+        if layer == 0 || layer > self.depth() {
+            return Err(Error::NoSuchLayer {
+                layer,
+                depth: self.depth(),
+            });
+        }
         self.weight_ops()
             .into_iter()
             .find(|location| location.layer == layer)
-            .ok_or(PcError::InvalidNetwork {
-                layer,
-                reason: "no such layer, or it has no linear or convolution op",
-            })
+            .ok_or(Error::NoWeight { layer })
     }
 
+    #[cfg(feature = "nalgebra")]
     /// The weight of layer `layer`'s first weighted op as a matrix (`out x in`; for a
     /// convolution `out x (in * kh * kw)`, one flattened filter per row).
     ///
     /// # Errors
     /// As [`Network::weight_op`].
-    pub fn weight(&self, layer: usize) -> Result<DMatrix<T>, PcError> {
+    pub fn weight(&self, layer: usize) -> Result<DMatrix<T>, Error> {
         let at = self.weight_op(layer)?;
         Ok(DMatrix::from_row_slice(
             at.outputs,
@@ -456,29 +530,31 @@ impl<T: Scalar> Network<T> {
         ))
     }
 
+    #[cfg(feature = "nalgebra")]
     /// The bias of layer `layer`'s first weighted op.
     ///
     /// # Errors
     /// As [`Network::weight_op`].
-    pub fn bias(&self, layer: usize) -> Result<DVector<T>, PcError> {
+    pub fn bias(&self, layer: usize) -> Result<DVector<T>, Error> {
         let at = self.weight_op(layer)?;
         Ok(DVector::from_column_slice(
             &self.parameters[at.bias_range()],
         ))
     }
 
+    #[cfg(feature = "nalgebra")]
     /// Sets the weight of layer `layer`'s first weighted op, all or nothing.
     ///
     /// # Errors
-    /// [`PcError::ShapeMismatch`] for a matrix of the wrong shape, [`PcError::NonFinite`].
-    pub fn set_weight(&mut self, layer: usize, weight: &DMatrix<T>) -> Result<(), PcError> {
+    /// As [`Network::weight_op`]; [`Error::WeightShape`] for a matrix of the wrong shape,
+    /// [`PcError::NonFinite`] (in [`Error::Pc`]).
+    pub fn set_weight(&mut self, layer: usize, weight: &DMatrix<T>) -> Result<(), Error> {
         let at = self.weight_op(layer)?;
         if weight.shape() != (at.outputs, at.filter_len()) {
-            return Err(PcError::ShapeMismatch {
+            return Err(Error::WeightShape {
                 layer,
-                op: at.module,
-                expected: at.outputs * at.filter_len(),
-                given: weight.len(),
+                expected: (at.outputs, at.filter_len()),
+                given: weight.shape(),
             });
         }
         let row_major: Vec<T> = weight.transpose().iter().copied().collect();
@@ -487,18 +563,21 @@ impl<T: Scalar> Network<T> {
         Ok(())
     }
 
+    #[cfg(feature = "nalgebra")]
     /// Sets the bias of layer `layer`'s first weighted op, all or nothing.
     ///
     /// # Errors
-    /// [`PcError::LengthMismatch`] for a vector of the wrong length, [`PcError::NonFinite`].
-    pub fn set_bias(&mut self, layer: usize, bias: &DVector<T>) -> Result<(), PcError> {
+    /// As [`Network::weight_op`]; [`PcError::LengthMismatch`] for a vector of the wrong
+    /// length, [`PcError::NonFinite`] (in [`Error::Pc`]).
+    pub fn set_bias(&mut self, layer: usize, bias: &DVector<T>) -> Result<(), Error> {
         let at = self.weight_op(layer)?;
         if bias.len() != at.outputs {
             return Err(PcError::LengthMismatch {
                 what: "bias",
                 expected: at.outputs,
                 given: bias.len(),
-            });
+            }
+            .into());
         }
         check_finite_vec("bias", bias.as_slice())?;
         self.parameters[at.bias_range()].copy_from_slice(bias.as_slice());
@@ -595,10 +674,13 @@ impl<T: Scalar> Network<T> {
     /// The network's outputs for a batch of inputs: the feedforward pass alone, with no
     /// targets and no backward work. `inputs` holds rows of [`Network::input_len`] values;
     /// the result holds rows of [`Network::output_len`] values, the same numbers as the
-    /// `output` of [`Network::updates`] (which is the feedforward output).
+    /// `output` of [`Network::updates`] (which is the feedforward output). Computed by
+    /// [`pcnet_core::forward_with`] on the [`Fast`] kernels, in new buffers; see
+    /// [`Network::predict_with`] to reuse them (no allocation after the first call on a
+    /// shape).
     ///
     /// ```
-    /// use pcnet_std::core::{Activation, Loss};
+    /// use pcnet_core::{Activation, Loss};
     /// use pcnet_std::network::Network;
     ///
     /// let net = Network::<f64>::mlp("2-4-3", Activation::Tanh, Loss::CrossEntropy, 3)?;
@@ -610,48 +692,68 @@ impl<T: Scalar> Network<T> {
     /// ```
     ///
     /// # Errors
-    /// [`PcError::EmptyBatch`] for no inputs, [`PcError::LengthMismatch`] when `inputs` is
-    /// not whole rows, [`PcError::NonFinite`] for a NaN or infinite input or parameter.
+    /// The errors of [`pcnet_core::forward`], in [`Error::Pc`]: [`PcError::EmptyBatch`]
+    /// for no inputs, [`PcError::LengthMismatch`] when `inputs` is not whole rows,
+    /// [`PcError::NonFinite`] for a NaN or infinite input or parameter (or outputs that
+    /// overflow).
     pub fn predict(&self, inputs: &[T]) -> Result<Vec<T>, Error>
     where
         Fast: crate::batch::RunnerBackend<T>,
     {
-        let rows = self.check_prediction_inputs(inputs)?;
-        let widest = self.widest_op_output(self.input_len);
-        let mut current = Vec::with_capacity(rows * widest);
-        current.extend_from_slice(inputs);
-        let mut next = vec![T::zero(); rows * widest];
-        let mut width = self.input_len;
-        let mut offset = 0;
-        for (layer_index, layer) in self.layers.iter().enumerate() {
-            let skip = residual_skip(layer, &current);
-            for (op_index, op) in layer.ops().iter().enumerate() {
-                let out_width = op.output_len(width);
-                let params = &self.parameters[offset..offset + op.parameter_len()];
-                offset += op.parameter_len();
-                let (input, output) = (&current[..rows * width], &mut next[..rows * out_width]);
-                Self::op_forward(op, rows, input, params, output).map_err(|reason| {
-                    PcError::InvalidOp {
-                        layer: layer_index + 1,
-                        op: op_index,
-                        reason,
-                    }
-                })?;
-                core::mem::swap(&mut current, &mut next);
-                current.truncate(rows * out_width);
-                next.resize(rows * widest, T::zero());
-                width = out_width;
-            }
-            add_residual_skip(skip, &mut current);
-        }
-        Ok(current)
+        Ok(self.predict_with(&mut Predictor::new(), inputs)?.to_vec())
+    }
+
+    /// As [`Network::predict`], in `predictor`'s buffers: they grow on the first call on a
+    /// shape and are reused after it, so later calls with at most as many rows allocate
+    /// nothing. The outputs are borrowed from the predictor until its next use.
+    ///
+    /// ```
+    /// use pcnet_core::{Activation, Loss};
+    /// use pcnet_std::network::{Network, Predictor};
+    ///
+    /// let net = Network::<f32>::mlp("2-8-3", Activation::Relu, Loss::CrossEntropy, 5)?;
+    /// let mut predictor = Predictor::new();
+    /// let inputs = [0.25, -1.0, 0.5, 0.5];
+    /// let first = net.predict_with(&mut predictor, &inputs)?.to_vec();
+    /// assert_eq!(net.predict_with(&mut predictor, &inputs)?, &first[..]); // same bits
+    /// assert_eq!(first, net.predict(&inputs)?);
+    /// # Ok::<(), pcnet_std::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Network::predict`].
+    pub fn predict_with<'p>(
+        &self,
+        predictor: &'p mut Predictor<T>,
+        inputs: &[T],
+    ) -> Result<&'p [T], Error>
+    where
+        Fast: crate::batch::RunnerBackend<T>,
+    {
+        let spec = self.spec();
+        let rows = inputs.len() / self.input_len.max(1);
+        predictor
+            .outputs
+            .resize(rows * self.output_len(), T::zero());
+        predictor
+            .workspace
+            .resize(spec.forward_workspace_len(rows), T::zero());
+        pcnet_core::forward_with(
+            &Fast,
+            &spec,
+            &self.parameters,
+            inputs,
+            &mut predictor.workspace,
+            &mut predictor.outputs,
+        )?;
+        Ok(&predictor.outputs)
     }
 
     /// The predicted class of each row of `inputs`: the index of its largest output
     /// (ties go to the first maximum), as [`crate::train::evaluate`] counts accuracy.
     ///
     /// ```
-    /// use pcnet_std::core::{Activation, Loss};
+    /// use pcnet_core::{Activation, Loss};
     /// use pcnet_std::network::Network;
     ///
     /// let net = Network::<f32>::mlp("2-4-3", Activation::Relu, Loss::CrossEntropy, 3)?;
@@ -667,82 +769,50 @@ impl<T: Scalar> Network<T> {
     where
         Fast: crate::batch::RunnerBackend<T>,
     {
-        let outputs = self.predict(inputs)?;
-        Ok(outputs
-            .chunks_exact(self.output_len())
-            .map(crate::train::argmax)
-            .collect())
+        Ok(self
+            .predict_classes_with(&mut Predictor::new(), inputs)?
+            .to_vec())
     }
 
-    /// Rows of `inputs` after checking they are whole, finite rows and the parameters finite.
-    fn check_prediction_inputs(&self, inputs: &[T]) -> Result<usize, PcError> {
-        if inputs.is_empty() {
-            return Err(PcError::EmptyBatch);
-        }
-        if !inputs.len().is_multiple_of(self.input_len) {
-            return Err(PcError::LengthMismatch {
-                what: "inputs",
-                expected: (inputs.len() / self.input_len + 1) * self.input_len,
-                given: inputs.len(),
-            });
-        }
-        if let Some(index) = inputs.iter().position(|v| !v.is_finite()) {
-            return Err(PcError::NonFinite {
-                what: "inputs",
-                index,
-            });
-        }
-        self.spec().check_parameters(&self.parameters)?;
-        Ok(inputs.len() / self.input_len)
-    }
-
-    /// The widest per-sample feature count of any op's output (or the input).
-    fn widest_op_output(&self, input_len: usize) -> usize {
-        let mut width = input_len;
-        let mut widest = input_len;
-        for op in self.layers.iter().flat_map(|layer| layer.ops()) {
-            width = op.output_len(width);
-            widest = widest.max(width);
-        }
-        widest
-    }
-
-    /// One op's forward pass on `rows` rows, on the [`Fast`] kernels; the reason when
-    /// the op is one this version of pcnet-std does not know.
-    fn op_forward(
-        op: &Op,
-        rows: usize,
-        input: &[T],
-        params: &[T],
-        output: &mut [T],
-    ) -> Result<(), &'static str>
+    /// As [`Network::predict_classes`], in `predictor`'s buffers (no allocation after the
+    /// first call on a shape).
+    ///
+    /// ```
+    /// use pcnet_core::{Activation, Loss};
+    /// use pcnet_std::network::{Network, Predictor};
+    ///
+    /// let net = Network::<f64>::mlp("2-4-3", Activation::Tanh, Loss::CrossEntropy, 3)?;
+    /// let mut predictor = Predictor::new();
+    /// let inputs = [0.5, -0.5, 1.0, 0.0];
+    /// let classes = net.predict_classes_with(&mut predictor, &inputs)?.to_vec();
+    /// assert_eq!(classes, net.predict_classes(&inputs)?);
+    /// # Ok::<(), pcnet_std::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Network::predict`].
+    pub fn predict_classes_with<'p>(
+        &self,
+        predictor: &'p mut Predictor<T>,
+        inputs: &[T],
+    ) -> Result<&'p [usize], Error>
     where
         Fast: crate::batch::RunnerBackend<T>,
     {
-        use pcnet_core::{kernels::pool, Backend, LinearDims};
-        match *op {
-            Op::Linear { inputs, outputs } => {
-                let (weight, bias) = params.split_at(inputs * outputs);
-                let dims = LinearDims {
-                    rows,
-                    inputs,
-                    outputs,
-                };
-                Fast.linear_forward(dims, input, weight, bias, output);
-            }
-            Op::Activation(activation) => activation.forward(input, output),
-            Op::Conv2d(conv) => {
-                let (weight, bias) = params.split_at(conv.weight_len());
-                Fast.conv2d_forward(&conv, rows, input, weight, bias, output);
-            }
-            Op::MaxPool2d(window) => pool::max_forward(&window, rows, input, output),
-            Op::AvgPool2d(window) => pool::avg_forward(&window, rows, input, output),
-            Op::Flatten => output.copy_from_slice(input),
-            _ => return Err("an op pcnet-std's predict does not evaluate"),
-        }
-        Ok(())
+        self.predict_with(predictor, inputs)?;
+        let Predictor {
+            outputs, classes, ..
+        } = predictor;
+        classes.clear();
+        classes.extend(
+            outputs
+                .chunks_exact(self.output_len())
+                .map(crate::train::argmax),
+        );
+        Ok(classes)
     }
 
+    #[cfg(feature = "safetensors")]
     /// Exports the parameters as safetensors bytes with PyTorch `state_dict` names of a
     /// Torch2PC-style model, `nn.Sequential(nn.Sequential(nn.Linear, act), ...)`:
     /// `"0.0.weight"`, `"0.0.bias"`, `"1.0.weight"`, ... (layer index, then the module's
@@ -781,6 +851,7 @@ impl<T: Scalar> Network<T> {
         safetensors::serialize(views, None).map_err(|e| Error::format("safetensors", e.to_string()))
     }
 
+    #[cfg(feature = "safetensors")]
     /// Replaces the parameters with those of safetensors bytes named as
     /// [`Network::to_safetensors`] writes them (what `safetensors.torch.save_file(model.state_dict())`
     /// writes for the matching Torch2PC model). `F32` and `F64` tensors are accepted and
@@ -857,6 +928,7 @@ impl<T: Scalar> Network<T> {
         Ok(())
     }
 
+    #[cfg(feature = "safetensors")]
     /// Writes [`Network::to_safetensors`] to a file.
     ///
     /// # Errors
@@ -869,6 +941,7 @@ impl<T: Scalar> Network<T> {
         })
     }
 
+    #[cfg(feature = "safetensors")]
     /// Reads a safetensors file into the parameters, as [`Network::load_safetensors`].
     ///
     /// # Errors
@@ -882,6 +955,7 @@ impl<T: Scalar> Network<T> {
     }
 }
 
+#[cfg(feature = "nalgebra")]
 fn check_finite_vec<T: Scalar>(what: &'static str, values: &[T]) -> Result<(), PcError> {
     match values.iter().position(|v| !v.is_finite()) {
         None => Ok(()),
@@ -986,7 +1060,7 @@ impl Parameterisation {
     }
 }
 
-impl NetworkBuilder {
+impl<T: Scalar> NetworkBuilder<T> {
     /// Appends a residual layer `v + alpha * (act(v W1^T + b1) W2^T + b2)` with a branch
     /// through `hidden` features ([`Layer::residual_mlp`]); its width is the current one.
     ///
@@ -1040,7 +1114,7 @@ impl NetworkBuilder {
     ///
     /// # Errors
     /// As [`Network::parameterised`].
-    pub fn build_parameterised<T: Scalar>(
+    pub fn build_parameterised(
         self,
         parameterisation: Parameterisation,
     ) -> Result<Network<T>, PcError> {
@@ -1146,24 +1220,6 @@ impl<T: Scalar> Network<T> {
     }
 }
 
-/// A residual layer's scale and a copy of its input `v` (what [`Network::predict`] adds
-/// back after the branch), or `None` for a plain layer.
-fn residual_skip<T: Scalar>(layer: &Layer, input: &[T]) -> Option<(T, Vec<T>)> {
-    layer
-        .residual_scale()
-        .map(|alpha| (T::from_f64(alpha), input.to_vec()))
-}
-
-/// `values = input + alpha * values` (the branch output `g(v)` in `values`), as
-/// pcnet-core's forward pass forms a residual layer's output.
-fn add_residual_skip<T: Scalar>(skip: Option<(T, Vec<T>)>, values: &mut [T]) {
-    if let Some((alpha, input)) = skip {
-        for (value, &x) in values.iter_mut().zip(&input) {
-            *value = x + alpha * *value;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1193,6 +1249,8 @@ mod tests {
         assert_eq!(single, a.cast::<f32>());
     }
 
+    #[cfg(feature = "nalgebra")]
+    #[cfg(feature = "safetensors")]
     #[test]
     fn convolutions_are_initialised_and_exported_as_pytorch_does() {
         use pcnet_core::{Conv2d, ImageShape, Pool2d};
@@ -1228,6 +1286,7 @@ mod tests {
         assert_eq!(copy, net);
     }
 
+    #[cfg(feature = "safetensors")]
     #[test]
     fn corrupted_safetensors_bytes_are_errors_and_leave_the_network_unchanged() {
         let net = Network::<f32>::mlp("3-4-2", Activation::Tanh, Loss::Mse, 2).unwrap();
@@ -1264,6 +1323,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "nalgebra")]
     #[test]
     fn matrices_round_trip_in_pytorch_layout() {
         let mut net = Network::<f64>::mlp("3-2-1", Activation::Tanh, Loss::Mse, 1).unwrap();
@@ -1295,6 +1355,8 @@ mod tests {
         assert_eq!(rebuilt, net);
     }
 
+    #[cfg(feature = "nalgebra")]
+    #[cfg(feature = "safetensors")]
     #[test]
     fn safetensors_round_trip_and_reject_mismatches() {
         let net = Network::<f32>::mlp("4-3-2", Activation::Relu, Loss::CrossEntropy, 9).unwrap();
@@ -1346,7 +1408,7 @@ mod parameterisation_tests {
     use super::*;
     use pcnet_core::Settings;
 
-    fn residual_builder() -> NetworkBuilder {
+    fn residual_builder() -> NetworkBuilder<f64> {
         Network::<f64>::builder(5)
             .dense(64, Activation::Tanh)
             .residual_linear(1.0)
@@ -1426,7 +1488,7 @@ mod parameterisation_tests {
             .residual_linear(f64::NAN)
             .unwrap();
         assert!(matches!(
-            bad.build_parameterised::<f64>(Parameterisation::WidthStable),
+            bad.build_parameterised(Parameterisation::WidthStable),
             Err(PcError::InvalidHyperparameter {
                 name: "residual scale",
                 ..

@@ -36,7 +36,9 @@ use crate::batch::{BatchOutcome, BatchRunner, Par};
 use crate::fast::Fast;
 use crate::{data::Dataset, network::Network, rng::SplitMix64, Error};
 use pcnet_core::{Algorithm, Batch, NetworkSpec, Optimizer, PcError, Scalar, Settings};
-use std::{fmt, io::IsTerminal};
+use std::fmt;
+#[cfg(feature = "progress")]
+use std::io::IsTerminal;
 
 /// The one place pcnet-std runs relaxations: every caller (networks, training, evaluation,
 /// the diagnostics) goes through it, so the engine behind it is a one-line choice.
@@ -168,7 +170,8 @@ pub struct TrainConfig<T: 'static> {
     /// Compare every step's updates with backprop's on the same batch (costs one
     /// backprop pass per step; ignored when the algorithm is Exact).
     pub diagnostics: bool,
-    /// Show a progress bar on standard error when it is a terminal.
+    /// Show a progress bar on standard error when it is a terminal (with the `progress`
+    /// feature; without it nothing is shown).
     pub progress: bool,
     /// Threads for the relaxations (results are the same for any choice).
     pub par: Par,
@@ -397,7 +400,27 @@ pub(crate) fn argmax<T: Scalar>(row: &[T]) -> usize {
         .0
 }
 
-fn progress_bar(total: u64, enabled: bool, algorithm: Algorithm) -> indicatif::ProgressBar {
+#[cfg(feature = "progress")]
+use indicatif::ProgressBar;
+
+/// Without the `progress` feature: a bar that shows nothing.
+#[cfg(not(feature = "progress"))]
+struct ProgressBar;
+
+#[cfg(not(feature = "progress"))]
+impl ProgressBar {
+    fn inc(&self, _steps: u64) {}
+    fn set_message(&self, _message: String) {}
+    fn finish_and_clear(&self) {}
+}
+
+#[cfg(not(feature = "progress"))]
+fn progress_bar(_total: u64, _enabled: bool, _algorithm: Algorithm) -> ProgressBar {
+    ProgressBar
+}
+
+#[cfg(feature = "progress")]
+fn progress_bar(total: u64, enabled: bool, algorithm: Algorithm) -> ProgressBar {
     if !enabled || !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }

@@ -2,12 +2,10 @@
 //! by a reporter that walks the `source()` chain (the convention documented on
 //! `pcnet_std::Error`: the message includes the inner error, `source()` is `None`).
 
-use pcnet_std::core::{Activation, PcError};
-use pcnet_std::network::Network;
+use pcnet_std::core::PcError;
 use pcnet_std::train::{History, Stopped};
 use pcnet_std::Error;
 use std::error::Error as _;
-use std::path::Path;
 
 /// What a chain-walking reporter prints (anyhow's `{:#}` style): each error's text,
 /// then its source's, joined by ": ".
@@ -30,12 +28,15 @@ fn core_error_is_printed_once() {
     assert_eq!(report(&error), "the batch has no rows");
 }
 
+#[cfg(feature = "safetensors")]
 #[test]
 fn io_error_names_the_path_and_is_printed_once() {
-    let path = Path::new("/nonexistent-pcnet-std-error-text/model.safetensors");
+    use pcnet_core::Activation;
+    use pcnet_std::network::Network;
+    let path = std::path::Path::new("/nonexistent-pcnet-std-error-text/model.safetensors");
     let mut network = Network::<f64>::builder(2)
         .dense(1, Activation::Identity)
-        .build::<f64>()
+        .build()
         .expect("a valid network");
     let error = network.open_safetensors(path).unwrap_err();
     let os_text = match &error {

@@ -1,6 +1,8 @@
 //! `pcnet_std::nalgebra` is the nalgebra the network API speaks: matrices built through the
 //! re-export go into `Network::set_weight` and come back from `Network::weight`, and the
 //! network's output equals the same layers computed with nalgebra directly.
+// The nalgebra API: only with the `nalgebra` feature (a default).
+#![cfg(feature = "nalgebra")]
 
 use pcnet_std::core::{Activation, Loss, Settings};
 use pcnet_std::nalgebra::{DMatrix, DVector};

@@ -99,7 +99,7 @@ fn convolutional_predict_matches_the_exact_updates_output() {
         .dense(4, Activation::Identity)
         .loss(Loss::CrossEntropy)
         .seed(4)
-        .build::<f64>()
+        .build()
         .unwrap();
     let params: Vec<f64> = (0..net.parameters().len())
         .map(|i| (((i * 2654435761) % 1000) as f64 / 1000.0 - 0.5) * 0.6)

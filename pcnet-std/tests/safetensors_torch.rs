@@ -2,6 +2,8 @@
 //! `Network`, and Exact mode gives the gradients the file's generator computed
 //! independently (`tests/data/make_torch_model.py`: hand-written numpy backpropagation,
 //! cross-checked against torch.autograd when torch is installed).
+// Reads safetensors files: only with the `safetensors` feature (a default).
+#![cfg(feature = "safetensors")]
 
 use pcnet_std::core::{Activation, Loss, Settings, Targets};
 use pcnet_std::network::Network;

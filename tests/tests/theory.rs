@@ -156,6 +156,7 @@ fn naive_activation(activation: Activation, z: f64) -> f64 {
                 z.exp().ln_1p()
             }
         }
+        other => panic!("the naive reference has no activation {other:?}"),
     }
 }
 
@@ -182,6 +183,7 @@ fn naive_derivative(activation: Activation, z: f64) -> f64 {
                 1.0 / (1.0 + (-z).exp())
             }
         }
+        other => panic!("the naive reference has no activation {other:?}"),
     }
 }
 

@@ -3,11 +3,15 @@
 
 use super::safe_step::SafeStep;
 use super::strict_accelerated::StrictSchedule;
-use crate::{PcError, Scalar};
+use crate::{ParseNameError, PcError, Scalar};
 use core::ops::Bound;
 
 /// Which learning signal to compute.
+///
+/// New algorithms may be added in a minor release (the enum is `#[non_exhaustive]`): a
+/// `match` on it needs a `_` arm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Algorithm {
     /// Exact backpropagation: `epsilon_l = dLoss/dvhat_l`, one reverse sweep.
     #[default]
@@ -20,6 +24,26 @@ pub enum Algorithm {
     Strict,
 }
 
+/// Parses an algorithm's [`name`](Algorithm::name) (and the aliases of
+/// [`Algorithm::from_name`]); the error names what was given and the valid names.
+///
+/// ```
+/// use pcnet_core::Algorithm;
+/// assert_eq!("fixed_pred".parse::<Algorithm>(), Ok(Algorithm::FixedPred));
+/// assert_eq!(
+///     "annealing".parse::<Algorithm>().unwrap_err().to_string(),
+///     "`annealing` is not an algorithm name; the names are exact, fixed_pred, strict"
+/// );
+/// ```
+impl core::str::FromStr for Algorithm {
+    type Err = ParseNameError;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Algorithm::lookup(name)
+            .ok_or_else(|| ParseNameError::new("algorithm", Algorithm::NAMES, name))
+    }
+}
+
 impl Algorithm {
     /// The name used in files and flags: `exact`, `fixed_pred` or `strict`.
     pub const fn name(&self) -> &'static str {
@@ -30,8 +54,25 @@ impl Algorithm {
         }
     }
 
-    /// Looks an algorithm up by name (`exact`, `fixed_pred`/`fixed-pred`, `strict`).
+    /// Looks an algorithm up by name: the [`FromStr`](core::str::FromStr) parse
+    /// (`"strict".parse::<Algorithm>()`) as an `Option`, for callers that report a miss
+    /// their own way. Accepts [`name`](Self::name)'s names, `fixed-pred`, `backprop`, and
+    /// the variant names (`Exact`, `FixedPred`, `Strict`).
+    ///
+    /// ```
+    /// use pcnet_core::Algorithm;
+    /// assert_eq!(Algorithm::from_name("backprop"), Some(Algorithm::Exact));
+    /// assert_eq!(Algorithm::from_name("annealing"), None);
+    /// ```
     pub fn from_name(name: &str) -> Option<Algorithm> {
+        name.parse().ok()
+    }
+
+    /// The names [`Algorithm::from_str`](core::str::FromStr::from_str) accepts, as its
+    /// error lists them.
+    const NAMES: &'static str = "exact, fixed_pred, strict";
+
+    fn lookup(name: &str) -> Option<Algorithm> {
         Some(match name {
             "exact" | "Exact" | "backprop" => Algorithm::Exact,
             "fixed_pred" | "fixed-pred" | "FixedPred" => Algorithm::FixedPred,
@@ -119,6 +160,24 @@ impl<'a, T: Scalar> Settings<'a, T> {
     /// Strict PC with step size `eta` and `iterations` iterations.
     pub fn strict(step_size: T, iterations: usize) -> Self {
         Self::base(Algorithm::Strict, step_size, iterations)
+    }
+
+    /// The settings of `algorithm` with step size `eta` and `iterations` iterations:
+    /// [`Settings::fixed_pred`] or [`Settings::strict`], and [`Settings::exact`] (which
+    /// ignores both) for Exact. For code that picks the algorithm at run time.
+    ///
+    /// ```
+    /// use pcnet_core::{Algorithm, Settings};
+    /// let settings = Settings::new("strict".parse::<Algorithm>()?, 0.2_f64, 30);
+    /// assert_eq!(settings, Settings::strict(0.2, 30));
+    /// assert_eq!(Settings::new(Algorithm::Exact, 0.2_f64, 30), Settings::exact());
+    /// # Ok::<(), pcnet_core::ParseNameError>(())
+    /// ```
+    pub fn new(algorithm: Algorithm, step_size: T, iterations: usize) -> Self {
+        match algorithm {
+            Algorithm::Exact => Self::exact(),
+            _ => Self::base(algorithm, step_size, iterations),
+        }
     }
 
     /// Torch2PC's `PCInfer` defaults for an algorithm: `eta = 0.1`, `n = 20`.

@@ -45,17 +45,35 @@ pub fn read_idx(mut reader: impl Read, name: &str) -> Result<IdxArray, Error> {
     reader
         .read_to_end(&mut raw)
         .map_err(|e| Error::format(name, format!("cannot read: {e}")))?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut plain = Vec::new();
-        flate2::read::GzDecoder::new(raw.as_slice())
-            .take(MAX_IDX_VALUES as u64 + 4 + 4 * 255 + 1)
-            .read_to_end(&mut plain)
-            .map_err(|e| Error::format(name, format!("corrupt gzip stream: {e}")))?;
-        plain
+    let bytes = if raw.starts_with(&GZIP_MAGIC) {
+        gunzip(&raw, name)?
     } else {
         raw
     };
     parse_idx(&bytes, name)
+}
+
+/// The first two bytes of a gzip stream.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// The decompressed bytes of an IDX file, at most the largest valid IDX file plus one byte.
+#[cfg(feature = "gzip")]
+fn gunzip(raw: &[u8], name: &str) -> Result<Vec<u8>, Error> {
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(raw)
+        .take(MAX_IDX_VALUES as u64 + 4 + 4 * 255 + 1)
+        .read_to_end(&mut plain)
+        .map_err(|e| Error::format(name, format!("corrupt gzip stream: {e}")))?;
+    Ok(plain)
+}
+
+/// Without the `gzip` feature a compressed file is an error that says so.
+#[cfg(not(feature = "gzip"))]
+fn gunzip(_raw: &[u8], name: &str) -> Result<Vec<u8>, Error> {
+    Err(Error::format(
+        name,
+        "gzip-compressed, and pcnet-std was built without its `gzip` feature",
+    ))
 }
 
 fn parse_idx(bytes: &[u8], name: &str) -> Result<IdxArray, Error> {
@@ -178,7 +196,8 @@ fn mnist_pair<T: Scalar>(dir: &Path, prefix: &str) -> Result<Dataset<T>, Error> 
         .map_err(|e| Error::format(&image_name, e.to_string()))
 }
 
-#[cfg(test)]
+// Most of these tests write gzip files.
+#[cfg(all(test, feature = "gzip"))]
 mod tests {
     use super::*;
     use std::io::Write;
@@ -293,5 +312,21 @@ mod tests {
         std::fs::remove_file(dir.join("t10k-labels-idx1-ubyte")).unwrap();
         assert!(matches!(mnist::<f32>(&dir), Err(Error::Io { .. })));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[cfg(all(test, not(feature = "gzip")))]
+mod without_gzip {
+    use super::*;
+
+    #[test]
+    fn a_gzip_file_is_an_error_that_names_the_feature() {
+        let err = read_idx(&[0x1f, 0x8b, 8, 0][..], "train.gz").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "train.gz: gzip-compressed, and pcnet-std was built without its `gzip` feature"
+        );
+        let plain = read_idx(&[0, 0, 8, 1, 0, 0, 0, 2, 7, 9][..], "plain").unwrap();
+        assert_eq!(plain.values, [7, 9]);
     }
 }

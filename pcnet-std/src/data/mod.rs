@@ -20,6 +20,7 @@ pub use idx::{mnist, read_idx, IdxArray};
 
 use crate::{rng::SplitMix64, Error};
 use pcnet_core::Scalar;
+#[cfg(feature = "gzip")]
 use std::io::Read;
 
 /// Labelled samples: `len()` rows of `features()` values and a class label per row.
@@ -178,6 +179,7 @@ impl<T: Scalar> Dataset<T> {
     }
 }
 
+#[cfg(feature = "gzip")]
 /// The bundled digits file (see `pcnet-std/data/DIGITS_LICENSE.md`: UCI "Optical Recognition
 /// of Handwritten Digits", E. Alpaydin and C. Kaynak, CC BY 4.0, as shipped by scikit-learn).
 const DIGITS_GZ: &[u8] = include_bytes!("../../data/digits.csv.gz");
@@ -188,6 +190,7 @@ pub const DIGITS_SPLIT_SEED: u64 = 2022;
 /// Test samples in [`digits_split`].
 pub const DIGITS_TEST_LEN: usize = 297;
 
+#[cfg(feature = "gzip")]
 /// The 1,797 handwritten digits bundled with pcnet-std: 8x8 images (64 features, pixel
 /// values 0..16 divided by 16, so in `[0, 1]`), classes 0..9.
 ///
@@ -209,6 +212,7 @@ pub fn digits<T: Scalar>() -> Result<Dataset<T>, Error> {
     )
 }
 
+#[cfg(feature = "gzip")]
 /// The digits split into 1,500 training and 297 test samples, by a seeded shuffle with
 /// [`DIGITS_SPLIT_SEED`]: the same split on every machine.
 ///
@@ -218,7 +222,7 @@ pub fn digits_split<T: Scalar>() -> Result<(Dataset<T>, Dataset<T>), Error> {
     Ok(digits::<T>()?.split(DIGITS_TEST_LEN, DIGITS_SPLIT_SEED))
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "gzip"))]
 mod tests {
     use super::*;
 

@@ -180,9 +180,9 @@ pub fn prediction_settings() -> Settings<'static, f32> {
 /// with `eta = 0.2` and 20 iterations (Exact is backprop, for reference).
 pub fn settings(algorithm: Algorithm) -> Settings<'static, f32> {
     match algorithm {
-        Algorithm::Exact => Settings::exact(),
         Algorithm::FixedPred => Settings::fixed_pred(0.5, 8),
-        Algorithm::Strict => Settings::strict(0.2, 20),
+        // Strict, and Exact, which ignores the step size and the iterations.
+        _ => Settings::new(algorithm, 0.2, 20),
     }
 }
 
