@@ -2,6 +2,5 @@
 //! the command line and the test suite.
 
 pub mod models;
-pub mod reference;
 pub mod reproduce;
 pub mod speed;

@@ -8,7 +8,7 @@ mod cli;
 
 use clap::Parser;
 use cli::{Cli, Command};
-use pcnet_bench::reference::{find_cases, load_case, Outcome};
+use pcnet_reference::{find_cases, load_case, Outcome};
 use std::{path::PathBuf, process::ExitCode};
 
 fn main() -> ExitCode {

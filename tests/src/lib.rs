@@ -1,7 +1,14 @@
-//! Integration and property tests of pc live in `tests/` beside this file; the fuzz
-//! harness that the cargo-fuzz targets and the corpus replay test share is [`harness`].
+//! The test crate of pc: the integration tests and the theory suites live in `tests/`
+//! beside this folder; this library holds what several of them share.
+//!
+//! * [`relaxation`]: one relaxation copied out of pcnet-core's workspace, the norms and
+//!   layer slices the suites compare it by, and the network variants they derive;
+//! * [`naive`]: an independent, naive f64 model of a dense network (plain loops);
+//! * [`closed_form`]: the binomial and Poisson tails the theory predicts.
 
-pub mod harness;
+pub mod closed_form;
+pub mod naive;
+pub mod relaxation;
 
 /// The README's examples compile and run as doc tests.
 #[cfg(doctest)]

@@ -1,11 +1,12 @@
-//! Torch2PC reference cases (format: `tests/data/torch2pc/FORMAT.md`): parsing, running and
-//! comparing.
+//! Torch2PC reference cases (format: `tests/data/torch2pc/FORMAT.md`): parsing, running
+//! and comparing. The `pc-bench reference` command and the test suite (package
+//! `pcnet-tests`) both run them through this crate.
 //!
 //! A case passes when every expected array matches to a relative tolerance of `1e-9`
 //! (absolute `1e-12` near zero) in f64. Errors name the file and the field.
 //!
 //! ```no_run
-//! use pcnet_bench::reference::{load_case, Outcome};
+//! use pcnet_reference::{load_case, Outcome};
 //! let case = load_case(std::path::Path::new("tests/data/torch2pc/v01_exact_mse_mixed4.json")).unwrap();
 //! match case.run() {
 //!     Outcome::Pass { worst } => println!("pass, worst relative error {worst:e}"),
