@@ -10,6 +10,10 @@
 //!
 //! Conventions: `rel(a, b) = |a - b| / |b|` in the Euclidean norm; `u = 2^-53` (f64) and
 //! `2^-24` (f32) are the unit roundoffs.
+//!
+//! Why one file of ~900 lines: one test per statement of THEORY.md, in its order, each
+//! with its conditions and tolerance; the shared machinery (the naive reference, the
+//! relaxation runner, the closed forms) is in the test crate's library (`tests/src/`).
 
 // Layers are indexed by the paper's `l` throughout, across several per-layer vectors.
 #![allow(clippy::needless_range_loop)]
