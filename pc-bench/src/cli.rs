@@ -110,12 +110,12 @@ pub struct SpeedArgs {
     #[arg(long, value_name = "MODEL", value_parser = parse_model, default_value = "784-256-256-10")]
     pub model: SpeedModel,
     /// Hidden-layer activation: relu, tanh, sigmoid, leaky_relu, softplus, identity (the
-    /// output layer is the identity; dense models only)
-    #[arg(long, value_name = "ACTIVATION", value_parser = parse_hidden, default_value = "relu")]
-    pub hidden: Activation,
-    /// Loss: cross-entropy, mse (dense models only)
-    #[arg(long, value_name = "LOSS", value_parser = parse_loss, default_value = "cross-entropy")]
-    pub loss: Loss,
+    /// output layer is the identity; dense models only) [default: relu]
+    #[arg(long, value_name = "ACTIVATION", value_parser = parse_hidden)]
+    pub hidden: Option<Activation>,
+    /// Loss: cross-entropy, mse (dense models only) [default: cross-entropy]
+    #[arg(long, value_name = "LOSS", value_parser = parse_loss)]
+    pub loss: Option<Loss>,
     /// Algorithm: exact, fixed-pred, strict
     #[arg(long, value_name = "ALGORITHM", value_parser = parse_algorithm, default_value = "fixed-pred")]
     pub algorithm: Algorithm,
@@ -173,16 +173,33 @@ pub enum Dtype {
 
 impl SpeedArgs {
     /// The library's configuration for these flags.
-    pub fn config(&self) -> SpeedConfig {
+    ///
+    /// # Errors
+    /// A message when `--hidden` or `--loss` is given with a named model (it has its own).
+    pub fn config(&self) -> Result<SpeedConfig, String> {
+        if let SpeedModel::Named(model) = &self.model {
+            for (flag, given) in [
+                ("--hidden", self.hidden.is_some()),
+                ("--loss", self.loss.is_some()),
+            ] {
+                if given {
+                    return Err(format!(
+                        "{flag} does not apply to the named model `{}`",
+                        model.name
+                    ));
+                }
+            }
+        }
+        let defaults = SpeedConfig::default();
         let n = match (self.n, &self.model) {
             (Some(Iterations::Count(n)), _) => Some(n),
             (Some(Iterations::Depth), _) | (None, SpeedModel::Named(_)) => None,
             (None, SpeedModel::Dense(_)) => Some(20),
         };
-        SpeedConfig {
+        Ok(SpeedConfig {
             model: self.model.clone(),
-            hidden: self.hidden,
-            loss: self.loss,
+            hidden: self.hidden.unwrap_or(defaults.hidden),
+            loss: self.loss.unwrap_or(defaults.loss),
             algorithm: self.algorithm,
             eta: self.eta,
             n,
@@ -191,7 +208,7 @@ impl SpeedArgs {
             f64: self.dtype == Dtype::F64,
             calls: self.calls,
             json: self.json,
-        }
+        })
     }
 }
 

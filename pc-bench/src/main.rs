@@ -29,7 +29,13 @@ fn main() -> ExitCode {
             });
             ("reproduce", 1, result)
         }
-        Command::Speed(args) => ("speed", 2, pcnet_bench::speed::speed(&args.config())),
+        Command::Speed(args) => {
+            let result = args
+                .config()
+                .map_err(pcnet_bench::Error::Usage)
+                .and_then(|config| pcnet_bench::speed::speed(&config));
+            ("speed", 2, result)
+        }
         Command::Peak { json } => ("peak", 2, pcnet_bench::peak::peak(json)),
     };
     match result {
