@@ -164,5 +164,8 @@ fn a_named_model_runs_its_depth_in_iterations_by_default() {
         serde_json::from_slice(&output.stdout).expect("speed --json prints one JSON object");
     assert_eq!(object["model"], "paper-mnist-cnn");
     assert_eq!(object["n"], 5, "L = 5 layers");
-    assert!(object.get("hidden").is_none(), "a named model has no --hidden");
+    assert!(
+        object.get("hidden").is_none(),
+        "a named model has no --hidden"
+    );
 }
