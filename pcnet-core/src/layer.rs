@@ -6,9 +6,9 @@
 //! The kind of each op is matched once per op and call, never per element.
 
 #[cfg(all(feature = "conv", feature = "safe-step"))]
-use crate::ops::conv;
+use crate::kernels::conv;
 #[cfg(feature = "conv")]
-use crate::ops::pool;
+use crate::kernels::pool;
 use crate::scalar::{first_non_finite, sums_of_products_stay_finite};
 use crate::{kernels::LinearDims, Backend, Layer, Op, Scalar, MAX_OPS_PER_LAYER};
 

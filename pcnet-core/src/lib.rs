@@ -39,7 +39,7 @@
 //!
 //! | feature | adds |
 //! |---|---|
-//! | `conv` | the kernels of [`Op::Conv2d`], [`Op::MaxPool2d`] and [`Op::AvgPool2d`] ([`ops::conv`], [`ops::pool`], the `conv2d_*` methods of [`Backend`]) |
+//! | `conv` | the kernels of [`Op::Conv2d`], [`Op::MaxPool2d`] and [`Op::AvgPool2d`] ([`kernels::conv`], [`kernels::pool`], the `conv2d_*` methods of [`Backend`]) |
 //! | `safe-step` | Strict's step size from the energy's curvature ([`Settings::with_safe_step_size`], [`safe_step_size`], [`stability::hessian_vector_product`]); implies `strict` |
 //! | `exact` | [`Algorithm::Exact`] |
 //! | `fixed-pred` | [`Algorithm::FixedPred`] |
@@ -122,7 +122,6 @@ pub mod optim;
 mod relax;
 mod scalar;
 mod spec;
-pub mod stability;
 #[cfg(feature = "proptest-support")]
 pub mod strategies;
 
@@ -133,6 +132,8 @@ pub use learn::Learner;
 pub use loss::{Loss, Targets};
 pub use ops::{Conv2d, ImageShape, Pool2d};
 pub use optim::{Adam, AdamW, Optimizer, Sgd};
+/// Which step size Strict PC converges with (the module lives in `relax/safe_step.rs`).
+pub use relax::safe_step as stability;
 pub use relax::{
     infer, infer_with, Algorithm, Batch, Inference, InputBelief, Report, Settings, MAX_ITERATIONS,
 };

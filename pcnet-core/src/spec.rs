@@ -84,6 +84,37 @@ impl Op {
     }
 }
 
+/// Why a convolution or pooling op is unusable in a build without the `conv` feature.
+#[cfg(not(feature = "conv"))]
+pub(crate) const IMAGE_OPS_NEED_CONV: &str = "image ops need pcnet-core's `conv` feature";
+
+impl Op {
+    /// Why this build of pcnet-core cannot run the op (its cargo feature is off), if it
+    /// cannot: an image op without `conv`, an activation without its feature. One answer
+    /// for [`NetworkSpec::validate`] and the model reader.
+    pub(crate) const fn missing_feature(&self) -> Option<&'static str> {
+        match self {
+            #[cfg(not(feature = "conv"))]
+            Op::Conv2d(_) | Op::MaxPool2d(_) | Op::AvgPool2d(_) => Some(IMAGE_OPS_NEED_CONV),
+            Op::Activation(activation) => activation.missing_feature(),
+            _ => None,
+        }
+    }
+
+    /// Why the op's own description is unusable, if it is (checked by
+    /// [`NetworkSpec::validate`]); an op this build lacks
+    /// has no shape to check here ([`missing_feature`](Self::missing_feature)).
+    pub(crate) const fn shape_problem(&self) -> Option<&'static str> {
+        match self {
+            #[cfg(feature = "conv")]
+            Op::Conv2d(conv) => conv.problem(),
+            #[cfg(feature = "conv")]
+            Op::MaxPool2d(pool) | Op::AvgPool2d(pool) => pool.problem(),
+            _ => None,
+        }
+    }
+}
+
 /// One PC layer: a chain of at most [`MAX_OPS_PER_LAYER`] operations, `f_l` in the paper.
 ///
 /// ```

@@ -717,7 +717,7 @@ impl<T: Scalar> Network<T> {
     where
         Fast: crate::batch::RunnerBackend<T>,
     {
-        use pcnet_core::{ops::pool, Backend, LinearDims};
+        use pcnet_core::{kernels::pool, Backend, LinearDims};
         match *op {
             Op::Linear { inputs, outputs } => {
                 let (weight, bias) = params.split_at(inputs * outputs);

@@ -4,7 +4,7 @@
 //! each output catch writes out of bounds.
 
 use pcnet_core::{
-    infer, infer_with, ops::conv, Activation, Backend, Batch, Conv2d, ImageShape, Layer, Loss,
+    infer, infer_with, kernels::conv, Activation, Backend, Batch, Conv2d, ImageShape, Layer, Loss,
     NetworkSpec, Op, Pool2d, Settings, Targets,
 };
 use pcnet_std::fast::Fast;

@@ -8,9 +8,9 @@
 //! * [`Conv2d`]: PyTorch's `nn.Conv2d` (cross-correlation, zero padding, dilation 1,
 //!   groups 1), weight `out x in x kh x kw` then bias, in the flat parameter slice. Its
 //!   heavy loops go through [`Backend`](crate::Backend)'s `conv2d_*` methods, whose
-//!   portable bodies are in [`conv`].
+//!   portable bodies are in [`kernels::conv`](crate::kernels::conv).
 //! * [`Pool2d`] for `nn.MaxPool2d` and `nn.AvgPool2d` (no padding, floor rounding,
-//!   average over `kh * kw`), in [`pool`]. Max pooling routes a gradient (and a tangent)
+//!   average over `kh * kw`), whose loops are in [`kernels::pool`](crate::kernels::pool). Max pooling routes a gradient (and a tangent)
 //!   to the first maximum of its window, as PyTorch does.
 //!
 #![cfg_attr(all(feature = "conv", feature = "cross-entropy"), doc = "```")]
@@ -32,11 +32,6 @@
 //! assert_eq!(spec.parameter_len(), 10 * 9 + 10 + 1690 * 10 + 10);
 //! # Ok::<(), pcnet_core::PcError>(())
 //! ```
-
-#[cfg(feature = "conv")]
-pub mod conv;
-#[cfg(feature = "conv")]
-pub mod pool;
 
 /// The shape of one sample of an image batch: `channels x height x width`, stored in
 /// that order (NCHW without the N).
@@ -262,65 +257,6 @@ impl Pool2d {
             Some("pool2d: the window is larger than the input")
         } else {
             None
-        }
-    }
-}
-
-/// The range of output positions `o` along one axis whose input index
-/// `o * stride + offset - pad` lies in `0..size`, clipped to `0..count`.
-#[cfg(feature = "conv")]
-#[inline]
-pub(crate) fn valid_outputs(
-    count: usize,
-    size: usize,
-    stride: usize,
-    offset: usize,
-    pad: usize,
-) -> core::ops::Range<usize> {
-    // o * stride + offset >= pad  <=>  o >= ceil((pad - offset) / stride)
-    let low = if pad > offset {
-        (pad - offset).div_ceil(stride)
-    } else {
-        0
-    };
-    // o * stride + offset - pad <= size - 1  <=>  o <= (size - 1 + pad - offset) / stride
-    let high = if size + pad > offset {
-        ((size - 1 + pad - offset) / stride + 1).min(count)
-    } else {
-        0
-    };
-    low.min(high)..high
-}
-
-/// Why a convolution or pooling op is unusable in a build without the `conv` feature.
-#[cfg(not(feature = "conv"))]
-pub(crate) const IMAGE_OPS_NEED_CONV: &str = "image ops need pcnet-core's `conv` feature";
-
-impl crate::Op {
-    /// Why this build of pcnet-core cannot run the op (its cargo feature is off), if it
-    /// cannot: an image op without `conv`, an activation without its feature. One answer
-    /// for [`NetworkSpec::validate`](crate::NetworkSpec::validate) and the model reader.
-    pub(crate) const fn missing_feature(&self) -> Option<&'static str> {
-        match self {
-            #[cfg(not(feature = "conv"))]
-            crate::Op::Conv2d(_) | crate::Op::MaxPool2d(_) | crate::Op::AvgPool2d(_) => {
-                Some(IMAGE_OPS_NEED_CONV)
-            }
-            crate::Op::Activation(activation) => activation.missing_feature(),
-            _ => None,
-        }
-    }
-
-    /// Why the op's own description is unusable, if it is (checked by
-    /// [`NetworkSpec::validate`](crate::NetworkSpec::validate)); an op this build lacks
-    /// has no shape to check here ([`missing_feature`](Self::missing_feature)).
-    pub(crate) const fn shape_problem(&self) -> Option<&'static str> {
-        match self {
-            #[cfg(feature = "conv")]
-            crate::Op::Conv2d(conv) => conv.problem(),
-            #[cfg(feature = "conv")]
-            crate::Op::MaxPool2d(pool) | crate::Op::AvgPool2d(pool) => pool.problem(),
-            _ => None,
         }
     }
 }

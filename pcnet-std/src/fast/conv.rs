@@ -14,7 +14,7 @@
 //! [`Conv2d::columns_len`] it has seen and is then reused: after the first call on a
 //! shape nothing allocates. Samples are processed in index order and each product's
 //! summation order depends on the shapes only, so results are the same for any thread
-//! count; they differ from [`pcnet_core::ops::conv`]'s direct loops only by summation order.
+//! count; they differ from [`pcnet_core::kernels::conv`]'s direct loops only by summation order.
 
 use super::buffer::with_buffer;
 use super::{gemm, Accumulate, GemmScalar, MatMut, MatRef};

@@ -127,7 +127,7 @@ macro_rules! impl_fast {
                 output: &mut [$t],
             ) {
                 if conv::forward(conv, rows, input, weight, bias, output).is_err() {
-                    pcnet_core::ops::conv::forward(conv, rows, input, weight, bias, output);
+                    pcnet_core::kernels::conv::forward(conv, rows, input, weight, bias, output);
                 }
             }
 
@@ -140,7 +140,7 @@ macro_rules! impl_fast {
                 grad_input: &mut [$t],
             ) {
                 if conv::backward_input(conv, rows, grad_output, weight, grad_input).is_err() {
-                    pcnet_core::ops::conv::backward_input(
+                    pcnet_core::kernels::conv::backward_input(
                         conv,
                         rows,
                         grad_output,
@@ -162,7 +162,7 @@ macro_rules! impl_fast {
                 if conv::backward_parameters(conv, rows, grad_output, input, grad_weight, grad_bias)
                     .is_err()
                 {
-                    pcnet_core::ops::conv::backward_parameters(
+                    pcnet_core::kernels::conv::backward_parameters(
                         conv,
                         rows,
                         grad_output,

@@ -8,8 +8,7 @@
 //! costs, far less than the convolution beside it. Strict evaluates the trace at the
 //! current beliefs, so the winners are those of the beliefs.
 
-use super::Pool2d;
-use crate::Scalar;
+use crate::{Pool2d, Scalar};
 
 impl Pool2d {
     /// Calls `visit(channel_plane_offset, out_index, window_origin)` for every window of

@@ -9,8 +9,8 @@
 //! These are the bodies of [`Backend`](crate::Backend)'s `conv2d_*` methods and the
 //! reference that faster backends are tested against.
 
-use super::{valid_outputs, Conv2d};
-use crate::{kernels::portable::dot, Scalar};
+use super::portable::dot;
+use crate::{Conv2d, Scalar};
 
 /// One filter tap `(ki, kj)`: the output rows and columns it reaches and the input
 /// offsets of the first of them.
@@ -290,4 +290,29 @@ pub fn backward_parameters<T: Scalar>(
             }
         }
     }
+}
+
+/// The range of output positions `o` along one axis whose input index
+/// `o * stride + offset - pad` lies in `0..size`, clipped to `0..count`.
+#[inline]
+fn valid_outputs(
+    count: usize,
+    size: usize,
+    stride: usize,
+    offset: usize,
+    pad: usize,
+) -> core::ops::Range<usize> {
+    // o * stride + offset >= pad  <=>  o >= ceil((pad - offset) / stride)
+    let low = if pad > offset {
+        (pad - offset).div_ceil(stride)
+    } else {
+        0
+    };
+    // o * stride + offset - pad <= size - 1  <=>  o <= (size - 1 + pad - offset) / stride
+    let high = if size + pad > offset {
+        ((size - 1 + pad - offset) / stride + 1).min(count)
+    } else {
+        0
+    };
+    low.min(high)..high
 }
