@@ -6,8 +6,8 @@
 #![allow(missing_docs)] // criterion_group! generates an undocumented fn
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use pcnet_bench::speed::{settings, useful_flops, SpeedConfig, SpeedModel};
-use pcnet_core::{Algorithm, Batch, Layer, Loss, NetworkSpec, Targets};
+use pcnet_bench::speed::{useful_flops, SpeedConfig, SpeedModel};
+use pcnet_core::{Algorithm, Batch, Layer, Loss, NetworkSpec, Settings, Targets};
 use pcnet_std::batch::{BatchRunner, Par};
 use std::time::Duration;
 
@@ -64,7 +64,7 @@ fn bench_one(
     };
     c.throughput(Throughput::Elements(useful_flops(&config) as u64));
     let batch_view = Batch::new(&case.inputs, Targets::Classes(&case.classes));
-    let settings = settings(algorithm, eta, n);
+    let settings = Settings::for_algorithm(algorithm, eta, n);
     let par = if threads == 1 {
         Par::Seq
     } else {

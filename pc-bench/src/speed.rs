@@ -134,16 +134,6 @@ impl SpeedConfig {
     }
 }
 
-/// The settings of `algorithm` with step size `eta` and `n` iterations (`Exact` takes
-/// neither).
-pub fn settings<T: Scalar>(algorithm: Algorithm, eta: T, n: usize) -> Settings<'static, T> {
-    match algorithm {
-        Algorithm::Exact => Settings::exact(),
-        Algorithm::FixedPred => Settings::fixed_pred(eta, n),
-        Algorithm::Strict => Settings::strict(eta, n),
-    }
-}
-
 /// Useful floating-point operations of one call (see the module documentation).
 pub fn useful_flops(config: &SpeedConfig) -> f64 {
     let (layers, loss, input_len) = config.network_layers();
@@ -174,7 +164,7 @@ where
         _ => Targets::Values(&values),
     };
     let batch = Batch::new(&inputs, targets);
-    let settings = settings(
+    let settings = Settings::for_algorithm(
         config.algorithm,
         T::from_f64(config.eta),
         config.iterations(),

@@ -794,10 +794,11 @@ impl DenseCase {
             _ => Targets::Values(&self.y_values),
         };
         let batch = Batch::new(&self.x, targets);
-        let settings = match self.algorithm {
-            Algorithm::Exact => Settings::exact(),
-            Algorithm::FixedPred => Settings::fixed_pred(self.eta, self.n).with_free_input(),
-            Algorithm::Strict => Settings::strict(self.eta, self.n),
+        let settings = Settings::for_algorithm(self.algorithm, self.eta, self.n);
+        let settings = if self.algorithm == Algorithm::FixedPred {
+            settings.with_free_input()
+        } else {
+            settings
         };
         let mut workspace = vec![0.0; spec.workspace_len(self.rows)];
         let mut updates = vec![0.0; spec.parameter_len()];

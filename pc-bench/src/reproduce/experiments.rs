@@ -130,7 +130,7 @@ where
             stopped_at: None,
         };
         for &n in grid {
-            let settings = crate::speed::settings(algorithm, T::from_f64(eta), n);
+            let settings = Settings::for_algorithm(algorithm, T::from_f64(eta), n);
             match network.updates_with(&mut relaxer, inputs, targets.as_targets(), &settings) {
                 Ok(result) => {
                     let layers = compare_updates(network, &result.updates, &gradient);

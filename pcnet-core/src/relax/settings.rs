@@ -116,6 +116,24 @@ impl<'a, T: Scalar> Settings<'a, T> {
         Self::base(Algorithm::Strict, step_size, iterations)
     }
 
+    /// The settings of `algorithm` chosen at run time (a command-line flag, a file):
+    /// [`Settings::exact`], [`Settings::fixed_pred`] or [`Settings::strict`] with this step
+    /// size and iteration count (which `Exact` does not take).
+    ///
+    /// ```
+    /// use pcnet_core::{Algorithm, Settings};
+    /// let settings = Settings::for_algorithm(Algorithm::Strict, 0.1_f64, 20);
+    /// assert_eq!(settings, Settings::strict(0.1, 20));
+    /// assert_eq!(Settings::for_algorithm(Algorithm::Exact, 0.1_f64, 20), Settings::exact());
+    /// ```
+    pub fn for_algorithm(algorithm: Algorithm, step_size: T, iterations: usize) -> Self {
+        match algorithm {
+            Algorithm::Exact => Self::exact(),
+            Algorithm::FixedPred => Self::fixed_pred(step_size, iterations),
+            Algorithm::Strict => Self::strict(step_size, iterations),
+        }
+    }
+
     /// Torch2PC's `PCInfer` defaults for an algorithm: `eta = 0.1`, `n = 20`.
     pub fn torch2pc_default(algorithm: Algorithm) -> Self {
         Self::base(algorithm, T::from_f64(0.1), 20)
