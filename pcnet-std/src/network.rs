@@ -4,7 +4,7 @@
 //!
 //! # Example
 //! ```
-//! use pcnet_std::core::{Activation, Loss, Settings};
+//! use pcnet_core::{Activation, Loss, Settings};
 //! use pcnet_std::network::Network;
 //!
 //! // 4 inputs, two tanh hidden layers of 8, 3 outputs, cross-entropy, seed 7.
@@ -132,7 +132,7 @@ pub struct Updates<T> {
 /// Builds a [`Network`] layer by layer.
 ///
 /// ```
-/// use pcnet_std::core::{Activation, Loss};
+/// use pcnet_core::{Activation, Loss};
 /// use pcnet_std::network::Network;
 /// let net: Network<f32> = Network::<f32>::builder(784)
 ///     .dense(256, Activation::Relu)
@@ -141,7 +141,7 @@ pub struct Updates<T> {
 ///     .seed(1)
 ///     .build()?;
 /// assert_eq!(net.parameters().len(), 784 * 256 + 256 + 256 * 10 + 10);
-/// # Ok::<(), pcnet_std::core::PcError>(())
+/// # Ok::<(), pcnet_core::PcError>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct NetworkBuilder {
@@ -598,7 +598,7 @@ impl<T: Scalar> Network<T> {
     /// `output` of [`Network::updates`] (which is the feedforward output).
     ///
     /// ```
-    /// use pcnet_std::core::{Activation, Loss};
+    /// use pcnet_core::{Activation, Loss};
     /// use pcnet_std::network::Network;
     ///
     /// let net = Network::<f64>::mlp("2-4-3", Activation::Tanh, Loss::CrossEntropy, 3)?;
@@ -649,7 +649,7 @@ impl<T: Scalar> Network<T> {
     /// (ties go to the first maximum), as [`crate::train::evaluate`] counts accuracy.
     ///
     /// ```
-    /// use pcnet_std::core::{Activation, Loss};
+    /// use pcnet_core::{Activation, Loss};
     /// use pcnet_std::network::Network;
     ///
     /// let net = Network::<f32>::mlp("2-4-3", Activation::Relu, Loss::CrossEntropy, 3)?;

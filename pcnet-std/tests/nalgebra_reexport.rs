@@ -2,7 +2,7 @@
 //! re-export go into `Network::set_weight` and come back from `Network::weight`, and the
 //! network's output equals the same layers computed with nalgebra directly.
 
-use pcnet_std::core::{Activation, Loss, Settings};
+use pcnet_core::{Activation, Loss, Settings};
 use pcnet_std::nalgebra::{DMatrix, DVector};
 use pcnet_std::network::Network;
 
@@ -38,7 +38,7 @@ fn network_output_matches_the_layers_computed_with_nalgebra() {
     let out = net
         .updates(
             &x,
-            pcnet_std::core::Targets::Values(&targets),
+            pcnet_core::Targets::Values(&targets),
             &Settings::exact(),
         )
         .unwrap()

@@ -3,7 +3,7 @@
 //! independently (`tests/data/make_torch_model.py`: hand-written numpy backpropagation,
 //! cross-checked against torch.autograd when torch is installed).
 
-use pcnet_std::core::{Activation, Loss, Settings, Targets};
+use pcnet_core::{Activation, Loss, Settings, Targets};
 use pcnet_std::network::Network;
 use safetensors::{Dtype, SafeTensors};
 
