@@ -1,3 +1,3 @@
-//! See `pcnet_tests::harness::parsers` for what this target decodes and the invariants it asserts.
+//! See `pcnet_fuzz_harness::parsers` for what this target decodes and the invariants it asserts.
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| pcnet_tests::harness::csv(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| pcnet_fuzz_harness::csv(data));

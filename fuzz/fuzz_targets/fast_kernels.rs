@@ -1,3 +1,3 @@
-//! See `pcnet_tests::harness::kernels` for what this target decodes and the invariants it asserts.
+//! See `pcnet_fuzz_harness::kernels` for what this target decodes and the invariants it asserts.
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| pcnet_tests::harness::fast_kernels(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| pcnet_fuzz_harness::fast_kernels(data));

@@ -1,4 +1,4 @@
 //! A network description, hyperparameters and data from arbitrary bytes, through every
-//! algorithm and a learning step with every optimizer (see `pcnet_tests::harness::network`).
+//! algorithm and a learning step with every optimizer (see `pcnet_fuzz_harness::network`).
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| pcnet_tests::harness::network(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| pcnet_fuzz_harness::network(data));

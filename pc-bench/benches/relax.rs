@@ -6,8 +6,8 @@
 #![allow(missing_docs)] // criterion_group! generates an undocumented fn
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use pcnet_bench::speed::{useful_flops, SpeedConfig};
-use pcnet_core::{Activation, Algorithm, Batch, Layer, Loss, NetworkSpec, Settings, Targets};
+use pcnet_bench::speed::{useful_flops, SpeedConfig, SpeedModel};
+use pcnet_core::{Algorithm, Batch, Layer, Loss, NetworkSpec, Settings, Targets};
 use pcnet_std::batch::{BatchRunner, Par};
 use std::time::Duration;
 
@@ -18,20 +18,14 @@ struct Case {
     classes: Vec<usize>,
 }
 
+/// The dense relu/cross-entropy network of `speed`'s defaults with these widths.
 fn case(widths: &[usize], batch: usize) -> Case {
     let depth = widths.len() - 1;
-    let layers: Vec<Layer> = widths
-        .windows(2)
-        .enumerate()
-        .map(|(l, w)| {
-            let act = if l + 1 == depth {
-                Activation::Identity
-            } else {
-                Activation::Relu
-            };
-            Layer::dense(w[0], w[1], act)
-        })
-        .collect();
+    let config = SpeedConfig {
+        model: SpeedModel::Dense(widths.to_vec()),
+        ..SpeedConfig::default()
+    };
+    let (layers, _, _) = config.network_layers();
     let spec = NetworkSpec::new(&layers, Loss::CrossEntropy);
     let params = (0..spec.parameter_len())
         .map(|i| ((i * 7919 % 1000) as f32 / 1000.0 - 0.5) / 14.0)
@@ -48,10 +42,6 @@ fn case(widths: &[usize], batch: usize) -> Case {
     }
 }
 
-fn settings(algorithm: Algorithm, eta: f32, n: usize) -> Settings<'static, f32> {
-    Settings::new(algorithm, eta, n)
-}
-
 #[allow(clippy::too_many_arguments)]
 fn bench_one(
     c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
@@ -66,15 +56,15 @@ fn bench_one(
     let case = case(widths, batch);
     let spec = NetworkSpec::new(&case.layers, Loss::CrossEntropy);
     let config = SpeedConfig {
-        widths: widths.to_vec(),
+        model: SpeedModel::Dense(widths.to_vec()),
         algorithm,
-        n,
+        n: Some(n),
         batch,
         ..SpeedConfig::default()
     };
     c.throughput(Throughput::Elements(useful_flops(&config) as u64));
     let batch_view = Batch::new(&case.inputs, Targets::Classes(&case.classes));
-    let settings = settings(algorithm, eta, n);
+    let settings = Settings::for_algorithm(algorithm, eta, n);
     let par = if threads == 1 {
         Par::Seq
     } else {

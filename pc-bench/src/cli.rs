@@ -1,12 +1,13 @@
 //! The command line of `pc-bench`, declared with clap.
 //!
-//! Each subcommand's flags are read and type-checked here (a bad number or name is
-//! reported by clap, naming the flag), then handed to the library in the form it
-//! already takes: `reproduce` as [`pcnet_bench::reproduce::Options`], `speed` and `peak` as
-//! the argument list that [`pcnet_bench::speed::speed`] and [`pcnet_bench::speed::peak`] read.
+//! The only parser of the program's arguments: each subcommand's flags are read and
+//! type-checked here (a bad number or name is reported by clap, naming the flag and the
+//! value), then handed to the library as typed options: `reproduce` as
+//! [`pcnet_bench::reproduce::Options`], `speed` as [`pcnet_bench::speed::SpeedConfig`].
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use pcnet_core::{Activation, Algorithm};
+use pcnet_bench::speed::{SpeedConfig, SpeedModel};
+use pcnet_core::{Activation, Algorithm, Loss};
 use std::path::PathBuf;
 
 /// pc's command-line program: Torch2PC reference checks, the paper's experiments, timings.
@@ -109,77 +110,119 @@ impl ReproduceArgs {
 #[derive(Debug, Args)]
 pub struct SpeedArgs {
     /// Dense layer widths, input first (784-256-256-10), or a named model:
-    /// paper-mnist-cnn, paper-cifar-cnn [default: 784-256-256-10]
-    #[arg(long, value_name = "MODEL", value_parser = parse_model)]
-    pub model: Option<String>,
+    /// paper-mnist-cnn, paper-cifar-cnn
+    #[arg(long, value_name = "MODEL", value_parser = parse_model, default_value = "784-256-256-10")]
+    pub model: SpeedModel,
     /// Hidden-layer activation: relu, tanh, sigmoid, leaky_relu, softplus, identity (the
     /// output layer is the identity; dense models only) [default: relu]
     #[arg(long, value_name = "ACTIVATION", value_parser = parse_hidden)]
-    pub hidden: Option<String>,
+    pub hidden: Option<Activation>,
     /// Loss: cross-entropy, mse (dense models only) [default: cross-entropy]
     #[arg(long, value_name = "LOSS", value_parser = parse_loss)]
-    pub loss: Option<String>,
-    /// Algorithm: exact, fixed-pred, strict [default: fixed-pred]
-    #[arg(long, value_name = "ALGORITHM", value_parser = parse_algorithm)]
-    pub algorithm: Option<String>,
-    /// Step size [default: 0.1]
-    #[arg(long, value_name = "ETA", allow_negative_numbers = true)]
-    pub eta: Option<f64>,
-    /// Iterations; `L` (named models only) is the network's depth [default: 20, or L for a
-    /// named model]
+    pub loss: Option<Loss>,
+    /// Algorithm: exact, fixed-pred, strict
+    #[arg(long, value_name = "ALGORITHM", value_parser = parse_algorithm, default_value = "fixed-pred")]
+    pub algorithm: Algorithm,
+    /// Step size
+    #[arg(
+        long,
+        value_name = "ETA",
+        allow_negative_numbers = true,
+        default_value_t = 0.1
+    )]
+    pub eta: f64,
+    /// Iterations; `L` is the network's depth [default: 20, or L for a named model]
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_iterations)]
-    pub n: Option<String>,
-    /// Rows per call, at least 1 [default: 64]
-    #[arg(long, value_name = "B", allow_negative_numbers = true, value_parser = parse_positive)]
-    pub batch: Option<usize>,
-    /// Threads (1 = on the calling thread) [default: 1]
-    #[arg(long, value_name = "T", allow_negative_numbers = true, value_parser = parse_whole)]
-    pub threads: Option<usize>,
-    /// Timed calls, at least 30 [default: 30]
-    #[arg(long, value_name = "CALLS", allow_negative_numbers = true, value_parser = parse_whole)]
-    pub calls: Option<usize>,
-    /// Scalar type: f32, f64 [default: f32]
-    #[arg(long, value_name = "DTYPE", value_parser = ["f32", "f64"])]
-    pub dtype: Option<String>,
+    pub n: Option<Iterations>,
+    /// Rows per call, at least 1
+    #[arg(long, value_name = "B", allow_negative_numbers = true, value_parser = parse_positive, default_value = "64")]
+    pub batch: usize,
+    /// Threads (1 = on the calling thread)
+    #[arg(long, value_name = "T", allow_negative_numbers = true, value_parser = parse_whole, default_value = "1")]
+    pub threads: usize,
+    /// Timed calls, at least 30
+    #[arg(long, value_name = "CALLS", allow_negative_numbers = true, value_parser = parse_whole, default_value = "30")]
+    pub calls: usize,
+    /// Scalar type: f32, f64
+    #[arg(
+        long,
+        value_name = "DTYPE",
+        value_enum,
+        hide_possible_values = true,
+        default_value = "f32"
+    )]
+    pub dtype: Dtype,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
 }
 
+/// The value of `speed --n`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Iterations {
+    /// This many iterations.
+    Count(usize),
+    /// As many as the network has layers.
+    Depth,
+}
+
+/// The scalar type of `speed --dtype`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Dtype {
+    /// Single precision.
+    F32,
+    /// Double precision.
+    F64,
+}
+
 impl SpeedArgs {
-    /// The flags as the argument list [`pcnet_bench::speed::speed`] reads.
-    pub fn to_args(&self) -> Vec<String> {
-        let mut args = Vec::new();
-        let mut push = |flag: &str, value: Option<String>| {
-            if let Some(value) = value {
-                args.push(flag.to_string());
-                args.push(value);
+    /// The library's configuration for these flags.
+    ///
+    /// # Errors
+    /// A message when `--hidden` or `--loss` is given with a named model (it has its own).
+    pub fn config(&self) -> Result<SpeedConfig, String> {
+        if let SpeedModel::Named(model) = &self.model {
+            for (flag, given) in [
+                ("--hidden", self.hidden.is_some()),
+                ("--loss", self.loss.is_some()),
+            ] {
+                if given {
+                    return Err(format!(
+                        "{flag} does not apply to the named model `{}`",
+                        model.name
+                    ));
+                }
             }
-        };
-        push("--model", self.model.clone());
-        push("--hidden", self.hidden.clone());
-        push("--loss", self.loss.clone());
-        push("--algorithm", self.algorithm.clone());
-        push("--eta", self.eta.map(|eta| eta.to_string()));
-        push("--n", self.n.clone());
-        push("--batch", self.batch.map(|batch| batch.to_string()));
-        push("--threads", self.threads.map(|threads| threads.to_string()));
-        push("--calls", self.calls.map(|calls| calls.to_string()));
-        push("--dtype", self.dtype.clone());
-        if self.json {
-            args.push("--json".to_string());
         }
-        args
+        let defaults = SpeedConfig::default();
+        let n = match (self.n, &self.model) {
+            (Some(Iterations::Count(n)), _) => Some(n),
+            (Some(Iterations::Depth), _) | (None, SpeedModel::Named(_)) => None,
+            (None, SpeedModel::Dense(_)) => Some(20),
+        };
+        Ok(SpeedConfig {
+            model: self.model.clone(),
+            hidden: self.hidden.unwrap_or(defaults.hidden),
+            loss: self.loss.unwrap_or(defaults.loss),
+            algorithm: self.algorithm,
+            eta: self.eta,
+            n,
+            batch: self.batch,
+            threads: self.threads,
+            f64: self.dtype == Dtype::F64,
+            calls: self.calls,
+            json: self.json,
+        })
     }
 }
 
-fn parse_model(text: &str) -> Result<String, String> {
-    if pcnet_bench::models::named_model(text).is_some() {
-        return Ok(text.to_string());
+fn parse_model(text: &str) -> Result<SpeedModel, String> {
+    if let Some(model) = pcnet_bench::models::named_model(text) {
+        return Ok(SpeedModel::Named(model));
     }
     let widths: Result<Vec<usize>, _> = text.split(['-', 'x', ',']).map(str::parse).collect();
     match widths {
-        Ok(widths) if widths.len() >= 2 && !widths.contains(&0) => Ok(text.to_string()),
+        Ok(widths) if widths.len() >= 2 && !widths.contains(&0) => Ok(SpeedModel::Dense(widths)),
         _ => Err(format!(
             "expected at least two nonzero widths such as 784-256-10, or a named model: {}",
             pcnet_bench::models::MODEL_NAMES.join(", ")
@@ -187,33 +230,32 @@ fn parse_model(text: &str) -> Result<String, String> {
     }
 }
 
-fn parse_hidden(text: &str) -> Result<String, String> {
-    Activation::from_name(text)
-        .map(|_| text.to_string())
-        .ok_or_else(|| {
-            "unknown activation (relu, tanh, sigmoid, leaky_relu, softplus, identity)".to_string()
-        })
+fn parse_hidden(text: &str) -> Result<Activation, String> {
+    Activation::from_name(text).ok_or_else(|| {
+        "unknown activation (relu, tanh, sigmoid, leaky_relu, softplus, identity)".to_string()
+    })
 }
 
-fn parse_loss(text: &str) -> Result<String, String> {
+fn parse_loss(text: &str) -> Result<Loss, String> {
     match text {
-        "cross-entropy" | "cross_entropy" | "ce" | "mse" => Ok(text.to_string()),
+        "cross-entropy" | "cross_entropy" | "ce" => Ok(Loss::CrossEntropy),
+        "mse" => Ok(Loss::Mse),
         _ => Err("unknown loss (cross-entropy, mse)".to_string()),
     }
 }
 
-fn parse_algorithm(text: &str) -> Result<String, String> {
+fn parse_algorithm(text: &str) -> Result<Algorithm, String> {
     Algorithm::from_name(text)
-        .map(|_| text.to_string())
         .ok_or_else(|| "unknown algorithm (exact, fixed-pred, strict)".to_string())
 }
 
-fn parse_iterations(text: &str) -> Result<String, String> {
-    if text == "L" || text.parse::<usize>().is_ok() {
-        Ok(text.to_string())
-    } else {
-        Err("expected a non-negative integer or L (the depth of a named model)".to_string())
+fn parse_iterations(text: &str) -> Result<Iterations, String> {
+    if text == "L" {
+        return Ok(Iterations::Depth);
     }
+    text.parse()
+        .map(Iterations::Count)
+        .map_err(|_| "expected a non-negative integer or L (the depth of the network)".to_string())
 }
 
 fn parse_whole(text: &str) -> Result<usize, String> {

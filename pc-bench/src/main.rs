@@ -3,126 +3,53 @@
 //! * `pc-bench reference DIR`: runs every Torch2PC reference case under DIR.
 //! * `pc-bench reproduce [--quick] ...`: the paper's experiments and a report.
 //! * `pc-bench speed ...`, `pc-bench peak`: timings of pc's fast paths.
+//! * `pc-bench depth`: plain vs conditioned Strict on deep linear residual networks.
+//!
+//! The arguments are parsed by clap (module `cli`); each command is a module of the
+//! library, which returns a typed [`pcnet_bench::Error`]. A failing command prints
+//! `pc-bench <command>: <message>` and exits with status 1 (2 for `speed` and `peak`, as
+//! for a usage error, which is what their failures mostly are).
 
 mod cli;
 
 use clap::Parser;
 use cli::{Cli, Command};
-use pcnet_bench::reference::{find_cases, load_case, Outcome};
-use std::{path::PathBuf, process::ExitCode};
+use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
-        Command::Reference { dir } => reference(dir),
-        Command::Reproduce(args) => reproduce(&args.options()),
-        Command::Speed(args) => speed_result("speed", pcnet_bench::speed::speed(&args.to_args())),
-        Command::Depth(args) => speed_result(
-            "depth",
-            pcnet_bench::depth::depth(&args.options()).map(|_| ()),
-        ),
-        Command::Peak { json } => {
-            let args = if json {
-                vec!["--json".to_string()]
-            } else {
-                Vec::new()
-            };
-            speed_result("peak", pcnet_bench::speed::peak(&args))
+    let (command, status, result) = match Cli::parse().command {
+        Command::Reference { dir } => match pcnet_bench::reference::run(&dir) {
+            Ok(counts) if counts.failed > 0 => return ExitCode::FAILURE,
+            other => ("reference", 1, other.map(|_| ())),
+        },
+        Command::Reproduce(args) => {
+            let options = args.options();
+            let result = pcnet_bench::reproduce::run(&options).map(|summary| {
+                println!("{summary}");
+                println!("wrote {}", options.out.join("report.md").display());
+            });
+            ("reproduce", 1, result)
         }
-    }
-}
-
-/// Exit status of `speed` and `peak`: an error prints the message (status 2, as for a
-/// usage error).
-fn speed_result(command: &str, result: Result<(), String>) -> ExitCode {
+        Command::Speed(args) => {
+            let result = args
+                .config()
+                .map_err(pcnet_bench::Error::Usage)
+                .and_then(|config| pcnet_bench::speed::speed(&config));
+            ("speed", 2, result)
+        }
+        Command::Depth(args) => {
+            let result = pcnet_bench::depth::depth(&args.options())
+                .map(|_| ())
+                .map_err(pcnet_bench::Error::Depth);
+            ("depth", 1, result)
+        }
+        Command::Peak { json } => ("peak", 2, pcnet_bench::peak::peak(json)),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!(
-                "pc-bench: {message}\n\nFor more information, try 'pc-bench {command} --help'."
-            );
-            ExitCode::from(2)
-        }
-    }
-}
-
-fn reference(dir: PathBuf) -> ExitCode {
-    let files = match find_cases(&dir) {
-        Ok(files) => files,
         Err(error) => {
-            eprintln!("pc-bench: cannot read {}: {error}", dir.display());
-            return ExitCode::FAILURE;
-        }
-    };
-    if files.is_empty() {
-        eprintln!("pc-bench: no *.json case found under {}", dir.display());
-        return ExitCode::FAILURE;
-    }
-    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
-    for file in &files {
-        let shown = file
-            .strip_prefix(&dir)
-            .unwrap_or(file)
-            .display()
-            .to_string();
-        let case = match load_case(file) {
-            Ok(case) => case,
-            Err(error) => {
-                println!("{shown}  FAIL  {error}");
-                failed += 1;
-                continue;
-            }
-        };
-        match case.run() {
-            Outcome::Pass { worst } => {
-                println!("{}  PASS  max rel err {worst:.2e}", case.name);
-                passed += 1;
-            }
-            Outcome::Fail {
-                worst,
-                field,
-                index,
-                expected,
-                actual,
-            } => {
-                println!(
-                    "{}  FAIL  max rel err {worst:.2e} at {}: `{field}`[{index}] expected {expected:e}, got {actual:e}",
-                    case.name,
-                    file.display()
-                );
-                failed += 1;
-            }
-            Outcome::Skip { reason } => {
-                println!("{}  SKIP  {reason}", case.name);
-                skipped += 1;
-            }
-            Outcome::Error { message } => {
-                println!("{}  FAIL  {}: {message}", case.name, file.display());
-                failed += 1;
-            }
-        }
-    }
-    if skipped > 0 {
-        println!("{passed} passed, {failed} failed, {skipped} skipped");
-    } else {
-        println!("{passed} passed, {failed} failed");
-    }
-    if failed > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
-}
-
-fn reproduce(options: &pcnet_bench::reproduce::Options) -> ExitCode {
-    match pcnet_bench::reproduce::run(options) {
-        Ok(summary) => {
-            println!("{summary}");
-            println!("wrote {}", options.out.join("report.md").display());
-            ExitCode::SUCCESS
-        }
-        Err(message) => {
-            eprintln!("pc-bench reproduce: {message}");
-            ExitCode::FAILURE
+            eprintln!("pc-bench {command}: {error}");
+            ExitCode::from(status)
         }
     }
 }

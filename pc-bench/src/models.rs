@@ -1,4 +1,6 @@
-//! The paper's convolutional networks as named models, and `pc-bench speed` for them.
+//! The paper's convolutional networks as named models (`pc-bench speed --model NAME`,
+//! and `reproduce --model paper-mnist-cnn` on the bundled digits), and the useful-FLOP
+//! count of one call on any network.
 //!
 //! * `paper-mnist-cnn` (Rosenbaum 2022, MNIST): `[conv(1->10, 3x3), relu, max-pool 2]
 //!   [conv(10->5, 3x3), relu, flatten] [linear 605->50, relu] [linear 50->30, relu]
@@ -8,7 +10,7 @@
 //!   [linear 16384->256, relu] [linear 256->256, relu] [linear 256->10]` on `3 x 32 x 32`.
 //!
 //! Both use cross-entropy. [`named_model`] returns the layers and the input width;
-//! [`torch_init`] draws parameters with PyTorch's default initialisation scale.
+//! `pcnet_std::network::Network::initialised` draws their parameters as PyTorch does.
 //!
 //! ```
 //! let model = pcnet_bench::models::named_model("paper-mnist-cnn").unwrap();
@@ -19,15 +21,7 @@
 //! spec.validate().unwrap();
 //! ```
 
-use pcnet_core::{
-    Activation, Algorithm, Batch, Conv2d, ImageShape, Layer, Loss, NetworkSpec, Op, PcError,
-    Pool2d, Scalar, Settings, Targets,
-};
-use pcnet_std::{
-    batch::{BatchRunner, Par},
-    fast::Fast,
-};
-use std::time::{Duration, Instant};
+use pcnet_core::{Activation, Algorithm, Conv2d, ImageShape, Layer, Loss, NetworkSpec, Op, Pool2d};
 
 /// The names [`named_model`] knows.
 pub const MODEL_NAMES: [&str; 2] = ["paper-mnist-cnn", "paper-cifar-cnn"];
@@ -59,24 +53,36 @@ fn layer(ops: &[Op]) -> Layer {
 
 const RELU: Op = Op::Activation(Activation::Relu);
 
+/// The layers of the paper's MNIST CNN (L = 5) on `side x side` one-channel images:
+/// conv(1->10, 3x3) + ReLU + max-pool 2, conv(10->5, 3x3) + ReLU + flatten, then
+/// 50-30-10 (ReLU, ReLU, linear). Both convolutions pad by `padding` (0 on MNIST's 28x28;
+/// 1 on the 8x8 digits, so the shapes fit: 8 -> 8 -> 4 -> 4, 80 features).
+///
+/// ```
+/// let layers = pcnet_bench::models::paper_mnist_cnn_layers(8, 1);
+/// let spec = pcnet_core::NetworkSpec::new(&layers, pcnet_core::Loss::Mse).with_input_len(64);
+/// assert_eq!(spec.width(2), 80);
+/// ```
+pub fn paper_mnist_cnn_layers(side: usize, padding: usize) -> Vec<Layer> {
+    let conv1 =
+        Conv2d::new(ImageShape::new(1, side, side), 10, [3, 3]).with_padding([padding, padding]);
+    let pool = Pool2d::new(conv1.output_shape(), [2, 2]);
+    let conv2 = Conv2d::new(pool.output_shape(), 5, [3, 3]).with_padding([padding, padding]);
+    let flat = conv2.output_shape().len();
+    vec![
+        layer(&[Op::Conv2d(conv1), RELU, Op::MaxPool2d(pool)]),
+        layer(&[Op::Conv2d(conv2), RELU, Op::Flatten]),
+        Layer::dense(flat, 50, Activation::Relu),
+        Layer::dense(50, 30, Activation::Relu),
+        Layer::dense(30, 10, Activation::Identity),
+    ]
+}
+
 /// `paper-mnist-cnn`.
 pub fn paper_mnist_cnn() -> NamedModel {
-    let conv1 = Conv2d::new(ImageShape::new(1, 28, 28), 10, [3, 3]);
-    let pool = Pool2d::new(conv1.output_shape(), [2, 2]);
-    let conv2 = Conv2d::new(pool.output_shape(), 5, [3, 3]);
-    let flat = conv2.output_shape().len();
     NamedModel {
         name: "paper-mnist-cnn",
-        layers: vec![
-            layer(&[Op::Conv2d(conv1), RELU, Op::MaxPool2d(pool)]),
-            layer(&[Op::Conv2d(conv2), RELU, Op::Flatten]),
-            Layer::dense(flat, 50, Activation::Relu),
-            Layer::dense(50, 30, Activation::Relu),
-            layer(&[Op::Linear {
-                inputs: 30,
-                outputs: 10,
-            }]),
-        ],
+        layers: paper_mnist_cnn_layers(28, 0),
         input_len: 28 * 28,
         loss: Loss::CrossEntropy,
     }
@@ -115,38 +121,6 @@ pub fn named_model(name: &str) -> Option<NamedModel> {
         "paper-cifar-cnn" => Some(paper_cifar_cnn()),
         _ => None,
     }
-}
-
-/// SplitMix64 numbers uniform in `[-1, 1)`.
-fn uniform(seed: u64, len: usize) -> impl Iterator<Item = f64> {
-    let mut state = seed;
-    (0..len).map(move |_| {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-    })
-}
-
-/// Parameters with PyTorch's default scale (`nn.Linear`/`nn.Conv2d`: weights and biases
-/// uniform in `+-1/sqrt(fan_in)`), reproducible from `seed`.
-pub fn torch_init<T: Scalar>(layers: &[Layer], seed: u64) -> Vec<T> {
-    let mut params = Vec::new();
-    for (l, layer) in layers.iter().enumerate() {
-        for (k, op) in layer.ops().iter().enumerate() {
-            let (fan_in, count) = match *op {
-                Op::Linear { inputs, .. } => (inputs, op.parameter_len()),
-                Op::Conv2d(conv) => (conv.filter_len(), conv.parameter_len()),
-                _ => continue,
-            };
-            let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
-            let stream = seed.wrapping_mul(1000).wrapping_add((l * 10 + k) as u64);
-            params.extend(uniform(stream, count).map(|u| T::from_f64(u * bound)));
-        }
-    }
-    params
 }
 
 /// `2 * batch * (multiply-adds)` of every parametrised op of each layer's forward pass
@@ -188,216 +162,6 @@ pub fn useful_flops(spec: &NetworkSpec<'_>, batch: usize, algorithm: Algorithm, 
     }
 }
 
-/// Median and minimum seconds of at least `calls` timed calls after a warm-up.
-fn time_calls(
-    calls: usize,
-    mut call: impl FnMut() -> Result<(), PcError>,
-) -> Result<(f64, f64, usize), PcError> {
-    let start = Instant::now();
-    let mut warm = 0;
-    while warm < 3 || (start.elapsed() < Duration::from_millis(200) && warm < 1000) {
-        call()?;
-        warm += 1;
-    }
-    let mut seconds = Vec::with_capacity(calls);
-    let start = Instant::now();
-    while seconds.len() < calls
-        || (start.elapsed() < Duration::from_millis(500) && seconds.len() < 10_000)
-    {
-        let begin = Instant::now();
-        call()?;
-        seconds.push(begin.elapsed().as_secs_f64());
-    }
-    seconds.sort_by(f64::total_cmp);
-    let middle = seconds.len() / 2;
-    let median = if seconds.len() % 2 == 1 {
-        seconds[middle]
-    } else {
-        0.5 * (seconds[middle - 1] + seconds[middle])
-    };
-    Ok((median, seconds[0], seconds.len()))
-}
-
-/// The flags `speed` takes for a named model.
-#[derive(Clone, Debug, PartialEq)]
-struct NamedSpeed {
-    model: NamedModel,
-    algorithm: Algorithm,
-    eta: f64,
-    n: Option<usize>,
-    batch: usize,
-    threads: usize,
-    f64: bool,
-    calls: usize,
-    json: bool,
-}
-
-fn parse(args: &[String], model: NamedModel) -> Result<NamedSpeed, String> {
-    let mut config = NamedSpeed {
-        model,
-        algorithm: Algorithm::FixedPred,
-        eta: 0.1,
-        n: None,
-        batch: 64,
-        threads: 1,
-        f64: false,
-        calls: 30,
-        json: false,
-    };
-    let mut index = 0;
-    let value = |index: &mut usize, flag: &str| -> Result<String, String> {
-        *index += 1;
-        args.get(*index)
-            .cloned()
-            .ok_or_else(|| format!("{flag} needs a value"))
-    };
-    fn number<N: std::str::FromStr>(text: &str, flag: &str) -> Result<N, String> {
-        text.parse()
-            .map_err(|_| format!("{flag}: cannot read `{text}`"))
-    }
-    while index < args.len() {
-        let flag = args[index].as_str();
-        match flag {
-            "--model" => {
-                value(&mut index, flag)?;
-            }
-            "--algorithm" => {
-                let name = value(&mut index, flag)?;
-                config.algorithm = Algorithm::from_name(&name)
-                    .ok_or_else(|| format!("--algorithm: unknown algorithm `{name}`"))?;
-            }
-            "--eta" => config.eta = number(&value(&mut index, flag)?, flag)?,
-            "--n" => {
-                let text = value(&mut index, flag)?;
-                config.n = if text == "L" {
-                    None
-                } else {
-                    Some(number(&text, flag)?)
-                };
-            }
-            "--batch" => config.batch = number(&value(&mut index, flag)?, flag)?,
-            "--threads" => config.threads = number(&value(&mut index, flag)?, flag)?,
-            "--calls" => config.calls = number(&value(&mut index, flag)?, flag)?,
-            "--dtype" => {
-                config.f64 = match value(&mut index, flag)?.as_str() {
-                    "f32" => false,
-                    "f64" => true,
-                    other => return Err(format!("--dtype: `{other}` is not f32 or f64")),
-                }
-            }
-            "--json" => config.json = true,
-            "--hidden" | "--loss" => {
-                return Err(format!(
-                    "{flag} does not apply to the named model `{}`",
-                    config.model.name
-                ))
-            }
-            _ => return Err(format!("speed: unknown flag `{flag}`")),
-        }
-        index += 1;
-    }
-    if config.batch == 0 {
-        return Err("--batch must be at least 1".into());
-    }
-    config.calls = config.calls.max(30);
-    Ok(config)
-}
-
-fn run<T: Scalar>(config: &NamedSpeed) -> Result<(f64, f64, usize), PcError>
-where
-    Fast: pcnet_std::batch::RunnerBackend<T>,
-{
-    let spec = config.model.spec();
-    spec.validate()?;
-    let params: Vec<T> = torch_init(&config.model.layers, 1);
-    let outputs = spec.output_len();
-    let inputs: Vec<T> = uniform(100, config.batch * spec.input_len())
-        .map(|u| T::from_f64(0.5 * (u + 1.0)))
-        .collect();
-    let classes: Vec<usize> = (0..config.batch).map(|r| (r * 7) % outputs).collect();
-    let batch = Batch::new(&inputs, Targets::Classes(&classes));
-    let eta = T::from_f64(config.eta);
-    let n = config.n.unwrap_or(spec.depth());
-    let settings = Settings::new(config.algorithm, eta, n);
-    let par = if config.threads <= 1 {
-        Par::Seq
-    } else {
-        Par::Rayon(config.threads)
-    };
-    let mut runner = BatchRunner::<T>::new();
-    time_calls(config.calls, || {
-        runner
-            .run(par, &spec, &params, batch, &settings)
-            .map(|outcome| {
-                std::hint::black_box(outcome.loss());
-            })
-    })
-}
-
-/// `pc-bench speed --model NAME ...` for a named model: `Some(result)` when `args` name
-/// one of [`MODEL_NAMES`], `None` otherwise (a dense `--model` list, left to `speed`).
-/// Flags: `--algorithm`, `--eta`, `--n` (a count, or `L` for the depth; default `L`),
-/// `--batch`, `--threads`, `--dtype`, `--calls`, `--json`.
-pub fn speed_named(args: &[String]) -> Option<Result<(), String>> {
-    let position = args.iter().position(|a| a == "--model")?;
-    let model = named_model(args.get(position + 1)?)?;
-    Some(speed_model(args, model))
-}
-
-fn speed_model(args: &[String], model: NamedModel) -> Result<(), String> {
-    let config = parse(args, model)?;
-    let (median, min, calls) = if config.f64 {
-        run::<f64>(&config)
-    } else {
-        run::<f32>(&config)
-    }
-    .map_err(|error| format!("speed: {error}"))?;
-    let spec = config.model.spec();
-    let n = config.n.unwrap_or(spec.depth());
-    let n = if config.algorithm == Algorithm::Exact {
-        0
-    } else {
-        n
-    };
-    let flops = useful_flops(&spec, config.batch, config.algorithm, n);
-    let samples_per_s = config.batch as f64 / median;
-    let gflops = flops / median / 1e9;
-    let dtype = if config.f64 { "f64" } else { "f32" };
-    if config.json {
-        let object = serde_json::json!({
-            "implementation": "pc",
-            "model": config.model.name,
-            "loss": config.model.loss.name(),
-            "algorithm": config.algorithm.name(),
-            "eta": config.eta,
-            "n": n,
-            "batch": config.batch,
-            "threads": config.threads,
-            "dtype": dtype,
-            "calls": calls,
-            "median_s": median,
-            "min_s": min,
-            "samples_per_s": samples_per_s,
-            "gflops": gflops,
-        });
-        println!("{object}");
-    } else {
-        println!(
-            "pc speed: {} {} eta {} n {} batch {} threads {} {dtype}",
-            config.model.name,
-            config.algorithm.name(),
-            config.eta,
-            n,
-            config.batch,
-            config.threads,
-        );
-        println!(
-            "  median {median:.3e} s  min {min:.3e} s  ({calls} calls)  {samples_per_s:.0} samples/s  {gflops:.1} useful GFLOP/s"
-        );
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -418,10 +182,14 @@ mod tests {
         spec.validate().unwrap();
         let widths: Vec<usize> = (0..=spec.depth()).map(|l| spec.width(l)).collect();
         assert_eq!(widths, [3072, 64 * 1024, 128 * 256, 16384, 256, 256, 10]);
-        assert_eq!(
-            torch_init::<f32>(&cifar.layers, 1).len(),
-            spec.parameter_len()
-        );
+        let network = pcnet_std::network::Network::<f32>::initialised(
+            cifar.layers.clone(),
+            cifar.loss,
+            cifar.input_len,
+            1,
+        )
+        .unwrap();
+        assert_eq!(network.parameters().len(), spec.parameter_len());
         assert!(named_model("paper-mnist-cnn").is_some());
         assert!(named_model("784-256-10").is_none());
     }

@@ -1,9 +1,11 @@
-//! `pc-bench speed` and `pc-bench peak`: wall-clock timings of pc's fast paths.
+//! `pc-bench speed`: the wall-clock time of one of pc's fast paths.
 //!
 //! `speed` times one PCInfer-equivalent call (forward pass, relaxation, parameter updates;
 //! no optimizer step) through [`pcnet_std::batch::BatchRunner`] on the fast kernels, for a
-//! configuration given by flags, and reports the median and minimum over at least 30
-//! timed calls after warm-up.
+//! configuration given by flags (a [`SpeedConfig`], which the command line fills), and
+//! reports the median and minimum over at least 30 timed calls after warm-up
+//! ([`crate::timing::time_calls`]). The network is either dense widths or one of the
+//! [named models](crate::models), initialised as PyTorch initialises it (seed 1).
 //!
 //! **Useful GFLOP/s** counts `2 * batch * in * out` for every matrix product the
 //! algorithm *as specified* needs, with the input clamped (so layer 1's input
@@ -18,47 +20,45 @@
 //! * strict, `n` iterations: `S + n (2 (S - P_1)) + S` (each iteration the input VJPs of
 //!   layers 2..L and the predictions of layers 2..L at the moved beliefs).
 //!
-//! `peak` times the project's own f32 matrix product ([`pcnet_std::fast::gemm`]) on
-//! 1024 x 1024 x 1024, on one thread and on all threads (row blocks of the output, one
-//! `gemm` call each, spread over a rayon pool).
+//! A named model counts the same way, a conv op costing `2 B out in kh kw` per output
+//! position ([`crate::models::useful_flops`]).
 
-use pcnet_core::{
-    Activation, Algorithm, Batch, Layer, Loss, NetworkSpec, PcError, Scalar, Settings, Targets,
-};
+use crate::models::NamedModel;
+use crate::timing::{time_calls, Timing};
+use crate::Error;
+use pcnet_core::{Activation, Algorithm, Batch, Layer, Loss, PcError, Scalar, Settings, Targets};
 use pcnet_std::{
     batch::{BatchRunner, Par},
-    fast::{gemm, Accumulate, Fast, MatMut, MatRef},
+    fast::Fast,
+    network::Network,
+    rng::SplitMix64,
 };
-use rayon::prelude::*;
-use std::time::{Duration, Instant};
 
-/// Usage text of the two subcommands.
-pub const USAGE: &str =
-    "  speed [flags]   time one PCInfer-equivalent call (forward, relaxation, updates)
-                  --model 784-256-256-10  dense widths, input first, or a named model:
-                                          paper-mnist-cnn, paper-cifar-cnn (--n L = depth)
-                  --hidden relu|tanh|sigmoid|leaky_relu|softplus|identity (output: identity)
-                  --loss cross-entropy|mse   --algorithm exact|fixed-pred|strict
-                  --eta 0.1  --n 20  --batch 64  --threads 1  --dtype f32|f64
-                  --calls 30 (timed calls, at least 30)  --json (one JSON object)
-  peak [--json]   f32 GFLOP/s of pc's own matrix product on 1024 x 1024 x 1024,
-                  one thread and all threads";
+/// The network `speed` times.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SpeedModel {
+    /// Dense layer widths, input first; hidden layers take [`SpeedConfig::hidden`], the
+    /// output layer is the identity, the loss is [`SpeedConfig::loss`].
+    Dense(Vec<usize>),
+    /// A named model with its own layers and loss.
+    Named(NamedModel),
+}
 
 /// A `speed` configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SpeedConfig {
-    /// Layer widths, input first.
-    pub widths: Vec<usize>,
-    /// Hidden-layer activation (the output layer is the identity).
+    /// The network.
+    pub model: SpeedModel,
+    /// Hidden-layer activation of a dense model (the output layer is the identity).
     pub hidden: Activation,
-    /// The loss.
+    /// The loss of a dense model.
     pub loss: Loss,
     /// The algorithm.
     pub algorithm: Algorithm,
     /// Step size.
     pub eta: f64,
-    /// Iterations.
-    pub n: usize,
+    /// Iterations; `None` is the network's depth `L`.
+    pub n: Option<usize>,
     /// Rows per call.
     pub batch: usize,
     /// Threads (1 = on the calling thread).
@@ -74,12 +74,12 @@ pub struct SpeedConfig {
 impl Default for SpeedConfig {
     fn default() -> Self {
         SpeedConfig {
-            widths: vec![784, 256, 256, 10],
+            model: SpeedModel::Dense(vec![784, 256, 256, 10]),
             hidden: Activation::Relu,
             loss: Loss::CrossEntropy,
             algorithm: Algorithm::FixedPred,
             eta: 0.1,
-            n: 20,
+            n: Some(20),
             batch: 64,
             threads: 1,
             f64: false,
@@ -89,282 +89,131 @@ impl Default for SpeedConfig {
     }
 }
 
-/// Timings of one configuration.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Timing {
-    /// Median seconds per call.
-    pub median_s: f64,
-    /// Fastest call, seconds.
-    pub min_s: f64,
-    /// Timed calls.
-    pub calls: usize,
-    /// Processor time of this process per timed call (all its threads, user and
-    /// system), from `/proc/self/stat` in 10 ms ticks over all timed calls; `None` where
-    /// that file does not exist. On a machine shared with other work this is the
-    /// load-independent figure for one thread; wall-clock figures include time spent
-    /// waiting for a core.
-    pub cpu_mean_s: Option<f64>,
-}
-
-/// User plus system processor time of this process so far, in seconds (Linux only).
-fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which may hold spaces) start at field 3 (state).
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    // USER_HZ is 100 on every Linux configuration this runs on.
-    Some((utime + stime) / 100.0)
-}
-
-fn value<'a>(args: &'a [String], index: &mut usize, flag: &str) -> Result<&'a str, String> {
-    *index += 1;
-    args.get(*index)
-        .map(String::as_str)
-        .ok_or_else(|| format!("{flag} needs a value"))
-}
-
-fn number<N: std::str::FromStr>(text: &str, flag: &str) -> Result<N, String> {
-    text.parse()
-        .map_err(|_| format!("{flag}: cannot read `{text}`"))
-}
-
-/// Parses the flags of `speed`.
-///
-/// # Errors
-/// A message naming the flag that is unknown, missing its value or malformed.
-pub fn parse_speed(args: &[String]) -> Result<SpeedConfig, String> {
-    let mut config = SpeedConfig::default();
-    let mut index = 0;
-    while index < args.len() {
-        let flag = args[index].as_str();
-        match flag {
-            "--model" => {
-                config.widths = value(args, &mut index, flag)?
-                    .split(['-', 'x', ','])
-                    .map(|w| number(w, flag))
-                    .collect::<Result<_, _>>()?;
-                if config.widths.len() < 2 || config.widths.contains(&0) {
-                    return Err("--model needs at least two nonzero widths, e.g. 784-256-10".into());
-                }
+impl SpeedConfig {
+    /// The layers, the loss and the input width of the network.
+    pub fn network_layers(&self) -> (Vec<Layer>, Loss, usize) {
+        match &self.model {
+            SpeedModel::Dense(widths) => {
+                let depth = widths.len() - 1;
+                let layers = widths
+                    .windows(2)
+                    .enumerate()
+                    .map(|(l, w)| {
+                        let activation = if l + 1 == depth {
+                            Activation::Identity
+                        } else {
+                            self.hidden
+                        };
+                        Layer::dense(w[0], w[1], activation)
+                    })
+                    .collect();
+                (layers, self.loss, widths[0])
             }
-            "--hidden" => {
-                let name = value(args, &mut index, flag)?;
-                config.hidden = Activation::from_name(name)
-                    .ok_or_else(|| format!("--hidden: unknown activation `{name}`"))?;
-            }
-            "--loss" => {
-                let name = value(args, &mut index, flag)?;
-                config.loss = match name {
-                    "cross-entropy" | "cross_entropy" | "ce" => Loss::CrossEntropy,
-                    "mse" => Loss::Mse,
-                    _ => return Err(format!("--loss: unknown loss `{name}`")),
-                };
-            }
-            "--algorithm" => {
-                let name = value(args, &mut index, flag)?;
-                config.algorithm = Algorithm::from_name(name)
-                    .ok_or_else(|| format!("--algorithm: unknown algorithm `{name}`"))?;
-            }
-            "--eta" => config.eta = number(value(args, &mut index, flag)?, flag)?,
-            "--n" => config.n = number(value(args, &mut index, flag)?, flag)?,
-            "--batch" => config.batch = number(value(args, &mut index, flag)?, flag)?,
-            "--threads" => config.threads = number(value(args, &mut index, flag)?, flag)?,
-            "--calls" => config.calls = number(value(args, &mut index, flag)?, flag)?,
-            "--dtype" => {
-                config.f64 = match value(args, &mut index, flag)? {
-                    "f32" => false,
-                    "f64" => true,
-                    other => return Err(format!("--dtype: `{other}` is not f32 or f64")),
-                }
-            }
-            "--json" => config.json = true,
-            _ => return Err(format!("speed: unknown flag `{flag}`")),
+            SpeedModel::Named(model) => (model.layers.clone(), model.loss, model.input_len),
         }
-        index += 1;
     }
-    if config.batch == 0 {
-        return Err("--batch must be at least 1".into());
+
+    /// The model as printed: the widths joined by `-`, or the name.
+    pub fn model_name(&self) -> String {
+        match &self.model {
+            SpeedModel::Dense(widths) => widths
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join("-"),
+            SpeedModel::Named(model) => model.name.to_string(),
+        }
     }
-    config.calls = config.calls.max(30);
-    Ok(config)
+
+    /// The iterations actually run: `n`, the depth where `n` is `None`, 0 for exact.
+    pub fn iterations(&self) -> usize {
+        if self.algorithm == Algorithm::Exact {
+            return 0;
+        }
+        self.n.unwrap_or_else(|| self.network_layers().0.len())
+    }
 }
 
 /// Useful floating-point operations of one call (see the module documentation).
 pub fn useful_flops(config: &SpeedConfig) -> f64 {
-    let products: Vec<f64> = config
-        .widths
-        .windows(2)
-        .map(|w| 2.0 * config.batch as f64 * w[0] as f64 * w[1] as f64)
-        .collect();
-    let all: f64 = products.iter().sum();
-    let above_first = all - products[0];
-    let n = config.n as f64;
-    match config.algorithm {
-        Algorithm::Exact => 3.0 * all - products[0],
-        Algorithm::FixedPred => all + n * above_first + all,
-        Algorithm::Strict => all + n * 2.0 * above_first + all,
-        // An algorithm this FLOP model does not know.
-        _ => f64::NAN,
-    }
-}
-
-/// Uniform pseudo-random numbers in `[-1, 1)` (SplitMix64), reproducible from a seed.
-fn uniform(seed: u64, len: usize) -> impl Iterator<Item = f64> {
-    let mut state = seed;
-    (0..len).map(move |_| {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-    })
-}
-
-fn time_calls(
-    calls: usize,
-    mut call: impl FnMut() -> Result<(), PcError>,
-) -> Result<Timing, PcError> {
-    // Warm-up: buffers, thread pool, caches; at least 3 calls and 0.2 s.
-    let start = Instant::now();
-    let mut warm = 0;
-    while warm < 3 || (start.elapsed() < Duration::from_millis(200) && warm < 1000) {
-        call()?;
-        warm += 1;
-    }
-    let mut seconds = Vec::with_capacity(calls);
-    let start = Instant::now();
-    let cpu_start = cpu_seconds();
-    let cpu_elapsed = || match (cpu_start, cpu_seconds()) {
-        (Some(begin), Some(now)) => now - begin,
-        _ => f64::INFINITY,
-    };
-    // At least `calls` calls, and at least 0.5 s of them, wall-clock and processor time
-    // (so the 10 ms processor-time ticks resolve the mean to 2%); at most 10 000 calls
-    // or 60 s.
-    while seconds.len() < calls
-        || ((start.elapsed() < Duration::from_millis(500) || cpu_elapsed() < 0.5)
-            && seconds.len() < 10_000
-            && start.elapsed() < Duration::from_secs(60))
-    {
-        let begin = Instant::now();
-        call()?;
-        seconds.push(begin.elapsed().as_secs_f64());
-    }
-    let cpu_total = cpu_elapsed();
-    let cpu_mean_s = cpu_total
-        .is_finite()
-        .then(|| cpu_total / seconds.len() as f64);
-    seconds.sort_by(f64::total_cmp);
-    let middle = seconds.len() / 2;
-    let median_s = if seconds.len() % 2 == 1 {
-        seconds[middle]
-    } else {
-        0.5 * (seconds[middle - 1] + seconds[middle])
-    };
-    Ok(Timing {
-        median_s,
-        min_s: seconds[0],
-        calls: seconds.len(),
-        cpu_mean_s,
-    })
+    let (layers, loss, input_len) = config.network_layers();
+    let spec = pcnet_core::NetworkSpec::new(&layers, loss).with_input_len(input_len);
+    crate::models::useful_flops(&spec, config.batch, config.algorithm, config.iterations())
 }
 
 fn run_speed<T: Scalar>(config: &SpeedConfig) -> Result<Timing, PcError>
 where
     Fast: pcnet_std::batch::RunnerBackend<T>,
 {
-    let depth = config.widths.len() - 1;
-    let layers: Vec<Layer> = config
-        .widths
-        .windows(2)
-        .enumerate()
-        .map(|(l, w)| {
-            let activation = if l + 1 == depth {
-                Activation::Identity
-            } else {
-                config.hidden
-            };
-            Layer::dense(w[0], w[1], activation)
-        })
-        .collect();
-    let spec = NetworkSpec::new(&layers, config.loss);
-    // PyTorch's nn.Linear initialisation scale: uniform(-1/sqrt(in), 1/sqrt(in)).
-    let mut params = Vec::with_capacity(spec.parameter_len());
-    for (l, w) in config.widths.windows(2).enumerate() {
-        let bound = 1.0 / (w[0] as f64).sqrt();
-        let count = w[0] * w[1] + w[1];
-        params.extend(uniform(l as u64 + 1, count).map(|u| T::from_f64(u * bound)));
-    }
-    let (input_width, output_width) = (config.widths[0], config.widths[depth]);
-    let inputs: Vec<T> = uniform(100, config.batch * input_width)
-        .map(|u| T::from_f64(0.5 * (u + 1.0)))
+    let (layers, loss, input_len) = config.network_layers();
+    // PyTorch's nn.Linear / nn.Conv2d initialisation scale, from seed 1.
+    let network = Network::<T>::initialised(layers, loss, input_len, 1)?;
+    let spec = network.spec();
+    let params = network.parameters();
+    let output_width = spec.output_len();
+    let mut rng = SplitMix64::new(100);
+    let inputs: Vec<T> = (0..config.batch * input_len)
+        .map(|_| T::from_f64(rng.next_f64()))
         .collect();
     let classes: Vec<usize> = (0..config.batch).map(|r| (r * 7) % output_width).collect();
-    let values: Vec<T> = uniform(200, config.batch * output_width)
-        .map(T::from_f64)
+    let values: Vec<T> = (0..config.batch * output_width)
+        .map(|_| T::from_f64(rng.uniform(-1.0, 1.0)))
         .collect();
-    let targets = match config.loss {
+    let targets = match loss {
         Loss::CrossEntropy => Targets::Classes(&classes),
         _ => Targets::Values(&values),
     };
     let batch = Batch::new(&inputs, targets);
-    let eta = T::from_f64(config.eta);
-    let settings = Settings::new(config.algorithm, eta, config.n);
+    let settings = Settings::for_algorithm(
+        config.algorithm,
+        T::from_f64(config.eta),
+        config.iterations(),
+    );
     let par = if config.threads <= 1 {
         Par::Seq
     } else {
         Par::Rayon(config.threads)
     };
     let mut runner = BatchRunner::<T>::new();
-    time_calls(config.calls, || {
+    time_calls(config.calls.max(30), || {
         runner
-            .run(par, &spec, &params, batch, &settings)
+            .run(par, &spec, params, batch, &settings)
             .map(|outcome| {
                 std::hint::black_box(outcome.loss());
             })
     })
 }
 
-/// Runs `pc-bench speed` with the given flags; prints the result.
+/// Runs `pc-bench speed` for `config`; prints the result.
 ///
 /// # Errors
-/// A message for bad flags or a failed relaxation.
-pub fn speed(args: &[String]) -> Result<(), String> {
-    // Named models (paper-mnist-cnn, paper-cifar-cnn) are run by `models`.
-    if let Some(result) = crate::models::speed_named(args) {
-        return result;
-    }
-    let config = parse_speed(args)?;
+/// [`Error::Pc`] when the network does not build or a relaxation fails.
+pub fn speed(config: &SpeedConfig) -> Result<(), Error> {
     let timing = if config.f64 {
-        run_speed::<f64>(&config)
+        run_speed::<f64>(config)
     } else {
-        run_speed::<f32>(&config)
+        run_speed::<f32>(config)
     }
-    .map_err(|error| format!("speed: {error}"))?;
-    let flops = useful_flops(&config);
+    .map_err(Error::pc("speed"))?;
+    let flops = useful_flops(config);
     let samples_per_s = config.batch as f64 / timing.median_s;
     let gflops = flops / timing.median_s / 1e9;
-    let model = config
-        .widths
-        .iter()
-        .map(usize::to_string)
-        .collect::<Vec<_>>()
-        .join("-");
+    let model = config.model_name();
+    let n = config.iterations();
+    let dtype = if config.f64 { "f64" } else { "f32" };
+    let dense = matches!(config.model, SpeedModel::Dense(_));
+    let (_, loss, _) = config.network_layers();
     if config.json {
-        let object = serde_json::json!({
+        let mut object = serde_json::json!({
             "implementation": "pc",
             "model": model,
-            "hidden": config.hidden.name(),
-            "loss": config.loss.name(),
+            "loss": loss.name(),
             "algorithm": config.algorithm.name(),
             "eta": config.eta,
-            "n": config.n,
+            "n": n,
             "batch": config.batch,
             "threads": config.threads,
-            "dtype": if config.f64 { "f64" } else { "f32" },
+            "dtype": dtype,
             "calls": timing.calls,
             "median_s": timing.median_s,
             "min_s": timing.min_s,
@@ -372,18 +221,22 @@ pub fn speed(args: &[String]) -> Result<(), String> {
             "gflops": gflops,
             "cpu_mean_s": timing.cpu_mean_s,
         });
+        if dense {
+            object["hidden"] = config.hidden.name().into();
+        }
         println!("{object}");
     } else {
+        let activation = if dense {
+            format!(" {} {}", config.hidden.name(), loss.name())
+        } else {
+            String::new()
+        };
         println!(
-            "pc speed: {model} {} {} {} eta {} n {} batch {} threads {} {}",
-            config.hidden.name(),
-            config.loss.name(),
+            "pc speed: {model}{activation} {} eta {} n {n} batch {} threads {} {dtype}",
             config.algorithm.name(),
             config.eta,
-            config.n,
             config.batch,
             config.threads,
-            if config.f64 { "f64" } else { "f32" }
         );
         println!(
             "  median {:.3e} s  min {:.3e} s  ({} calls)  {:.0} samples/s  {:.1} useful GFLOP/s",
@@ -399,100 +252,6 @@ pub fn speed(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Size of the `peak` product.
-const PEAK_SIZE: usize = 1024;
-
-/// Times `C = A B` (f32, `PEAK_SIZE` cubed) on `threads` threads; returns GFLOP/s of the
-/// median call.
-fn peak_gflops(threads: usize) -> Result<(f64, Timing), String> {
-    let n = PEAK_SIZE;
-    let a: Vec<f32> = uniform(1, n * n).map(|u| u as f32).collect();
-    let b: Vec<f32> = uniform(2, n * n).map(|u| u as f32).collect();
-    let mut c = vec![0.0_f32; n * n];
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|error| format!("peak: {error}"))?;
-    // Rows of C in as many blocks as threads (rounded to 16 rows).
-    let block_rows = n.div_ceil(threads).div_ceil(16) * 16;
-    let rhs = MatRef::row_major(&b, n, n).map_err(|e| e.to_string())?;
-    let timing = time_calls(30, || {
-        let product = |(index, block): (usize, &mut [f32])| -> Result<(), PcError> {
-            let rows = block.len() / n;
-            let lhs = MatRef::row_major(&a[index * block_rows * n..], rows, n)?;
-            gemm(
-                MatMut::row_major(block, rows, n)?,
-                lhs,
-                rhs,
-                Accumulate::Overwrite,
-            )
-        };
-        if threads == 1 {
-            product((0, &mut c))
-        } else {
-            pool.install(|| {
-                c.par_chunks_mut(block_rows * n)
-                    .enumerate()
-                    .map(product)
-                    .collect::<Result<(), PcError>>()
-            })
-        }
-    })
-    .map_err(|error| format!("peak: {error}"))?;
-    let flops = 2.0 * (n * n * n) as f64;
-    Ok((flops / timing.median_s / 1e9, timing))
-}
-
-/// Runs `pc-bench peak`: prints the f32 GFLOP/s of pc's matrix product on one thread and
-/// on all available threads.
-///
-/// # Errors
-/// A message for bad flags.
-pub fn peak(args: &[String]) -> Result<(), String> {
-    let json = match args {
-        [] => false,
-        [flag] if flag == "--json" => true,
-        _ => return Err("peak takes only --json".into()),
-    };
-    let all = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let flops = 2.0 * (PEAK_SIZE * PEAK_SIZE * PEAK_SIZE) as f64;
-    let (one, one_timing) = peak_gflops(1)?;
-    let (many, many_timing) = peak_gflops(all)?;
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "size": PEAK_SIZE,
-                "dtype": "f32",
-                "gflops_1_thread": one,
-                "median_s_1_thread": one_timing.median_s,
-                "cpu_mean_s_1_thread": one_timing.cpu_mean_s,
-                "gflops_1_thread_per_cpu_second": one_timing.cpu_mean_s.map(|cpu| flops / cpu / 1e9),
-                "threads": all,
-                "gflops_all_threads": many,
-                "median_s_all_threads": many_timing.median_s,
-            })
-        );
-    } else {
-        println!("pc peak: f32 {PEAK_SIZE} x {PEAK_SIZE} x {PEAK_SIZE} matrix product (pcnet_std::fast::gemm)");
-        println!(
-            "  1 thread:   {one:.1} GFLOP/s (median {:.3e} s)",
-            one_timing.median_s
-        );
-        if let Some(cpu) = one_timing.cpu_mean_s {
-            println!(
-                "              {:.1} GFLOP/s per processor second ({cpu:.3e} s per call)",
-                flops / cpu / 1e9
-            );
-        }
-        println!(
-            "  {all} threads:  {many:.1} GFLOP/s (median {:.3e} s)",
-            many_timing.median_s
-        );
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -502,9 +261,9 @@ mod tests {
     #[test]
     fn useful_flops_count_the_specified_products() {
         let mut config = SpeedConfig {
-            widths: vec![4, 3, 2],
+            model: SpeedModel::Dense(vec![4, 3, 2]),
             batch: 5,
-            n: 7,
+            n: Some(7),
             ..SpeedConfig::default()
         };
         let (p1, p2) = (2.0 * 5.0 * 12.0, 2.0 * 5.0 * 6.0);
@@ -520,23 +279,17 @@ mod tests {
     }
 
     #[test]
-    fn flags_parse_and_bad_ones_are_named() {
-        let args: Vec<String> = "--model 8-4-2 --hidden tanh --loss mse --algorithm strict --eta 0.2 --n 5 --batch 3 --threads 2 --dtype f64 --json"
-            .split(' ')
-            .map(String::from)
-            .collect();
-        let config = parse_speed(&args).unwrap();
-        assert_eq!(config.widths, [8, 4, 2]);
-        assert_eq!(
-            (config.algorithm, config.loss, config.n, config.batch),
-            (Algorithm::Strict, Loss::Mse, 5, 3)
-        );
-        assert!(config.f64 && config.json && config.threads == 2 && config.calls == 30);
-        assert!(parse_speed(&["--bogus".into()])
-            .unwrap_err()
-            .contains("--bogus"));
-        assert!(parse_speed(&["--batch".into(), "x".into()])
-            .unwrap_err()
-            .contains("--batch"));
+    fn a_named_model_runs_depth_iterations_unless_told() {
+        let mut config = SpeedConfig {
+            model: SpeedModel::Named(crate::models::paper_mnist_cnn()),
+            n: None,
+            ..SpeedConfig::default()
+        };
+        assert_eq!(config.iterations(), 5);
+        config.n = Some(3);
+        assert_eq!(config.iterations(), 3);
+        config.algorithm = Algorithm::Exact;
+        assert_eq!(config.iterations(), 0);
+        assert_eq!(config.model_name(), "paper-mnist-cnn");
     }
 }

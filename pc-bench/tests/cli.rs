@@ -97,6 +97,20 @@ fn bad_values_fail_naming_the_flag() {
 }
 
 #[test]
+fn flags_of_dense_models_are_refused_for_a_named_model() {
+    for flag in ["--hidden", "--loss"] {
+        let value = if flag == "--hidden" { "tanh" } else { "mse" };
+        let output = pcnet_bench(&["speed", "--model", "paper-mnist-cnn", flag, value]);
+        assert_eq!(output.status.code(), Some(2), "{flag}");
+        let message = stderr(&output);
+        assert!(
+            message.contains(flag) && message.contains("paper-mnist-cnn"),
+            "{flag}: {message}"
+        );
+    }
+}
+
+#[test]
 fn a_mistyped_command_gets_a_suggestion() {
     let output = pcnet_bench(&["sped"]);
     assert_eq!(output.status.code(), Some(2));
@@ -133,4 +147,25 @@ fn speed_runs_with_the_flags_compare_py_passes() {
     assert_eq!(object["batch"], 2);
     assert_eq!(object["n"], 3);
     assert_eq!(object["algorithm"], "strict");
+}
+
+#[test]
+fn a_named_model_runs_its_depth_in_iterations_by_default() {
+    let output = pcnet_bench(&[
+        "speed",
+        "--model",
+        "paper-mnist-cnn",
+        "--batch",
+        "1",
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let object: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("speed --json prints one JSON object");
+    assert_eq!(object["model"], "paper-mnist-cnn");
+    assert_eq!(object["n"], 5, "L = 5 layers");
+    assert!(
+        object.get("hidden").is_none(),
+        "a named model has no --hidden"
+    );
 }

@@ -1,6 +1,6 @@
 //! Firmware-style learning: every buffer a fixed-size array sized by pcnet-core's `const fn`s,
 //! no allocator, no std in the learning code, exactly what a microcontroller runs (see
-//! `tests/firmware` for the same on a Cortex-M4F and a RISC-V core under QEMU).
+//! `firmware/` for the same on a Cortex-M4F and a RISC-V core under QEMU).
 //!
 //! The task: fit `y = sin(pi x)` on 16 points of `[-1, 1]` with a 1-8-1 tanh network trained
 //! by strict predictive coding and SGD with momentum, then store the model as model bytes

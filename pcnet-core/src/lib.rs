@@ -37,7 +37,7 @@
 //! All on by default; each only adds code, so a firmware turns off what it does not use
 //! and links less (`default-features = false, features = ["strict"]` for a tanh network
 //! with MSE trained by Strict: 12 148 B of code for one learning step with SGD on a
-//! Cortex-M4F, against 37 098 B with everything; see `tests/firmware/README.md`):
+//! Cortex-M4F, against 37 098 B with everything; see `firmware/README.md`):
 //!
 //! | feature | adds |
 //! |---|---|

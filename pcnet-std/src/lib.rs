@@ -23,21 +23,23 @@
 //! | `progress` | a progress bar on standard error while training (indicatif) |
 //! | `gzip` | the bundled digits (`data::digits`, `data::digits_split`) and `.gz` IDX files (flate2) |
 //!
-//! pcnet-core is re-exported as [`core`], so one dependency is enough:
+//! pcnet-core is re-exported under its own name ([`pcnet_core`], path
+//! `pcnet_std::pcnet_core`, which does not shadow Rust's `core`), so one dependency is
+//! enough; the examples here use `pcnet_core::` directly, as a crate depending on both does:
 //!
 //! ```
-//! use pcnet_std::core::Algorithm;
+//! use pcnet_std::pcnet_core::Algorithm;
 //! assert_eq!(Algorithm::from_name("strict"), Some(Algorithm::Strict));
 //! ```
 
-pub use pcnet_core as core;
+pub use pcnet_core;
 
 /// The nalgebra release pcnet-std's API is written against ([`network::Network::weight`],
 /// [`network::Network::set_weight`], ...). Use it through this path, or depend on the same
 /// nalgebra version, so the matrix types are the same types.
 ///
 /// ```
-/// use pcnet_std::core::{Activation, Loss};
+/// use pcnet_core::{Activation, Loss};
 /// use pcnet_std::nalgebra::DMatrix;
 /// use pcnet_std::network::Network;
 ///

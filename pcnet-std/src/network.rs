@@ -4,7 +4,7 @@
 //!
 //! # Example
 //! ```
-//! use pcnet_std::core::{Activation, Loss, Settings};
+//! use pcnet_core::{Activation, Loss, Settings};
 //! use pcnet_std::network::Network;
 //!
 //! // 4 inputs, two tanh hidden layers of 8, 3 outputs, cross-entropy, seed 7.
@@ -165,7 +165,7 @@ impl<T> Predictor<T> {
 /// Builds a [`Network`] layer by layer.
 ///
 /// ```
-/// use pcnet_std::core::{Activation, Loss};
+/// use pcnet_core::{Activation, Loss};
 /// use pcnet_std::network::Network;
 /// let net: Network<f32> = Network::<f32>::builder(784)
 ///     .dense(256, Activation::Relu)
@@ -174,7 +174,7 @@ impl<T> Predictor<T> {
 ///     .seed(1)
 ///     .build()?;
 /// assert_eq!(net.parameters().len(), 784 * 256 + 256 + 256 * 10 + 10);
-/// # Ok::<(), pcnet_std::core::PcError>(())
+/// # Ok::<(), pcnet_core::PcError>(())
 /// ```
 ///
 /// The scalar is fixed once, by [`Network::builder`]: `build` takes no type of its own, so

@@ -4,7 +4,7 @@
 //!
 //! # Example
 //! ```
-//! use pcnet_std::core::{Activation, Adam, Loss, Settings};
+//! use pcnet_core::{Activation, Adam, Loss, Settings};
 //! use pcnet_std::{data, network::Network, train::{train, TrainConfig}};
 //!
 //! // The bundled 8x8 digits, split 1,500 / 297; a 64-32-16-10 ReLU MLP from seed 0.
@@ -97,7 +97,7 @@ pub struct LayerComparison {
 /// weight. Sums are taken in `f64`.
 ///
 /// ```
-/// use pcnet_std::core::{Activation, Loss};
+/// use pcnet_core::{Activation, Loss};
 /// use pcnet_std::{network::Network, train::compare_updates};
 /// let net = Network::<f64>::mlp("2-2-1", Activation::Tanh, Loss::Mse, 0)?;
 /// let bp = vec![1.0; net.parameters().len()];
@@ -301,7 +301,7 @@ impl std::error::Error for Stopped {}
 /// How a network does on a data set: what [`evaluate`] returns.
 ///
 /// ```
-/// use pcnet_std::core::{Activation, Loss};
+/// use pcnet_core::{Activation, Loss};
 /// use pcnet_std::{data::Dataset, network::Network, train::evaluate};
 ///
 /// let net = Network::<f64>::mlp("2-4-2", Activation::Tanh, Loss::CrossEntropy, 1)?;

@@ -2,7 +2,7 @@
 //! by a reporter that walks the `source()` chain (the convention documented on
 //! `pcnet_std::Error`: the message includes the inner error, `source()` is `None`).
 
-use pcnet_std::core::PcError;
+use pcnet_core::PcError;
 use pcnet_std::train::{History, Stopped};
 use pcnet_std::Error;
 use std::error::Error as _;

@@ -2,7 +2,7 @@
 //! cross-entropy of the network's outputs (computed here from `predict` by the formula)
 //! and `accuracy` the share of rows `predict_classes` gets right.
 
-use pcnet_std::core::{Activation, Loss};
+use pcnet_core::{Activation, Loss};
 use pcnet_std::{data::Dataset, network::Network, train::evaluate};
 
 #[test]

@@ -4,7 +4,7 @@
 // The nalgebra API: only with the `nalgebra` feature (a default).
 #![cfg(feature = "nalgebra")]
 
-use pcnet_std::core::{Activation, Loss, Settings};
+use pcnet_core::{Activation, Loss, Settings};
 use pcnet_std::nalgebra::{DMatrix, DVector};
 use pcnet_std::network::Network;
 
@@ -40,7 +40,7 @@ fn network_output_matches_the_layers_computed_with_nalgebra() {
     let out = net
         .updates(
             &x,
-            pcnet_std::core::Targets::Values(&targets),
+            pcnet_core::Targets::Values(&targets),
             &Settings::exact(),
         )
         .unwrap()

@@ -3,7 +3,7 @@
 //! convolutional networks in both precisions; `predict_classes` is the argmax of each of
 //! those rows; bad inputs are errors that leave nothing half done.
 
-use pcnet_std::core::{
+use pcnet_core::{
     Activation, Conv2d, ImageShape, Layer, Loss, Op, PcError, Pool2d, Settings, Targets,
 };
 use pcnet_std::network::Network;
@@ -18,7 +18,7 @@ fn inputs(len: usize) -> Vec<f64> {
 
 /// The feedforward output as `updates` reports it, with all-zero MSE-style targets or
 /// class 0 for cross-entropy (the targets do not change the forward pass).
-fn reference_output<T: pcnet_std::core::Scalar>(net: &Network<T>, x: &[T]) -> Vec<T>
+fn reference_output<T: pcnet_core::Scalar>(net: &Network<T>, x: &[T]) -> Vec<T>
 where
     pcnet_std::fast::Fast: pcnet_std::batch::RunnerBackend<T>,
 {
@@ -30,7 +30,7 @@ where
 }
 
 /// Largest `|a - b| / max(1, |b|)`.
-fn max_relative_difference<T: pcnet_std::core::Scalar>(a: &[T], b: &[T]) -> f64 {
+fn max_relative_difference<T: pcnet_core::Scalar>(a: &[T], b: &[T]) -> f64 {
     assert_eq!(a.len(), b.len());
     a.iter()
         .zip(b)

@@ -5,7 +5,7 @@
 // Reads safetensors files: only with the `safetensors` feature (a default).
 #![cfg(feature = "safetensors")]
 
-use pcnet_std::core::{Activation, Loss, Settings, Targets};
+use pcnet_core::{Activation, Loss, Settings, Targets};
 use pcnet_std::network::Network;
 use safetensors::{Dtype, SafeTensors};
 

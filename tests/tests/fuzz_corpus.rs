@@ -3,7 +3,7 @@
 //! the seeds and every regression input. Also feeds each target a few thousand
 //! pseudo-random byte strings, a cheap stand-in for fuzzing in an ordinary `cargo test`.
 
-use pcnet_tests::harness::TARGETS;
+use pcnet_fuzz_harness::TARGETS;
 use std::path::PathBuf;
 
 fn corpus_dir(target: &str) -> PathBuf {

@@ -10,478 +10,24 @@
 //!
 //! Conventions: `rel(a, b) = |a - b| / |b|` in the Euclidean norm; `u = 2^-53` (f64) and
 //! `2^-24` (f32) are the unit roundoffs.
+//!
+//! Why one file of ~900 lines: one test per statement of THEORY.md, in its order, each
+//! with its conditions and tolerance; the shared machinery (the naive reference, the
+//! relaxation runner, the closed forms) is in the test crate's library (`tests/src/`).
 
 // Layers are indexed by the paper's `l` throughout, across several per-layer vectors.
 #![allow(clippy::needless_range_loop)]
 
 use pcnet_core::stability::{hessian_vector_product, safe_step_size, workspace_len, SafeStep};
 use pcnet_core::strategies::{networks, NetworkConfig, RandomNetwork, RandomTargets};
-use pcnet_core::{infer, Activation, Algorithm, Loss, PcError, Report, Scalar, Settings};
+use pcnet_core::{Activation, Algorithm, Loss, PcError, Settings};
+use pcnet_tests::closed_form::*;
+use pcnet_tests::naive::*;
+use pcnet_tests::relaxation::*;
 use proptest::prelude::*;
 
 mod common;
 use common::cases;
-
-// ---------------------------------------------------------------------------------------
-// Harness
-// ---------------------------------------------------------------------------------------
-
-/// Everything one relaxation returns, copied out of the workspace.
-#[derive(Clone, Debug)]
-struct Run<T> {
-    feedforward: Vec<Vec<T>>,
-    beliefs: Vec<Vec<T>>,
-    errors: Vec<Vec<T>>,
-    updates: Vec<T>,
-    report: Report<T>,
-    step_size: T,
-}
-
-fn run<T: Scalar>(net: &RandomNetwork<T>, settings: &Settings<'_, T>) -> Result<Run<T>, PcError> {
-    let spec = net.spec();
-    let mut workspace = vec![T::zero(); spec.workspace_len(net.rows)];
-    let mut updates = vec![T::zero(); spec.parameter_len()];
-    let result = infer(
-        &spec,
-        &net.params,
-        net.batch(),
-        settings,
-        &mut workspace,
-        &mut updates,
-    )?;
-    let layers = 0..=net.depth();
-    Ok(Run {
-        feedforward: layers
-            .clone()
-            .map(|l| result.feedforward(l).to_vec())
-            .collect(),
-        beliefs: layers.clone().map(|l| result.beliefs(l).to_vec()).collect(),
-        errors: layers.map(|l| result.errors(l).to_vec()).collect(),
-        report: result.report(),
-        step_size: result.step_size(),
-        updates,
-    })
-}
-
-fn exact(net: &RandomNetwork) -> Run<f64> {
-    run(net, &Settings::exact()).expect("exact backprop runs on a valid network")
-}
-
-fn norm<T: Scalar>(values: &[T]) -> f64 {
-    values
-        .iter()
-        .map(|&v| Scalar::to_f64(v).powi(2))
-        .sum::<f64>()
-        .sqrt()
-}
-
-fn distance<T: Scalar, U: Scalar>(a: &[T], b: &[U]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(&x, &y)| (Scalar::to_f64(x) - Scalar::to_f64(y)).powi(2))
-        .sum::<f64>()
-        .sqrt()
-}
-
-/// `|a - b| <= tolerance |b|`, and exact equality when `b` is zero.
-fn close<T: Scalar, U: Scalar>(a: &[T], b: &[U], tolerance: f64) -> bool {
-    distance(a, b) <= tolerance * norm(b)
-}
-
-/// The parameters of layer `l` (1-based) in the flat slice.
-fn layer_params<T: Copy>(net: &RandomNetwork, l: usize, all: &[T]) -> Vec<T> {
-    let spec = net.spec();
-    let start = spec.parameter_offset(l);
-    all[start..start + net.layers[l - 1].parameter_len()].to_vec()
-}
-
-fn scaled(values: &[f64], factor: f64) -> Vec<f64> {
-    values.iter().map(|v| v * factor).collect()
-}
-
-/// The hidden beliefs `v_1..v_{L-1}` of a run, concatenated (the layout of initial beliefs).
-fn hidden(values: &[Vec<f64>]) -> Vec<f64> {
-    values[1..values.len() - 1].concat()
-}
-
-// ---------------------------------------------------------------------------------------
-// An independent, naive f64 model of a dense network (plain loops, no pcnet-core kernels)
-// ---------------------------------------------------------------------------------------
-
-/// Pre-activations `z` and outputs of layer `l` (1-based) at `input` (rows x width).
-fn naive_layer(
-    net: &RandomNetwork,
-    params: &[f64],
-    l: usize,
-    input: &[f64],
-) -> (Vec<f64>, Vec<f64>) {
-    let widths = net.widths();
-    let (inputs, outputs) = (widths[l - 1], widths[l]);
-    let offset: usize = widths[..l].windows(2).map(|w| (w[0] + 1) * w[1]).sum();
-    let weight = &params[offset..offset + inputs * outputs];
-    let bias = &params[offset + inputs * outputs..offset + (inputs + 1) * outputs];
-    let activation = net.activations()[l - 1];
-    let mut z = Vec::with_capacity(input.len() / inputs * outputs);
-    for row in input.chunks_exact(inputs) {
-        for o in 0..outputs {
-            let mut sum = bias[o];
-            for (w, x) in weight[o * inputs..(o + 1) * inputs].iter().zip(row) {
-                sum += w * x;
-            }
-            z.push(sum);
-        }
-    }
-    let a = z.iter().map(|&z| naive_activation(activation, z)).collect();
-    (z, a)
-}
-
-fn naive_activation(activation: Activation, z: f64) -> f64 {
-    match activation {
-        Activation::Identity => z,
-        Activation::Relu => z.max(0.0),
-        Activation::LeakyRelu { slope } => {
-            if z > 0.0 {
-                z
-            } else {
-                slope * z
-            }
-        }
-        Activation::Tanh => z.tanh(),
-        Activation::Sigmoid => 1.0 / (1.0 + (-z).exp()),
-        Activation::Softplus => {
-            if z > 20.0 {
-                z
-            } else {
-                z.exp().ln_1p()
-            }
-        }
-        other => panic!("the naive reference has no activation {other:?}"),
-    }
-}
-
-fn naive_derivative(activation: Activation, z: f64) -> f64 {
-    match activation {
-        Activation::Identity => 1.0,
-        Activation::Relu => f64::from(z > 0.0),
-        Activation::LeakyRelu { slope } => {
-            if z > 0.0 {
-                1.0
-            } else {
-                slope
-            }
-        }
-        Activation::Tanh => 1.0 - z.tanh().powi(2),
-        Activation::Sigmoid => {
-            let s = 1.0 / (1.0 + (-z).exp());
-            s * (1.0 - s)
-        }
-        Activation::Softplus => {
-            if z > 20.0 {
-                1.0
-            } else {
-                1.0 / (1.0 + (-z).exp())
-            }
-        }
-        other => panic!("the naive reference has no activation {other:?}"),
-    }
-}
-
-/// `J_l(input)^T cotangent` for layer `l`, per row.
-fn naive_vjp(net: &RandomNetwork, l: usize, input: &[f64], cotangent: &[f64]) -> Vec<f64> {
-    let widths = net.widths();
-    let (inputs, outputs) = (widths[l - 1], widths[l]);
-    let offset: usize = widths[..l].windows(2).map(|w| (w[0] + 1) * w[1]).sum();
-    let weight = &net.params[offset..offset + inputs * outputs];
-    let activation = net.activations()[l - 1];
-    let (z, _) = naive_layer(net, &net.params, l, input);
-    let mut result = vec![0.0; input.len()];
-    for (r, out) in result.chunks_exact_mut(inputs).enumerate() {
-        for o in 0..outputs {
-            let g = cotangent[r * outputs + o] * naive_derivative(activation, z[r * outputs + o]);
-            for i in 0..inputs {
-                out[i] += g * weight[o * inputs + i];
-            }
-        }
-    }
-    result
-}
-
-/// The batch loss of `output` (mean over the rows as pcnet-core and PyTorch define it).
-fn naive_loss(net: &RandomNetwork, output: &[f64]) -> f64 {
-    let outputs = *net.widths().last().unwrap();
-    match (&net.targets, net.loss) {
-        (RandomTargets::Values(targets), Loss::Mse | Loss::MseSum) => {
-            let sum: f64 = output
-                .iter()
-                .zip(targets)
-                .map(|(y, t)| (y - t).powi(2))
-                .sum();
-            if net.loss == Loss::Mse {
-                sum / (net.loss_rows.unwrap_or(net.rows) * outputs) as f64
-            } else {
-                sum
-            }
-        }
-        (RandomTargets::Classes(classes), Loss::CrossEntropy) => {
-            let mut total = 0.0;
-            for (row, &class) in output.chunks_exact(outputs).zip(classes) {
-                let max = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                let sum: f64 = row.iter().map(|v| (v - max).exp()).sum();
-                total += max + sum.ln() - row[class];
-            }
-            total / net.loss_rows.unwrap_or(net.rows) as f64
-        }
-        _ => unreachable!("the strategies pair losses with their targets"),
-    }
-}
-
-/// The loss of the feedforward pass with parameters `params`.
-fn naive_network_loss(net: &RandomNetwork, params: &[f64]) -> f64 {
-    let mut values = net.inputs.clone();
-    for l in 1..=net.depth() {
-        values = naive_layer(net, params, l, &values).1;
-    }
-    naive_loss(net, &values)
-}
-
-/// The loss as a function of `v_l` (the forward pass continued from layer `l + 1`).
-fn naive_loss_from(net: &RandomNetwork, l: usize, belief: &[f64]) -> f64 {
-    let mut values = belief.to_vec();
-    for k in l + 1..=net.depth() {
-        values = naive_layer(net, &net.params, k, &values).1;
-    }
-    naive_loss(net, &values)
-}
-
-/// The energy `F(v) = sum_{0<l<L} |f_l(v_{l-1}) - v_l|^2 / 2 + Loss(f_L(v_{L-1}))` with
-/// `v_0 = x` and the hidden beliefs `hidden` (layer after layer), parameters `params`.
-fn naive_energy(net: &RandomNetwork, params: &[f64], hidden: &[f64]) -> f64 {
-    let widths = net.widths();
-    let mut below = net.inputs.clone();
-    let mut offset = 0;
-    let mut energy = 0.0;
-    for l in 1..net.depth() {
-        let len = net.rows * widths[l];
-        let belief = &hidden[offset..offset + len];
-        offset += len;
-        let prediction = naive_layer(net, params, l, &below).1;
-        energy += prediction
-            .iter()
-            .zip(belief)
-            .map(|(p, v)| (p - v).powi(2))
-            .sum::<f64>()
-            / 2.0;
-        below = belief.to_vec();
-    }
-    energy + naive_loss(net, &naive_layer(net, params, net.depth(), &below).1)
-}
-
-/// A first-order bound on the rounding error of [`naive_energy`] at `hidden` (f64, unit
-/// roundoff `u`). Each error `epsilon_i = f(z_i) - v_i` is computed from values of size
-/// `s_i = |z|_i + |f(z_i)| + |v_i|`, where `|z|_i = sum_j |w_ij| |x_j| + |b_i|` bounds the
-/// dot product's terms: the dot product of `n` inputs errs by at most `(n + 1) u |z|_i`,
-/// the activation (Lipschitz constant at most 1 for every activation here) passes that on
-/// and adds `2 u |f(z_i)|` (libm), the subtraction `u |epsilon_i|`; so `|d epsilon_i| <=
-/// (n + 4) u s_i`, and `|epsilon_i|^2 / 2` errs by `|epsilon_i| |d epsilon_i|`. The loss
-/// term errs by `|dLoss/dy_i| |d y_i|` plus its own evaluation (`4 u` times the sizes it
-/// sums); the sums over `m` terms add `m u` times the term. The energy is tiny where the
-/// beliefs sit near their minimum, but its errors are differences of O(1) values, so
-/// this absolute floor, not a fraction of `F`, is what two evaluations can disagree by.
-fn naive_energy_rounding(net: &RandomNetwork, params: &[f64], hidden: &[f64]) -> f64 {
-    let u = f64::EPSILON / 2.0;
-    let widths = net.widths();
-    let magnitudes: Vec<f64> = params.iter().map(|p| p.abs()).collect();
-    let mut below = net.inputs.clone();
-    let mut offset = 0;
-    let mut bound = 0.0;
-    for l in 1..=net.depth() {
-        let (_, prediction) = naive_layer(net, params, l, &below);
-        let sizes = naive_layer(
-            net,
-            &magnitudes,
-            l,
-            &below.iter().map(|x| x.abs()).collect::<Vec<_>>(),
-        )
-        .0;
-        let factor = (widths[l - 1] + 4) as f64 * u;
-        let len = prediction.len() as f64;
-        if l < net.depth() {
-            let belief = &hidden[offset..offset + prediction.len()];
-            offset += prediction.len();
-            for ((p, v), size) in prediction.iter().zip(belief).zip(&sizes) {
-                let error = (p - v).abs();
-                bound +=
-                    error * factor * (size + p.abs() + v.abs()) + 4.0 * len * u * error * error;
-            }
-            below = belief.to_vec();
-        } else {
-            // |dLoss/dy_i|, bounded by its largest form for the loss.
-            let outputs = widths[l];
-            let rows = net.loss_rows.unwrap_or(net.rows) as f64;
-            let loss = naive_loss(net, &prediction);
-            let gradient: Vec<f64> = match &net.targets {
-                RandomTargets::Values(targets) => prediction
-                    .iter()
-                    .zip(targets)
-                    .map(|(y, t)| {
-                        2.0 * (y - t).abs()
-                            * if net.loss == Loss::Mse {
-                                1.0 / (rows * outputs as f64)
-                            } else {
-                                1.0
-                            }
-                    })
-                    .collect(),
-                RandomTargets::Classes(_) => vec![2.0 / rows; prediction.len()],
-            };
-            let largest = prediction.iter().fold(0.0_f64, |m, y| m.max(y.abs()));
-            for ((g, y), size) in gradient.iter().zip(&prediction).zip(&sizes) {
-                bound += g * factor * (size + y.abs());
-            }
-            bound += 4.0 * (len + 4.0) * u * (loss.abs() + largest * net.rows as f64);
-        }
-    }
-    bound
-}
-
-/// Smallest `|z|` over ReLU-type pre-activations of layers `2..=L` at the hidden beliefs
-/// `hidden` (layer 1 sees the clamped input only).
-fn relu_margin_at(net: &RandomNetwork, hidden: &[f64]) -> f64 {
-    let widths = net.widths();
-    let mut margin = net.relu_margin();
-    let mut offset = 0;
-    for l in 1..net.depth() {
-        let len = net.rows * widths[l];
-        let belief = &hidden[offset..offset + len];
-        offset += len;
-        if !net.activations()[l].is_smooth() {
-            let (z, _) = naive_layer(net, &net.params, l + 1, belief);
-            margin = z.iter().fold(margin, |m, z| m.min(z.abs()));
-        }
-    }
-    margin
-}
-
-/// Central difference of `f` in coordinate `index` of `point`, step `h`.
-fn central_difference(point: &[f64], index: usize, h: f64, f: impl Fn(&[f64]) -> f64) -> f64 {
-    let mut moved = point.to_vec();
-    moved[index] = point[index] + h;
-    let plus = f(&moved);
-    moved[index] = point[index] - h;
-    let minus = f(&moved);
-    (plus - minus) / (2.0 * h)
-}
-
-/// `sum_{j >= d} C(k, j) eta^j (1 - eta)^(k - j)`: `P[Binomial(k, eta) >= d]` for eta in
-/// [0, 1], the same polynomial outside.
-fn binomial_tail(k: usize, eta: f64, d: usize) -> f64 {
-    let mut total = 0.0;
-    let mut choose = 1.0; // C(k, j)
-    for j in 0..=k {
-        if j >= d {
-            total += choose * eta.powi(j as i32) * (1.0 - eta).powi((k - j) as i32);
-        }
-        choose = choose * (k - j) as f64 / (j + 1) as f64;
-    }
-    total
-}
-
-/// Backprop in absolute values: `a_L = |delta_L|`, `a_l = |J_{l+1}(vhat_l)|^T a_{l+1}`,
-/// the scale of the rounding errors of any computation of `delta_l` by products.
-fn absolute_deltas(net: &RandomNetwork, backprop: &Run<f64>) -> Vec<Vec<f64>> {
-    let depth = net.depth();
-    let widths = net.widths();
-    let mut result = vec![Vec::new(); depth + 1];
-    result[depth] = backprop.errors[depth].iter().map(|e| e.abs()).collect();
-    for l in (1..depth).rev() {
-        let (inputs, outputs) = (widths[l], widths[l + 1]);
-        let offset = net.spec().parameter_offset(l + 1);
-        let weight = &net.params[offset..offset + inputs * outputs];
-        let activation = net.activations()[l];
-        let (z, _) = naive_layer(net, &net.params, l + 1, &backprop.feedforward[l]);
-        let mut a = vec![0.0; net.rows * inputs];
-        for r in 0..net.rows {
-            for o in 0..outputs {
-                let g = result[l + 1][r * outputs + o]
-                    * naive_derivative(activation, z[r * outputs + o]).abs();
-                for i in 0..inputs {
-                    a[r * inputs + i] += g * weight[o * inputs + i].abs();
-                }
-            }
-        }
-        result[l] = a;
-    }
-    result
-}
-
-/// `sum_{j < d} C(k, j) |eta|^j |1 - eta|^(k - j)`: a bound on `|1 - c|` for any `eta`.
-fn remainder_bound(k: usize, eta: f64, d: usize) -> f64 {
-    let mut total = 0.0;
-    let mut choose = 1.0;
-    for j in 0..d.min(k + 1) {
-        total += choose * eta.abs().powi(j as i32) * (1.0 - eta).abs().powi((k - j) as i32);
-        choose = choose * (k - j) as f64 / (j + 1) as f64;
-    }
-    total
-}
-
-/// `P[Poisson(t) >= d]`.
-fn poisson_tail(t: f64, d: usize) -> f64 {
-    let mut term = (-t).exp();
-    let mut below = 0.0;
-    for k in 0..d {
-        below += term;
-        term *= t / (k + 1) as f64;
-    }
-    1.0 - below
-}
-
-/// The targets `y = vhat_L - gamma (vhat_L - t)` for MSE networks: the output error is
-/// scaled by `gamma` relative to the drawn targets `t`.
-fn shrink_output_error(net: &RandomNetwork, gamma: f64) -> RandomNetwork {
-    let output = exact(net).feedforward[net.depth()].clone();
-    let RandomTargets::Values(targets) = &net.targets else {
-        panic!("shrink_output_error needs value targets");
-    };
-    let shrunk = output
-        .iter()
-        .zip(targets)
-        .map(|(y, t)| y - gamma * (y - t))
-        .collect();
-    RandomNetwork {
-        targets: RandomTargets::Values(shrunk),
-        ..net.clone()
-    }
-}
-
-/// The same network with its loss scaled by `1 / factor`: the mean losses average over
-/// `factor` times the rows (`Batch::loss_rows`); summed MSE gets its output error scaled
-/// through the targets instead (its curvature stays, which is harmless where only the
-/// size of the errors matters).
-fn small_errors(net: &RandomNetwork, factor: usize) -> RandomNetwork {
-    match net.loss {
-        Loss::MseSum => shrink_output_error(net, 1.0 / factor as f64),
-        _ => RandomNetwork {
-            loss_rows: Some(net.rows * factor),
-            ..net.clone()
-        },
-    }
-}
-
-/// Every activation whose derivative is nowhere zero.
-const NO_DEAD_UNITS: [Activation; 6] = [
-    Activation::Identity,
-    Activation::LEAKY_RELU,
-    Activation::LeakyRelu { slope: 0.2 },
-    Activation::Tanh,
-    Activation::Sigmoid,
-    Activation::Softplus,
-];
-
-fn mse_losses() -> [Loss; 2] {
-    [Loss::Mse, Loss::MseSum]
-}
 
 // ---------------------------------------------------------------------------------------
 // 1. Exact is backprop (DESIGN §3.6; PAPER P1)
@@ -560,7 +106,7 @@ fn fixed_pred_step_one_is_backprop() {
         for l in 1..=depth {
             prop_assert!(close(&fixed.errors[l], &backprop.errors[l], 1e-12), "errors of layer {l}");
             let (pc, bp) = (layer_params(&net, l, &fixed.updates), layer_params(&net, l, &backprop.updates));
-            prop_assert!(close(&pc, &bp, 1e-12), "updates of layer {l}");
+            prop_assert!(close(pc, bp, 1e-12), "updates of layer {l}");
         }
         for l in 1..depth {
             prop_assert!(close(&fixed.beliefs[l], &backprop.beliefs[l], 1e-12), "beliefs of layer {l}");
@@ -671,8 +217,8 @@ fn fixed_pred_binomial_law() {
         let fixed = run(&net, &Settings::fixed_pred(0.1, 20)).unwrap();
         for l in 1..=depth {
             let (pc, bp) = (layer_params(&net, l, &fixed.updates), layer_params(&net, l, &backprop.updates));
-            if norm(&bp) > 0.0 {
-                let relative = distance(&pc, &bp) / norm(&bp);
+            if norm(bp) > 0.0 {
+                let relative = distance(pc, bp) / norm(bp);
                 prop_assert!((relative - expected[l - 1]).abs() < 5e-5, "layer {l}: relative error {relative:.6}");
             }
         }
@@ -692,10 +238,10 @@ fn fixed_pred_binomial_law() {
             prop_assert!(distance(&fixed.errors[l], &expected) <= tolerance * norm(&backprop.errors[l]),
                 "errors of layer {l}: c = {c}, distance {:e}, |delta| {:e}", distance(&fixed.errors[l], &expected), norm(&backprop.errors[l]));
             let bp = layer_params(&net, l, &backprop.updates);
-            let expected = scaled(&bp, c);
+            let expected = scaled(bp, c);
             let pc = layer_params(&net, l, &fixed.updates);
-            prop_assert!(distance(&pc, &expected) <= tolerance * norm(&bp),
-                "updates of layer {l}: c = {c}, distance {:e}, |gradient| {:e}", distance(&pc, &expected), norm(&bp));
+            prop_assert!(distance(pc, &expected) <= tolerance * norm(bp),
+                "updates of layer {l}: c = {c}, distance {:e}, |gradient| {:e}", distance(pc, &expected), norm(bp));
         }
     });
 }
@@ -1356,11 +902,11 @@ fn f32_error_space_has_no_floor() {
 ///
 /// Conditions: the cases' own networks, data and settings (FORMAT.md there).
 ///
-/// Tolerance: `pcnet_bench::reference::RELATIVE_TOLERANCE` (1e-9 relative, 1e-12 absolute
+/// Tolerance: `pcnet_reference::RELATIVE_TOLERANCE` (1e-9 relative, 1e-12 absolute
 /// near zero), FORMAT.md's tolerance: the reference is PyTorch in float64.
 #[test]
 fn torch2pc_reference_cases() {
-    use pcnet_bench::reference::{find_cases, load_case, Outcome, RELATIVE_TOLERANCE};
+    use pcnet_reference::{find_cases, load_case, Outcome, RELATIVE_TOLERANCE};
     let directory = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/torch2pc");
     let files = find_cases(&directory).expect("the bundled cases are readable");
     let mut passed = 0;

@@ -15,71 +15,17 @@
 
 use pcnet_core::stability::{safe_step_size, SafeStep};
 use pcnet_core::strategies::{cnns, smooth_cnns, RandomNetwork};
-use pcnet_core::{infer, Settings};
+use pcnet_core::Settings;
+use pcnet_tests::closed_form::binomial_tail;
+use pcnet_tests::relaxation::{self, distance, layer_params, norm, Run};
 use proptest::prelude::*;
 
 mod common;
 use common::cases;
 
-/// The parameters of layer `l` (1-based) within a flat slice.
-fn layer_params<'a>(net: &RandomNetwork, l: usize, all: &'a [f64]) -> &'a [f64] {
-    let offset = net.spec().parameter_offset(l);
-    &all[offset..offset + net.layers[l - 1].parameter_len()]
-}
-
-struct Run {
-    beliefs: Vec<Vec<f64>>,
-    errors: Vec<Vec<f64>>,
-    updates: Vec<f64>,
-    energy: Option<f64>,
-}
-
-fn run(net: &RandomNetwork, settings: &Settings<'_, f64>) -> Run {
-    let spec = net.spec();
-    let mut workspace = vec![0.0; spec.workspace_len(net.rows)];
-    let mut updates = vec![0.0; spec.parameter_len()];
-    let result = infer(
-        &spec,
-        &net.params,
-        net.batch(),
-        settings,
-        &mut workspace,
-        &mut updates,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let layers = 0..=net.depth();
-    Run {
-        beliefs: layers.clone().map(|l| result.beliefs(l).to_vec()).collect(),
-        errors: layers.map(|l| result.errors(l).to_vec()).collect(),
-        energy: result.report().energy,
-        updates,
-    }
-}
-
-fn norm(values: &[f64]) -> f64 {
-    values.iter().map(|v| v * v).sum::<f64>().sqrt()
-}
-
-fn distance(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y) * (x - y))
-        .sum::<f64>()
-        .sqrt()
-}
-
-/// `P[Binomial(k, eta) >= d]` as the polynomial `sum_{j >= d} C(k, j) eta^j (1 - eta)^(k - j)`.
-fn binomial_tail(k: usize, eta: f64, d: usize) -> f64 {
-    let mut total = 0.0;
-    let mut choose = 1.0;
-    for j in 0..=k {
-        if j >= d {
-            total += choose * eta.powi(j as i32) * (1.0 - eta).powi((k - j) as i32);
-        }
-        choose = choose * (k - j) as f64 / (j + 1) as f64;
-    }
-    total
+/// One relaxation (the shared runner of the theory suites), which must succeed.
+fn run(net: &RandomNetwork, settings: &Settings<'_, f64>) -> Run<f64> {
+    relaxation::run(net, settings).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Statement: FixedPred with `eta = 1` and `n >= L` is backpropagation on CNNs:
@@ -246,7 +192,7 @@ fn strict_descends_its_energy_on_cnns() {
         .unwrap_or_else(|e| panic!("{e}"));
         let eta = curvature.step_size;
         let energies: Vec<f64> = (1..=26)
-            .map(|n| run(&net, &Settings::strict(eta, n)).energy.unwrap())
+            .map(|n| run(&net, &Settings::strict(eta, n)).report.energy.unwrap())
             .collect();
         let first = energies[0];
         for (k, pair) in energies.windows(2).enumerate() {

@@ -2,7 +2,7 @@
 //! passes: each expected array matches pcnet-core's f64 result to a relative tolerance of
 //! 1e-9 (absolute 1e-12 near zero), the tolerance FORMAT.md states.
 
-use pcnet_bench::reference::{find_cases, load_case, Outcome, RELATIVE_TOLERANCE};
+use pcnet_reference::{find_cases, load_case, Outcome, RELATIVE_TOLERANCE};
 use std::path::Path;
 
 fn data_dir() -> std::path::PathBuf {
@@ -39,7 +39,7 @@ fn a_perturbed_case_fails_and_names_the_field() {
     let entry = &mut json["expected"]["grad_weight"][1][0][0];
     let value = entry.as_f64().unwrap();
     *entry = serde_json::json!(value * (1.0 + 1e-6));
-    let case = pcnet_bench::reference::parse_case(&file, &json.to_string()).unwrap();
+    let case = pcnet_reference::parse_case(&file, &json.to_string()).unwrap();
     match case.run() {
         Outcome::Fail { field, index, .. } => {
             assert_eq!(field, "expected.grad_weight[1]");
@@ -55,15 +55,15 @@ fn malformed_cases_name_file_and_field() {
     let text = std::fs::read_to_string(&file).unwrap();
     let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
     json["layers"][0]["weight"][0] = serde_json::json!([1.0]);
-    let error = pcnet_bench::reference::parse_case(&file, &json.to_string()).unwrap_err();
+    let error = pcnet_reference::parse_case(&file, &json.to_string()).unwrap_err();
     assert!(error.field.starts_with("layers[0].weight"), "{error}");
     assert!(error
         .to_string()
         .contains("v12_exact_mse_depth1_sigmoid.json"));
-    let error = pcnet_bench::reference::parse_case(&file, "{not json").unwrap_err();
+    let error = pcnet_reference::parse_case(&file, "{not json").unwrap_err();
     assert!(error.message.contains("invalid JSON"));
     json["activation_typo"] = serde_json::json!(1);
     json["layers"][0]["activation"] = serde_json::json!("swish");
-    let error = pcnet_bench::reference::parse_case(&file, &json.to_string()).unwrap_err();
+    let error = pcnet_reference::parse_case(&file, &json.to_string()).unwrap_err();
     assert_eq!(error.field, "layers[0].activation");
 }

@@ -3,9 +3,7 @@
 //! each expected array, including every op's parameter gradient, matches pcnet-core's f64
 //! result to a relative tolerance of 1e-9 (absolute 1e-12 near zero), FORMAT.md's tolerance.
 
-use pcnet_bench::reference::{
-    find_cases, load_case, parse_case, CaseKind, Outcome, RELATIVE_TOLERANCE,
-};
+use pcnet_reference::{find_cases, load_case, parse_case, CaseKind, Outcome, RELATIVE_TOLERANCE};
 use std::path::{Path, PathBuf};
 
 fn conv_dir() -> PathBuf {

@@ -1,10 +1,9 @@
 //! The runs behind each figure: training comparisons, error against iteration count, and
 //! the runtime study. Everything here is deterministic given the seed, except the timings.
 
+use crate::Error;
+use pcnet_core::{safe_step_size, Adam, Algorithm, Batch, PcError, SafeStep, Scalar, Settings};
 use pcnet_std::batch::Par;
-use pcnet_std::core::{
-    safe_step_size, Adam, Algorithm, Batch, PcError, SafeStep, Scalar, Settings,
-};
 use pcnet_std::data::Dataset;
 use pcnet_std::fast::Fast;
 use pcnet_std::network::Network;
@@ -17,8 +16,6 @@ pub struct Comparison {
     pub pc: History,
     /// The backprop run.
     pub bp: History,
-    /// The network backprop trained (for the error-vs-n experiments).
-    pub bp_network: Network<f64>,
 }
 
 /// How the training experiments run.
@@ -34,19 +31,6 @@ pub struct TrainingPlan {
     pub seed: u64,
 }
 
-/// Trains `initial` with `settings` (with diagnostics) and with backprop.
-pub fn compare_training(
-    initial: &Network<f64>,
-    settings: Settings<'static, f64>,
-    plan: &TrainingPlan,
-    train_set: &Dataset<f64>,
-    test_set: &Dataset<f64>,
-) -> Result<Comparison, String> {
-    let pc = train_one(initial, settings, plan, train_set, test_set, true)?.0;
-    let (bp, bp_network) = train_one(initial, Settings::exact(), plan, train_set, test_set, false)?;
-    Ok(Comparison { pc, bp, bp_network })
-}
-
 /// One training run from a copy of `initial`.
 pub fn train_one(
     initial: &Network<f64>,
@@ -55,7 +39,7 @@ pub fn train_one(
     train_set: &Dataset<f64>,
     test_set: &Dataset<f64>,
     diagnostics: bool,
-) -> Result<(History, Network<f64>), String> {
+) -> Result<(History, Network<f64>), Error> {
     let mut network = initial.clone();
     let config = TrainConfig::new(settings, plan.epochs, plan.batch_size)
         .with_seed(plan.seed)
@@ -67,7 +51,10 @@ pub fn train_one(
         Some(test_set),
         &config,
     )
-    .map_err(|stopped| format!("{} training: {stopped}", settings.algorithm.name()))?;
+    .map_err(|stopped| Error::Training {
+        context: format!("{} training", settings.algorithm.name()),
+        error: Box::new(stopped),
+    })?;
     Ok((history, network))
 }
 
@@ -99,7 +86,7 @@ pub fn strict_safe_step<T: Scalar>(
     let spec = network.spec();
     let targets = network.targets(labels)?;
     let rows = labels.len();
-    let mut workspace = vec![T::zero(); pcnet_std::core::stability::workspace_len(&spec, rows)];
+    let mut workspace = vec![T::zero(); pcnet_core::stability::workspace_len(&spec, rows)];
     let curvature = safe_step_size(
         &spec,
         network.parameters(),
@@ -143,10 +130,7 @@ where
             stopped_at: None,
         };
         for &n in grid {
-            let settings = match algorithm {
-                Algorithm::Strict => Settings::strict(T::from_f64(eta), n),
-                _ => Settings::fixed_pred(T::from_f64(eta), n),
-            };
+            let settings = Settings::for_algorithm(algorithm, T::from_f64(eta), n);
             match network.updates_with(&mut relaxer, inputs, targets.as_targets(), &settings) {
                 Ok(result) => {
                     let layers = compare_updates(network, &result.updates, &gradient);
@@ -222,7 +206,7 @@ pub fn runtime_study(
     plan: &TrainingPlan,
     train_set: &Dataset<f64>,
     repeats: usize,
-) -> Result<Vec<Timing>, String> {
+) -> Result<Vec<Timing>, Error> {
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); runs.len()];
     let mut results: Vec<(usize, f64)> = vec![(0, f64::NAN); runs.len()];
     for _ in 0..repeats.max(1) {
@@ -239,7 +223,10 @@ pub fn runtime_study(
                 None,
                 &config,
             )
-            .map_err(|stopped| format!("{label} timing run: {stopped}"))?;
+            .map_err(|stopped| Error::Training {
+                context: format!("{label} timing run"),
+                error: Box::new(stopped),
+            })?;
             samples[index].push(start.elapsed().as_secs_f64());
             results[index] = (
                 history.steps.len(),

@@ -58,6 +58,57 @@ impl<T: Scalar> Moments<T> {
     }
 }
 
+// Adam and AdamW hold the same fields (`moments`, `weight_decay`, `steps`) and differ only
+// in where the weight decay enters the update, which each writes in its own `update`;
+// these two macros write what is the same, once.
+
+/// The builder methods on the shared moments (inside `impl<T: Scalar> Adam<T>` / `AdamW<T>`).
+macro_rules! moment_builders {
+    () => {
+        /// With decay rates `(beta1, beta2)`.
+        #[must_use = "returns the changed value; the original is not modified"]
+        pub fn with_betas(mut self, beta1: T, beta2: T) -> Self {
+            self.moments.beta1 = beta1;
+            self.moments.beta2 = beta2;
+            self
+        }
+
+        /// With `eps`.
+        #[must_use = "returns the changed value; the original is not modified"]
+        pub fn with_epsilon(mut self, epsilon: T) -> Self {
+            self.moments.epsilon = epsilon;
+            self
+        }
+    };
+}
+
+/// The `Optimizer` items other than `update` (inside `impl<T: Scalar> Optimizer<T> for ...`).
+macro_rules! moment_bookkeeping {
+    () => {
+        /// First and second moment estimates.
+        const STATE_PER_PARAMETER: usize = 2;
+
+        fn validate(&self) -> Result<(), PcError> {
+            self.moments.validate()?;
+            check_non_negative("weight decay", self.weight_decay)
+        }
+
+        fn steps(&self) -> u64 {
+            self.steps
+        }
+
+        fn set_steps(&mut self, steps: u64) {
+            self.steps = steps;
+        }
+
+        type StepConstants = BiasCorrection<T>;
+
+        fn step_constants(&self, step: u64) -> BiasCorrection<T> {
+            self.moments.constants(step)
+        }
+    };
+}
+
 /// `torch.optim.Adam` (L2 weight decay added to the gradient). Defaults: `lr = 1e-3`,
 /// `betas = (0.9, 0.999)`, `eps = 1e-8`, no weight decay.
 ///
@@ -96,20 +147,7 @@ impl<T: Scalar> Adam<T> {
         }
     }
 
-    /// With decay rates `(beta1, beta2)`.
-    #[must_use = "returns the changed value; the original is not modified"]
-    pub fn with_betas(mut self, beta1: T, beta2: T) -> Self {
-        self.moments.beta1 = beta1;
-        self.moments.beta2 = beta2;
-        self
-    }
-
-    /// With `eps`.
-    #[must_use = "returns the changed value; the original is not modified"]
-    pub fn with_epsilon(mut self, epsilon: T) -> Self {
-        self.moments.epsilon = epsilon;
-        self
-    }
+    moment_builders!();
 
     /// With an L2 weight decay.
     #[must_use = "returns the changed value; the original is not modified"]
@@ -122,27 +160,7 @@ impl<T: Scalar> Adam<T> {
 }
 
 impl<T: Scalar> Optimizer<T> for Adam<T> {
-    /// First and second moment estimates.
-    const STATE_PER_PARAMETER: usize = 2;
-
-    fn validate(&self) -> Result<(), PcError> {
-        self.moments.validate()?;
-        check_non_negative("weight decay", self.weight_decay)
-    }
-
-    fn steps(&self) -> u64 {
-        self.steps
-    }
-
-    fn set_steps(&mut self, steps: u64) {
-        self.steps = steps;
-    }
-
-    type StepConstants = BiasCorrection<T>;
-
-    fn step_constants(&self, step: u64) -> BiasCorrection<T> {
-        self.moments.constants(step)
-    }
+    moment_bookkeeping!();
 
     fn update(
         &self,
@@ -188,20 +206,7 @@ impl<T: Scalar> AdamW<T> {
         }
     }
 
-    /// With decay rates `(beta1, beta2)`.
-    #[must_use = "returns the changed value; the original is not modified"]
-    pub fn with_betas(mut self, beta1: T, beta2: T) -> Self {
-        self.moments.beta1 = beta1;
-        self.moments.beta2 = beta2;
-        self
-    }
-
-    /// With `eps`.
-    #[must_use = "returns the changed value; the original is not modified"]
-    pub fn with_epsilon(mut self, epsilon: T) -> Self {
-        self.moments.epsilon = epsilon;
-        self
-    }
+    moment_builders!();
 
     /// With a decoupled weight decay.
     #[must_use = "returns the changed value; the original is not modified"]
@@ -214,27 +219,7 @@ impl<T: Scalar> AdamW<T> {
 }
 
 impl<T: Scalar> Optimizer<T> for AdamW<T> {
-    /// First and second moment estimates.
-    const STATE_PER_PARAMETER: usize = 2;
-
-    fn validate(&self) -> Result<(), PcError> {
-        self.moments.validate()?;
-        check_non_negative("weight decay", self.weight_decay)
-    }
-
-    fn steps(&self) -> u64 {
-        self.steps
-    }
-
-    fn set_steps(&mut self, steps: u64) {
-        self.steps = steps;
-    }
-
-    type StepConstants = BiasCorrection<T>;
-
-    fn step_constants(&self, step: u64) -> BiasCorrection<T> {
-        self.moments.constants(step)
-    }
+    moment_bookkeeping!();
 
     fn update(
         &self,

@@ -370,7 +370,7 @@ type Ran<T> = (Report<T>, T, Option<crate::analysis::Spectrum<T>>);
 /// conditioned Strict schedule, the spectrum it used. `extra` is the workspace past the
 /// regions (a conditioned schedule's momentum and Lanczos coefficients).
 // Inlined into `infer_checked`, its only caller: a frame of its own costs a firmware's
-// learning step about 130 B of code (tests/firmware/check.sh budget).
+// learning step about 130 B of code (firmware/check.sh budget).
 #[inline(always)]
 fn run_algorithm<T: Scalar, B: Backend<T>>(
     problem: &Problem<'_, '_, T, B>,

@@ -162,21 +162,21 @@ impl<'a, T: Scalar> Settings<'a, T> {
         Self::base(Algorithm::Strict, step_size, iterations)
     }
 
-    /// The settings of `algorithm` with step size `eta` and `iterations` iterations:
-    /// [`Settings::fixed_pred`] or [`Settings::strict`], and [`Settings::exact`] (which
-    /// ignores both) for Exact. For code that picks the algorithm at run time.
+    /// The settings of `algorithm` chosen at run time (a command-line flag, a file):
+    /// [`Settings::exact`], [`Settings::fixed_pred`] or [`Settings::strict`] with this step
+    /// size and iteration count (which `Exact` does not take).
     ///
     /// ```
     /// use pcnet_core::{Algorithm, Settings};
-    /// let settings = Settings::new("strict".parse::<Algorithm>()?, 0.2_f64, 30);
-    /// assert_eq!(settings, Settings::strict(0.2, 30));
-    /// assert_eq!(Settings::new(Algorithm::Exact, 0.2_f64, 30), Settings::exact());
-    /// # Ok::<(), pcnet_core::ParseNameError>(())
+    /// let settings = Settings::for_algorithm(Algorithm::Strict, 0.1_f64, 20);
+    /// assert_eq!(settings, Settings::strict(0.1, 20));
+    /// assert_eq!(Settings::for_algorithm(Algorithm::Exact, 0.1_f64, 20), Settings::exact());
     /// ```
-    pub fn new(algorithm: Algorithm, step_size: T, iterations: usize) -> Self {
+    pub fn for_algorithm(algorithm: Algorithm, step_size: T, iterations: usize) -> Self {
         match algorithm {
             Algorithm::Exact => Self::exact(),
-            _ => Self::base(algorithm, step_size, iterations),
+            Algorithm::FixedPred => Self::fixed_pred(step_size, iterations),
+            Algorithm::Strict => Self::strict(step_size, iterations),
         }
     }
 

@@ -1,6 +1,9 @@
 //! A CSV reader for numeric classification data: one sample per line, comma-separated
 //! numbers, one column the integer class label. A first line that is not numeric is taken
 //! as a header and skipped; blank lines are skipped.
+//!
+//! Written by hand on purpose: the format is numbers only (no quoting, no escapes) and every
+//! error names the line and the field; the `csv` crate would add a dependency for neither.
 
 use super::Dataset;
 use crate::Error;

@@ -182,7 +182,7 @@ pub fn settings(algorithm: Algorithm) -> Settings<'static, f32> {
     match algorithm {
         Algorithm::FixedPred => Settings::fixed_pred(0.5, 8),
         // Strict, and Exact, which ignores the step size and the iterations.
-        _ => Settings::new(algorithm, 0.2, 20),
+        _ => Settings::for_algorithm(algorithm, 0.2, 20),
     }
 }
 

@@ -22,6 +22,9 @@
 //! 6. a failed learning step leaves parameters, optimizer state and step count exactly as
 //!    they were; a successful one leaves them finite and equals `infer` followed by
 //!    [`Optimizer::step`].
+//!
+//! Why one file of ~1200 lines: the decoder and the expected-error table describe the
+//! same defects, one list each; they are read side by side, so they stay together.
 
 use super::input::Input;
 use pcnet_core::{

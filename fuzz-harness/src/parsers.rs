@@ -1,5 +1,5 @@
 //! Fuzz targets of the parsers: `reference_json` (Torch2PC reference cases,
-//! [`pcnet_bench::reference::parse_case`]), `idx` ([`pcnet_std::data::read_idx`], plain and
+//! [`pcnet_reference::parse_case`]), `idx` ([`pcnet_std::data::read_idx`], plain and
 //! gzip) and `csv` ([`pcnet_std::data::read_csv`]).
 //!
 //! Invariants: no panic, no hang and no unbounded allocation on any input; a refusal is a
@@ -9,8 +9,8 @@
 //! and batch call for, and running a small one returns an outcome rather than panicking).
 
 use super::input::Input;
-use pcnet_bench::reference::{parse_case, CaseKind, Outcome};
 use pcnet_core::{NetworkSpec, Scalar};
+use pcnet_reference::{parse_case, CaseKind, Outcome};
 use pcnet_std::data::{read_csv, read_idx, LabelColumn};
 use pcnet_std::Error;
 use std::io::Write;
@@ -65,7 +65,7 @@ pub fn reference_json(data: &[u8]) {
         match case.run() {
             Outcome::Error { message } => assert!(!message.is_empty()),
             Outcome::Fail { field, .. } => assert!(!field.is_empty()),
-            Outcome::Pass { worst } => assert!(worst <= pcnet_bench::reference::RELATIVE_TOLERANCE),
+            Outcome::Pass { worst } => assert!(worst <= pcnet_reference::RELATIVE_TOLERANCE),
             Outcome::Skip { reason } => assert!(!reason.is_empty()),
         }
     }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the firmware for a Cortex-M4F and a RV32IMAC, runs both under QEMU, checks each
 # learned and agrees with the host, and measures the budgets. Run from anywhere:
-#   tests/firmware/check.sh            # what CI runs
-#   tests/firmware/check.sh budget     # the budget builds and code-size report only
+#   firmware/check.sh            # what CI runs
+#   firmware/check.sh budget     # the budget builds and code-size report only
 # Needs: rustup targets thumbv7em-none-eabihf and riscv32imac-unknown-none-elf, the
 # llvm-tools component, qemu-system-arm and qemu-system-misc (scripts/install-deps).
 set -euo pipefail

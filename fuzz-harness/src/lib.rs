@@ -2,13 +2,13 @@
 //! panicking when an invariant of pc's bad-input contract fails.
 //!
 //! The cargo-fuzz targets in `fuzz/` are one-line calls of these functions, and the
-//! integration test `tests/fuzz_corpus.rs` replays every committed corpus file through
+//! integration test `tests/tests/fuzz_corpus.rs` (package pcnet-tests) replays every committed corpus file through
 //! them on stable, so the corpora and the regression inputs are checked by an ordinary
 //! `cargo test`. Each target's module states its invariants.
 //!
 //! ```
 //! // Every byte string is a valid fuzz input, the empty one included.
-//! for (_name, target) in pcnet_tests::harness::TARGETS {
+//! for (_name, target) in pcnet_fuzz_harness::TARGETS {
 //!     target(&[]);
 //!     target(&[7; 64]);
 //! }
