@@ -108,11 +108,6 @@ extern crate std;
 
 mod activation;
 mod error;
-#[cfg(test)]
-mod feature_tests;
-// Every optional capability built (the default features; see build.rs).
-#[cfg(all(test, pc_all_features))]
-mod hardening_tests;
 pub mod kernels;
 mod layer;
 mod learn;

@@ -167,3 +167,99 @@ fn other_classes_name_the_argument_and_the_value() {
     .expect_err("a NaN input is refused");
     assert_eq!(error.to_string(), "inputs: non-finite value at index 1");
 }
+
+/// Every error prints the data a caller acts on.
+#[test]
+fn every_error_prints_its_data() {
+    let cases: [(PcError, &[&str]); 12] = [
+        (
+            PcError::LengthMismatch {
+                what: "inputs",
+                expected: 6,
+                given: 5,
+            },
+            &["inputs", "6", "5"],
+        ),
+        (
+            PcError::BufferTooSmall {
+                what: "workspace",
+                needed: 90,
+                given: 80,
+            },
+            &["workspace", "90", "80"],
+        ),
+        (
+            PcError::ShapeMismatch {
+                layer: 2,
+                op: 1,
+                expected: 7,
+                given: 3,
+            },
+            &["layer 2", "op 1", "7", "3"],
+        ),
+        (
+            PcError::InvalidNetwork {
+                layer: 0,
+                reason: "no layers",
+            },
+            &["no layers"],
+        ),
+        (
+            PcError::InvalidNetwork {
+                layer: 3,
+                reason: "zero width",
+            },
+            &["layer 3", "zero width"],
+        ),
+        (
+            PcError::InvalidOp {
+                layer: 1,
+                op: 0,
+                reason: "zero stride",
+            },
+            &["layer 1", "op 0", "zero stride"],
+        ),
+        (PcError::EmptyBatch, &["no rows"]),
+        (
+            PcError::ClassOutOfRange {
+                row: 4,
+                class: 9,
+                classes: 3,
+            },
+            &["row 4", "9", "3 classes"],
+        ),
+        (
+            PcError::NonFinite {
+                what: "targets",
+                index: 12,
+            },
+            &["targets", "12"],
+        ),
+        (
+            PcError::InvalidHyperparameter {
+                name: "step size",
+                value: 2.5,
+                min: core::ops::Bound::Excluded(0.0),
+                max: core::ops::Bound::Excluded(2.0),
+            },
+            &["step size", "2.5", "(0, 2)"],
+        ),
+        (PcError::Diverged { iteration: 17 }, &["iteration 17"]),
+        (
+            PcError::CorruptModel {
+                reason: "CRC mismatch",
+            },
+            &["CRC mismatch"],
+        ),
+    ];
+    for (error, needles) in cases {
+        let text = error.to_string();
+        for needle in needles {
+            assert!(text.contains(needle), "`{text}` lacks `{needle}`");
+        }
+    }
+    let settings = PcError::InvalidSettings {
+        reason: "initial beliefs are used by Strict only",
+    };
+    assert!(settings.to_string().contains("Strict only"));
+}

@@ -8,7 +8,7 @@ if cargo tree -p pcnet-core --no-default-features --target thumbv7em-none-eabihf
     exit 1
 fi
 # With its features off pcnet-core is lint-clean and passes its own tests: what a build lacks
-# is a typed error (src/feature_tests.rs), and the tests of the missing parts are compiled
+# is a typed error (pcnet-core/tests/features.rs), and the tests of the missing parts are compiled
 # out. `strict` alone is what the firmware's Strict budget build uses (tests/firmware).
 for features in "" strict; do
     cargo clippy -q -p pcnet-core --no-default-features --features "$features" --all-targets -- -D warnings

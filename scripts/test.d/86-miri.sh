@@ -8,7 +8,7 @@
 # A subset, to keep the step within a few minutes (Miri runs these tests some 1000x slower
 # than a debug build): every test is run except those whose extra work under Miri is
 # repetition of code the others already run: thousands of relaxation iterations (the
-# divergence logic runs in hardening_tests), every bit flip or thousands of random
+# divergence logic runs in tests/divergence.rs), every bit flip or thousands of random
 # corruptions of a model (the reader's checks run in the malformed-model and round-trip
 # tests), finite-difference sweeps that call `infer` once per parameter, sweeps that call
 # `infer` once per parameter or input index and bad value (the finiteness proofs; every call without
@@ -22,7 +22,7 @@
 set -euo pipefail
 export MIRIFLAGS="${MIRIFLAGS:--Zmiri-deterministic-floats}"
 cargo +nightly miri setup >/dev/null
-cargo +nightly miri test -p pcnet-core --lib --features libm/force-soft-floats -- \
+cargo +nightly miri test -p pcnet-core --lib --tests --features libm/force-soft-floats -- \
     --skip failed_steps_leave_the_model_untouched \
     --skip strict_divergence_is_reported_with_its_iteration \
     --skip bit_flip \
@@ -36,4 +36,4 @@ cargo +nightly miri test -p pcnet-core --lib --features libm/force-soft-floats -
     --skip non_finite_parameters_are_named_whether_proven_or_scanned \
     --skip non_finite_inputs_are_named_when_proven_from_the_first_op \
     --skip fixed_pred_step_one_skips_settled_layers_bit_for_bit \
-    --skip ops::tests::
+    --skip kernels::tests::image::

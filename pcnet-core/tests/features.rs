@@ -3,8 +3,8 @@
 //! written, never a panic. `cargo test -p pcnet-core --no-default-features` runs them with
 //! everything off, the default test run with everything on.
 
-use crate::model_bytes::{self, crc32, HEADER_LEN, MAGIC, VERSION};
-use crate::{
+use pcnet_core::model_bytes::{self, crc32, HEADER_LEN, MAGIC, VERSION};
+use pcnet_core::{
     infer, Activation, Batch, Conv2d, ImageShape, Layer, Loss, NetworkSpec, Op, PcError, Settings,
     Targets,
 };
