@@ -10,6 +10,7 @@
 // Layers are indexed by the paper's `l` throughout, across several per-layer vectors.
 #![allow(clippy::needless_range_loop)]
 
+use pcnet_core::stability::{hessian_vector_product, workspace_len};
 use pcnet_core::strategies::{
     random_residual, residual_networks, smooth_residual_networks, RandomNetwork, RandomTargets,
 };
@@ -702,7 +703,83 @@ fn residual_strict_fixed_point() {
 }
 
 // ---------------------------------------------------------------------------------------
-// R6. The strategy covers what the statements quantify over
+// R6. The energy's Hessian through residual layers (the safe step's products)
+// ---------------------------------------------------------------------------------------
+
+/// Statement: at the feedforward values, the engine's Hessian-vector product (one JVP and
+/// one VJP per layer, what `Settings::with_safe_step_size` iterates) is `H u = D^T D u
+/// (+ J_L^T (d^2 Loss) J_L u_{L-1})` with `(D u)_l = J_l u_{l-1} - u_l` (`u_0 = 0`) and
+/// `J_l = I + alpha J_g` for residual layers: checked against `J_l u` from central
+/// differences of the naive layer and `J_l^T w` from the naive VJP.
+///
+/// Conditions: smooth residual networks with `L >= 2`; the loss term for the squared
+/// errors (`d^2 Loss = 2 / (rows outputs)` for MSE, 2 for summed MSE), without it for any
+/// loss; a direction uniform in `[-1, 1]`.
+///
+/// Tolerance: `|H u - naive| <= 1e-7 |naive| + 1e-12` (Euclidean): the central difference
+/// of step `1e-5` errs by `h^2 / 6` times the third derivative (~1e-11 relative) plus
+/// `u |f| / h ~ 1e-11`.
+#[test]
+fn residual_hessian_vector_product_is_d_transpose_d() {
+    proptest!(cases(64), |(net in smooth_residual_networks(), seed in any::<u64>())| {
+        let depth = net.depth();
+        prop_assume!(depth >= 2);
+        let spec = net.spec();
+        let feedforward = exact(&net).feedforward;
+        let hidden_len: usize = (1..depth).map(|l| feedforward[l].len()).sum();
+        let direction = perturbation(seed, hidden_len, 1.0);
+        let mut pieces = vec![vec![0.0; feedforward[0].len()]];
+        let mut offset = 0;
+        for l in 1..depth {
+            pieces.push(direction[offset..offset + feedforward[l].len()].to_vec());
+            offset += feedforward[l].len();
+        }
+        let mse = matches!(net.loss, Loss::Mse | Loss::MseSum);
+        for loss_curvature in [false, true].into_iter().filter(|&c| !c || mse) {
+            let mut product = vec![0.0; hidden_len];
+            let mut workspace = vec![0.0; workspace_len(&spec, net.rows)];
+            hessian_vector_product(&spec, &net.params, net.batch(), loss_curvature, &direction, &mut product, &mut workspace).unwrap();
+            // J_l u_{l-1} by central differences of the naive layer at vhat_{l-1}.
+            let h = 1e-5;
+            let push = |l: usize, u: &[f64]| -> Vec<f64> {
+                let at = &feedforward[l - 1];
+                let plus: Vec<f64> = at.iter().zip(u).map(|(v, d)| v + h * d).collect();
+                let minus: Vec<f64> = at.iter().zip(u).map(|(v, d)| v - h * d).collect();
+                let (a, b) = (naive_apply(&net, &net.params, l, &plus), naive_apply(&net, &net.params, l, &minus));
+                a.iter().zip(&b).map(|(a, b)| (a - b) / (2.0 * h)).collect()
+            };
+            let mut expected: Vec<Vec<f64>> = (0..depth).map(|l| vec![0.0; feedforward[l].len()]).collect();
+            let top = if loss_curvature { depth } else { depth - 1 };
+            for l in 1..=top {
+                let pushed = push(l, &pieces[l - 1]);
+                // w_l = J_l u_{l-1} - u_l for hidden l; w_L = d^2Loss J_L u_{L-1}.
+                let w: Vec<f64> = if l < depth {
+                    pushed.iter().zip(&pieces[l]).map(|(j, u)| j - u).collect()
+                } else {
+                    let curvature = if net.loss == Loss::Mse { 2.0 / (net.rows * spec.output_len()) as f64 } else { 2.0 };
+                    pushed.iter().map(|j| curvature * j).collect()
+                };
+                if l < depth {
+                    for (e, w) in expected[l].iter_mut().zip(&w) {
+                        *e -= w;
+                    }
+                }
+                if l > 1 {
+                    let (pulled, _) = naive_vjp(&net, l, &feedforward[l - 1], &w, false);
+                    for (e, p) in expected[l - 1].iter_mut().zip(&pulled) {
+                        *e += p;
+                    }
+                }
+            }
+            let expected: Vec<f64> = expected[1..].concat();
+            prop_assert!(distance(&product, &expected) <= 1e-7 * norm(&expected) + 1e-12,
+                "loss curvature {loss_curvature}: |Hu - naive| {:e}, |naive| {:e}", distance(&product, &expected), norm(&expected));
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// R7. The strategy covers what the statements quantify over
 // ---------------------------------------------------------------------------------------
 
 /// The drawn residual networks include every branch kind, residual first and last
