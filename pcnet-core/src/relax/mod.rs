@@ -446,7 +446,8 @@ pub(crate) fn check_problem<T: Scalar>(
         check_len("initial beliefs", rows * hidden, initial.len())?;
         check_finite("initial beliefs", initial)?;
     }
-    let needed = if settings.algorithm == Algorithm::Strict {
+    // Without `safe-step` the validation refused every schedule but the plain one.
+    let needed = if cfg!(feature = "safe-step") && settings.algorithm == Algorithm::Strict {
         settings.schedule.workspace_len(spec, rows)
     } else {
         spec.workspace_len(rows)
