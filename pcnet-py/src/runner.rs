@@ -19,6 +19,18 @@ use pcnet_std::batch::{Par, RunnerBackend, BLOCK_ROWS};
 use pcnet_std::fast::{Fast, Scratch};
 use rayon::prelude::*;
 
+/// A cache line, in bytes.
+const LINE: usize = 64;
+
+/// The part of `buffer` from its first cache-line boundary on (a `T` is aligned to its
+/// size, so the distance to the boundary is whole values).
+fn line_aligned<T>(buffer: &mut [T]) -> &mut [T] {
+    let size = core::mem::size_of::<T>();
+    let offset = (LINE - buffer.as_ptr() as usize % LINE) % LINE / size;
+    let start = offset.min(buffer.len());
+    &mut buffer[start..]
+}
+
 /// Parameters per chunk when block updates are added on a pool (the order over blocks is
 /// the same in every chunk, so the split changes no bit).
 const REDUCE_CHUNK: usize = 1 << 14;
@@ -259,8 +271,11 @@ where
             });
         }
         for (index, block) in self.blocks[..block_count].iter_mut().enumerate() {
-            if block.workspace.len() < workspace_len {
-                block.workspace.resize(workspace_len, T::zero());
+            // On a cache-line boundary, as the batch runner's workspaces: every other
+            // 32-byte vector access would straddle two lines otherwise.
+            let slack = LINE / core::mem::size_of::<T>();
+            if block.workspace.len() < workspace_len + slack {
+                block.workspace.resize(workspace_len + slack, T::zero());
             }
             // Block 0 writes its updates into the caller's buffer.
             let updates_len = if index == 0 { 0 } else { spec.parameter_len() };
@@ -366,7 +381,7 @@ where
                     request.params,
                     batch,
                     &settings,
-                    workspace.as_mut_slice(),
+                    line_aligned(workspace),
                     updates_out,
                 )
             });

@@ -6,6 +6,8 @@
 set -euo pipefail
 cargo clippy -p pcnet-py --features python --all-targets -- -D warnings
 venv="$PWD/.venv-py"
+# The maturin build backend runs the `maturin` program of the venv.
+export PATH="$venv/bin:$PATH"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation \
     --force-reinstall --no-deps ./pcnet-py
 "$venv/bin/python" -c "import pc_kernels; print('pc_kernels', pc_kernels.__version__)"

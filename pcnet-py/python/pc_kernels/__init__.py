@@ -294,8 +294,8 @@ class Network:
             raise ValueError(f"n must be a non-negative int, got {n!r}")
         if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 0:
             raise ValueError(f"threads must be a non-negative int (0: every core), got {threads!r}")
-        results = np.empty(self._native.results_len(rows), dtype=flat.dtype)
-        updates = np.empty(self.parameter_len, dtype=flat.dtype)
+        results = _line_aligned(self._native.results_len(rows), flat.dtype)
+        updates = _line_aligned(self.parameter_len, flat.dtype)
         outcome = self._native.infer_into(
             flat, x, y, algorithm, float(eta), int(n), free_input, vinit, int(threads), results, updates
         )
@@ -368,6 +368,15 @@ class Network:
             flat, x, y, float(margin), int(iterations), float(tolerance), bool(loss_curvature)
         )
         return StepSize(step, lambda_max, count)
+
+
+def _line_aligned(length: int, dtype: Any) -> np.ndarray:
+    """An uninitialised array of `length` values starting on a 64-byte boundary (the
+    kernels' 32-byte vector stores then never straddle two cache lines)."""
+    itemsize = np.dtype(dtype).itemsize
+    storage = np.empty(length + 64 // itemsize, dtype=dtype)
+    offset = (-storage.ctypes.data % 64) // itemsize
+    return storage[offset : offset + length]
 
 
 def _hidden_beliefs(vinit: Sequence[np.ndarray], network: Network, rows: int, dtype: Any) -> np.ndarray:

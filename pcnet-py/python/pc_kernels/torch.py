@@ -152,6 +152,11 @@ class _Plan:
         self.flat_numpy: Optional[np.ndarray] = None
         self.pointers: List[int] = []
         self.shared = len({id(p) for p in self.params}) != len(self.params)
+        self.grad_layout: List[Tuple[Tuple[int, ...], Tuple[int, ...], int]] = []
+        offset = 0
+        for p in self.params:
+            self.grad_layout.append(_contiguous(tuple(p.shape), offset))
+            offset += p.numel()
 
     def network(self, input_shape: Tuple[int, ...], loss: str) -> Network:
         key = (input_shape, loss)
@@ -209,6 +214,36 @@ def _plan(model: nn.Module) -> _Plan:
         plan = _Plan(model)
         _PLANS[model] = plan
     return plan
+
+
+def _contiguous(size: Tuple[int, ...], offset: int) -> Tuple[Tuple[int, ...], Tuple[int, ...], int]:
+    """`(size, stride, offset)` of a C-contiguous view (one `as_strided`, the cheapest view)."""
+    stride = []
+    step = 1
+    for extent in reversed(size):
+        stride.append(step)
+        step *= extent
+    return tuple(size), tuple(reversed(stride)), offset
+
+
+_LAYOUTS: "weakref.WeakKeyDictionary[Network, Dict[int, Any]]" = weakref.WeakKeyDictionary()
+
+
+def _results_layout(network: Network, rows: int) -> Any:
+    """Where `v_l`, `vhat_l`, `epsilon_l` and dLoss/dy lie in the results buffer, per
+    network and row count (computed once)."""
+    per_rows = _LAYOUTS.setdefault(network, {})
+    layout = per_rows.get(rows)
+    if layout is None:
+        sections = []
+        offset = 0
+        for _ in range(3):
+            for width, shape in zip(network._widths, network.activation_shapes):
+                sections.append(_contiguous((rows,) + shape, offset))
+                offset += rows * width
+        layout = (sections, _contiguous((rows,) + network.activation_shapes[-1], offset))
+        per_rows[rows] = layout
+    return layout
 
 
 def network_of(model: nn.Module, X: torch.Tensor, LossFun: Any) -> Network:
@@ -297,17 +332,15 @@ def PCInfer(
         beliefs = _hidden_beliefs([t.detach().cpu().numpy() for t in vinit], network, rows, flat.dtype)
     results, updates, outcome = network._run(flat, x, y, ErrType, eta, n, free_input, beliefs, threads)
 
+    sections, dldy_layout = _results_layout(network, rows)
     results_t = torch.from_numpy(results)
+    base = results_t.storage_offset()
+    views = [results_t.as_strided(size, stride, base + offset) for size, stride, offset in sections]
     depth = network.depth
-    widths = network._widths
-    shapes = network.activation_shapes
-    sizes = [rows * w for w in widths] * 3 + [rows * widths[-1]]
-    pieces = results_t.split(sizes)
-    views = [pieces[i].view((rows,) + shapes[i % (depth + 1)]) for i in range(3 * (depth + 1))]
     vhat: List[torch.Tensor] = [X] + views[1 : depth + 1]
-    v: List[Optional[torch.Tensor]] = list(views[depth + 1 : 2 * depth + 2])
-    epsilon: List[Optional[torch.Tensor]] = list(views[2 * depth + 2 : 3 * depth + 3])
-    dLdy = pieces[-1].view((rows,) + shapes[-1])
+    v: List[Optional[torch.Tensor]] = views[depth + 1 : 2 * depth + 2]
+    epsilon: List[Optional[torch.Tensor]] = views[2 * depth + 2 :]
+    dLdy = results_t.as_strided(dldy_layout[0], dldy_layout[1], base + dldy_layout[2])
     if ErrType == "Exact":
         v[0] = None
         epsilon[0] = None
@@ -317,8 +350,9 @@ def PCInfer(
         # Torch2PC's FixedPred computes no error below the output when it does not iterate.
         epsilon[:depth] = [None] * depth
 
-    grads = torch.from_numpy(updates).split([p.numel() for p in plan.params])
-    for p, grad in zip(plan.params, grads):
-        p.grad = grad.view(p.shape)
+    updates_t = torch.from_numpy(updates)
+    base = updates_t.storage_offset()
+    for p, (size, stride, offset) in zip(plan.params, plan.grad_layout):
+        p.grad = updates_t.as_strided(size, stride, base + offset)
     Loss = torch.tensor(outcome[0], dtype=dtype)
     return vhat, Loss, dLdy, v, epsilon
