@@ -438,6 +438,7 @@ impl Default for Lanczos {
 }
 
 impl Lanczos {
+    #[cfg_attr(not(feature = "safe-step"), allow(dead_code))]
     pub(crate) fn validate(&self) -> Result<(), PcError> {
         if self.iterations < 2 || self.iterations > MAX_ITERATIONS {
             return Err(PcError::InvalidHyperparameter {

@@ -294,6 +294,8 @@ impl<'a, T: Scalar> Settings<'a, T> {
                 reason: "initial beliefs are used by Strict only",
             });
         }
+        // Without `safe-step` `missing_feature` has refused every schedule but the plain one.
+        #[cfg(feature = "safe-step")]
         if let Some(conditioning) = self.schedule.conditioning() {
             if self.algorithm != Algorithm::Strict {
                 return Err(PcError::InvalidSettings {

@@ -103,6 +103,7 @@ impl<T: Scalar> Conditioning<T> {
         }
     }
 
+    #[cfg_attr(not(feature = "safe-step"), allow(dead_code))]
     pub(crate) fn validate(&self) -> Result<(), PcError> {
         self.lanczos.validate()?;
         if let Some(tau) = self.relative_tolerance {
