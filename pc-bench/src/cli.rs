@@ -274,7 +274,7 @@ fn parse_positive(text: &str) -> Result<usize, String> {
 #[derive(Debug, Args)]
 pub struct DepthArgs {
     /// Output directory for depth.csv and depth.svg/png.
-    #[arg(long, default_value = "depth-out")]
+    #[arg(long, default_value = "target/pc-depth")]
     pub out: PathBuf,
     /// Depths, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "4,8,16,32,64,128")]

@@ -63,7 +63,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            out: PathBuf::from("depth-out"),
+            out: PathBuf::from("target/pc-depth"),
             depths: vec![4, 8, 16, 32, 64, 128],
             width: 32,
             batch: 64,

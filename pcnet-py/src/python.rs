@@ -216,11 +216,7 @@ impl Network {
                 "algorithm must be \"FixedPred\", \"Strict\" or \"Exact\", not {algorithm:?}"
             ))
         })?;
-        let settings = match algorithm {
-            Algorithm::Exact => Settings::exact(),
-            Algorithm::FixedPred => Settings::fixed_pred(T::from_f64(eta), n),
-            Algorithm::Strict => Settings::strict(T::from_f64(eta), n),
-        };
+        let settings = Settings::for_algorithm(algorithm, T::from_f64(eta), n);
         Ok(if free_input {
             if algorithm != Algorithm::FixedPred {
                 return Err(PyValueError::new_err(

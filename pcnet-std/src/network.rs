@@ -1018,7 +1018,7 @@ fn parse_widths(description: &str) -> Result<Vec<usize>, Error> {
 /// assert_eq!(deep.layers()[1].residual_scale(), Some(alpha));
 /// // Standard is the builder's default initialisation, bit for bit.
 /// let standard: Network<f64> = builder.clone().build_parameterised(Parameterisation::Standard)?;
-/// assert_eq!(standard, builder.build::<f64>()?);
+/// assert_eq!(standard, builder.build()?);
 /// # Ok::<(), pcnet_core::PcError>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -1147,7 +1147,7 @@ impl<T: Scalar> Network<T> {
     /// let (weight, bias) = (net.weight(2)?, net.bias(2)?);
     /// assert!(bias.iter().all(|&b| b == 0.0));
     /// assert!(weight.iter().all(|w| w.abs() <= (3.0 / 64.0_f64).sqrt()));
-    /// # Ok::<(), pcnet_core::PcError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
     /// # Errors

@@ -71,7 +71,7 @@ pub struct Inference<'w, 's, T> {
     loss: T,
     report: Report<T>,
     step_size: T,
-    spectrum: Option<crate::analysis::Spectrum<T>>,
+    spectrum: SpectrumSlot<T>,
     /// `v_0 = x`: [`Inference::beliefs`] reads it from `vhat_0`, so that the algorithms
     /// need not copy the input (often the widest layer) a second time.
     clamped_input: bool,
@@ -363,7 +363,24 @@ pub(crate) fn infer_checked<'w, 's, const CHECK_NETWORK: bool, T: Scalar, B: Bac
 }
 
 /// What [`run_algorithm`] ran with: the report, the step size, the spectrum.
-type Ran<T> = (Report<T>, T, Option<crate::analysis::Spectrum<T>>);
+type Ran<T> = (Report<T>, T, SpectrumSlot<T>);
+
+/// The spectrum a conditioned Strict schedule used (feature `safe-step`). Without the
+/// feature there is no conditioned schedule and the slot has no size, so a firmware's
+/// learning step neither stores nor copies it (firmware/check.sh budget).
+#[cfg(feature = "safe-step")]
+type SpectrumSlot<T> = Option<crate::analysis::Spectrum<T>>;
+#[cfg(not(feature = "safe-step"))]
+type SpectrumSlot<T> = core::marker::PhantomData<T>;
+
+/// The slot of a run that used no spectrum.
+#[inline(always)]
+fn no_spectrum<T>() -> SpectrumSlot<T> {
+    #[cfg(feature = "safe-step")]
+    return None;
+    #[cfg(not(feature = "safe-step"))]
+    core::marker::PhantomData
+}
 
 /// Runs the algorithm `problem.settings` names (Strict with the safe step size first
 /// estimates the curvature); returns its report, the step size it ran with and, for a
@@ -426,7 +443,7 @@ fn run_algorithm<T: Scalar, B: Backend<T>>(
         #[cfg(not(all(feature = "exact", feature = "fixed-pred", feature = "strict")))]
         _ => return Err(unbuilt(settings)),
     };
-    Ok((report, step_size, None))
+    Ok((report, step_size, no_spectrum()))
 }
 
 /// Checks everything but the network and its parameters (which the caller has checked
@@ -446,12 +463,15 @@ pub(crate) fn check_problem<T: Scalar>(
         check_len("initial beliefs", rows * hidden, initial.len())?;
         check_finite("initial beliefs", initial)?;
     }
-    // Without `safe-step` the validation refused every schedule but the plain one.
-    let needed = if cfg!(feature = "safe-step") && settings.algorithm == Algorithm::Strict {
+    // Without `safe-step` there is no schedule field: Strict is the plain schedule.
+    #[cfg(feature = "safe-step")]
+    let needed = if settings.algorithm == Algorithm::Strict {
         settings.schedule.workspace_len(spec, rows)
     } else {
         spec.workspace_len(rows)
     };
+    #[cfg(not(feature = "safe-step"))]
+    let needed = spec.workspace_len(rows);
     if workspace_len < needed {
         return Err(PcError::BufferTooSmall {
             what: "workspace",
@@ -498,6 +518,8 @@ impl<'w, 's, T: Scalar> Inference<'w, 's, T> {
 
     /// The Hessian's extreme eigenvalues a conditioned [`StrictSchedule`] relaxed with
     /// (given or estimated), `None` for the plain schedule and the other algorithms.
+    /// Feature `safe-step`.
+    #[cfg(feature = "safe-step")]
     pub fn spectrum(&self) -> Option<crate::analysis::Spectrum<T>> {
         self.spectrum
     }

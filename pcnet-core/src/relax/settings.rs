@@ -2,6 +2,7 @@
 //! ([`Settings`]), and the validation of those settings against the build's features.
 
 use super::safe_step::SafeStep;
+#[cfg(feature = "safe-step")]
 use super::strict_accelerated::StrictSchedule;
 use crate::{ParseNameError, PcError, Scalar};
 use core::ops::Bound;
@@ -129,6 +130,10 @@ pub struct Settings<'a, T> {
     pub safe_step: Option<SafeStep>,
     /// Strict only: how the beliefs move and when they stop (default
     /// [`StrictSchedule::Plain`], Torch2PC's gradient steps); see [`StrictSchedule`].
+    /// Feature `safe-step` (the conditioned schedules estimate the Hessian's spectrum):
+    /// without it the field does not exist, so firmware built with `strict` alone carries
+    /// neither the field nor its checks.
+    #[cfg(feature = "safe-step")]
     pub schedule: StrictSchedule<T>,
 }
 
@@ -143,6 +148,7 @@ impl<'a, T: Scalar> Settings<'a, T> {
             initial_beliefs: None,
             divergence_ratio: T::from_f64(1e6),
             safe_step: None,
+            #[cfg(feature = "safe-step")]
             schedule: StrictSchedule::Plain,
         }
     }
@@ -236,8 +242,7 @@ impl<'a, T: Scalar> Settings<'a, T> {
         }
     }
 
-    /// Checks every field against its range and against the build's features.
-    /// Strict only: relaxes with `schedule` (see [`StrictSchedule`]).
+    /// Strict only: relaxes with `schedule` (see [`StrictSchedule`]; feature `safe-step`).
     ///
     /// ```
     /// use pcnet_core::{Conditioning, Settings, StrictSchedule};
@@ -245,11 +250,13 @@ impl<'a, T: Scalar> Settings<'a, T> {
     ///     .with_schedule(StrictSchedule::HeavyBall(Conditioning::relative(1e-10)));
     /// assert!(matches!(settings.schedule, StrictSchedule::HeavyBall(_)));
     /// ```
+    #[cfg(feature = "safe-step")]
     #[must_use = "returns the changed value; the original is not modified"]
     pub fn with_schedule(self, schedule: StrictSchedule<T>) -> Self {
         Settings { schedule, ..self }
     }
 
+    /// Checks every field against its range and against the build's features.
     pub(super) fn validate(&self) -> Result<(), PcError> {
         missing_feature(self)?;
         if self.algorithm != Algorithm::Exact {
@@ -294,7 +301,7 @@ impl<'a, T: Scalar> Settings<'a, T> {
                 reason: "initial beliefs are used by Strict only",
             });
         }
-        // Without `safe-step` `missing_feature` has refused every schedule but the plain one.
+        // Without `safe-step` there is no schedule field: Strict is the plain schedule.
         #[cfg(feature = "safe-step")]
         if let Some(conditioning) = self.schedule.conditioning() {
             if self.algorithm != Algorithm::Strict {
@@ -338,11 +345,6 @@ fn missing_feature<T>(settings: &Settings<'_, T>) -> Result<(), PcError> {
         }
         (Algorithm::Strict, true) if cfg!(not(feature = "safe-step")) => {
             "the safe step size needs pcnet-core's `safe-step` feature"
-        }
-        (Algorithm::Strict, _)
-            if cfg!(not(feature = "safe-step")) && settings.schedule.conditioning().is_some() =>
-        {
-            "the conditioned Strict schedules need pcnet-core's `safe-step` feature"
         }
         _ => return Ok(()),
     };
