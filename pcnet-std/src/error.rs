@@ -39,6 +39,18 @@ pub enum Error {
         /// What is wrong, and where.
         message: String,
     },
+    /// `PC_ISA` (or a name parsed as a [`crate::fast::Isa`]) names no kernel family.
+    UnknownIsa {
+        /// The value given.
+        value: String,
+    },
+    /// A kernel family this processor (or this build) cannot run was asked for.
+    UnavailableIsa {
+        /// The family asked for.
+        isa: crate::fast::Isa,
+        /// The families this processor runs.
+        available: &'static [crate::fast::Isa],
+    },
 }
 
 impl Error {
@@ -57,6 +69,18 @@ impl fmt::Display for Error {
             Error::Pc(error) => write!(f, "{error}"),
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::Format { input, message } => write!(f, "{input}: {message}"),
+            Error::UnknownIsa { value } => write!(
+                f,
+                "{value:?} is not a kernel family (PC_ISA takes portable, avx2 or avx512)"
+            ),
+            Error::UnavailableIsa { isa, available } => {
+                write!(f, "this processor cannot run the {isa} kernels (it runs")?;
+                for (index, family) in available.iter().enumerate() {
+                    let separator = if index == 0 { " " } else { ", " };
+                    write!(f, "{separator}{family}")?;
+                }
+                write!(f, ")")
+            }
         }
     }
 }

@@ -726,12 +726,12 @@ impl<T: Scalar> Network<T> {
                     inputs,
                     outputs,
                 };
-                Fast.linear_forward(dims, input, weight, bias, output);
+                Fast::default().linear_forward(dims, input, weight, bias, output);
             }
             Op::Activation(activation) => activation.forward(input, output),
             Op::Conv2d(conv) => {
                 let (weight, bias) = params.split_at(conv.weight_len());
-                Fast.conv2d_forward(&conv, rows, input, weight, bias, output);
+                Fast::default().conv2d_forward(&conv, rows, input, weight, bias, output);
             }
             Op::MaxPool2d(window) => pool::max_forward(&window, rows, input, output),
             Op::AvgPool2d(window) => pool::avg_forward(&window, rows, input, output),

@@ -48,7 +48,7 @@ where
             let canary = |len: usize| vec![T::nan(); len + 3];
 
             let (mut fast, mut portable) = (canary(out_len), canary(out_len));
-            Fast.conv2d_forward(shape, rows, &x, &w, &b, &mut fast);
+            Fast::default().conv2d_forward(shape, rows, &x, &w, &b, &mut fast);
             conv::forward(shape, rows, &x, &w, &b, &mut portable);
             assert_eq!(
                 fast[..out_len],
@@ -61,7 +61,7 @@ where
             );
 
             let (mut fast, mut portable) = (canary(in_len), canary(in_len));
-            Fast.conv2d_backward_input(shape, rows, &g, &w, &mut fast);
+            Fast::default().conv2d_backward_input(shape, rows, &g, &w, &mut fast);
             conv::backward_input(shape, rows, &g, &w, &mut portable);
             assert_eq!(
                 fast[..in_len],
@@ -74,7 +74,7 @@ where
             let (mut fast_w, mut portable_w) = (canary(len), canary(len));
             let (mut fast_b, mut portable_b) =
                 (canary(shape.out_channels), canary(shape.out_channels));
-            Fast.conv2d_backward_parameters(shape, rows, &g, &x, &mut fast_w, &mut fast_b);
+            Fast::default().conv2d_backward_parameters(shape, rows, &g, &x, &mut fast_w, &mut fast_b);
             conv::backward_parameters(shape, rows, &g, &x, &mut portable_w, &mut portable_b);
             assert_eq!(
                 fast_w[..len],
@@ -145,7 +145,7 @@ fn fast_cnn_relaxation_matches_portable() {
             vec![0.0; spec.parameter_len()],
         );
         infer_with(
-            &Fast,
+            &Fast::default(),
             &spec,
             &params,
             batch,

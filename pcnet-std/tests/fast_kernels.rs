@@ -124,7 +124,7 @@ where
             vec![T::zero(); rows * outputs],
         );
         let out = &mut fast[CANARY..CANARY + rows * outputs];
-        Fast.linear_forward(dims, &input, &weight, &bias, out);
+        Fast::default().linear_forward(dims, &input, &weight, &bias, out);
         portable::linear_forward(dims, &input, &weight, &bias, &mut slow);
         check_canaries(&fast, &what);
         let bounds: Vec<f64> = (0..rows * outputs)
@@ -146,7 +146,7 @@ where
 
         // Input VJP: g_in[r][i] = sum_o g[r][o] w[o][i]
         let (mut fast, mut slow) = (guarded::<T>(rows * inputs), vec![T::zero(); rows * inputs]);
-        Fast.linear_backward_input(
+        Fast::default().linear_backward_input(
             dims,
             &grad_output,
             &weight,
@@ -176,7 +176,7 @@ where
             vec![T::zero(); outputs * inputs],
         );
         let (mut fast_b, mut slow_b) = (guarded::<T>(outputs), vec![T::zero(); outputs]);
-        Fast.linear_backward_parameters(
+        Fast::default().linear_backward_parameters(
             dims,
             &grad_output,
             &input,

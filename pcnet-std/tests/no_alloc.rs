@@ -162,9 +162,9 @@ fn main() {
         check(Portable, layers, 150, Par::Seq);
         check(Portable, layers, 150, Par::Rayon(2));
         settle(); // the dropped runner's pool threads exit
-        check(pcnet_std::fast::Fast, layers, 1, Par::Seq);
-        check(pcnet_std::fast::Fast, layers, 150, Par::Seq);
-        check(pcnet_std::fast::Fast, layers, 150, Par::Rayon(2));
+        check(pcnet_std::fast::Fast::default(), layers, 1, Par::Seq);
+        check(pcnet_std::fast::Fast::default(), layers, 150, Par::Seq);
+        check(pcnet_std::fast::Fast::default(), layers, 150, Par::Rayon(2));
         settle();
     }
     println!(

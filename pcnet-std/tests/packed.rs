@@ -110,12 +110,12 @@ where
             Settings::strict(T::from_f64(0.1), 7),
         ] {
             for settings in [base, base.with_free_input()] {
-                let expected = run(&Fast, &spec, &params, batch, &settings, rows);
+                let expected = run(&Fast::default(), &spec, &params, batch, &settings, rows);
                 let backend = packed.pack(&spec, &params, &settings).expect("packs");
                 let got = run(&backend, &spec, &params, batch, &settings, rows);
                 assert_eq!(got, expected, "rows {rows}, {settings:?}");
                 // Other parameters (another address) go through `Fast` unchanged.
-                let expected_other = run(&Fast, &spec, &other_params, batch, &settings, rows);
+                let expected_other = run(&Fast::default(), &spec, &other_params, batch, &settings, rows);
                 let got_other = run(&backend, &spec, &other_params, batch, &settings, rows);
                 assert_eq!(got_other, expected_other, "other parameters, rows {rows}");
                 assert_ne!(

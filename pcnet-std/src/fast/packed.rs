@@ -10,6 +10,7 @@
 //! panels from there does the same products in the same order, so the results are the
 //! bits [`Fast`] gives; only the copies are gone.
 
+use super::kernels::Family;
 use super::matmul::{pack_rhs_block, packed_rhs_len, PACK_DEPTH_BLOCK, PACK_ROWS};
 use super::{Fast, GemmScalar, MatRef};
 use pcnet_core::{Backend, Conv2d, InputBelief, LinearDims, NetworkSpec, Op, PcError};
@@ -54,7 +55,7 @@ struct PackedLayer {
 /// let mut packed = PackedWeights::new();
 /// let backend = packed.pack(&spec, &params, &settings)?;
 /// infer_with(&backend, &spec, &params, batch, &settings, &mut workspace, &mut packed_updates)?;
-/// infer_with(&Fast, &spec, &params, batch, &settings, &mut workspace, &mut fast_updates)?;
+/// infer_with(&Fast::default(), &spec, &params, batch, &settings, &mut workspace, &mut fast_updates)?;
 /// // The same products in the same order: the same bits.
 /// assert!(packed_updates.iter().zip(&fast_updates).all(|(a, b)| a.to_bits() == b.to_bits()));
 /// # Ok::<(), pcnet_core::PcError>(())
@@ -93,7 +94,8 @@ impl<T: GemmScalar> PackedWeights<T> {
     /// forward product, and for the input VJP where a relaxation with `settings` computes
     /// it: every linear op except the first op of layer 1 when the input is clamped. The
     /// returned backend borrows both this storage and `params`, so neither can change
-    /// while it is in use, and computes exactly what [`Fast`] computes.
+    /// while it is in use, and computes exactly what [`Fast::default`] computes
+    /// ([`PackedWeights::pack_for`] packs for another [`Fast`] value's family).
     ///
     /// # Errors
     /// Every error of [`NetworkSpec::validate`], and [`PcError::LengthMismatch`] when
@@ -104,7 +106,35 @@ impl<T: GemmScalar> PackedWeights<T> {
         params: &'a [T],
         settings: &pcnet_core::Settings<'_, T>,
     ) -> Result<PackedFast<'a, T>, PcError> {
-        self.pack_on(spec, params, settings, PACK_ROWS, false)
+        self.pack_on(Fast::default(), spec, params, settings, PACK_ROWS, false)
+    }
+
+    /// [`PackedWeights::pack`] for `fast`'s kernel family: the returned backend computes
+    /// exactly what `fast` computes.
+    ///
+    /// # Errors
+    /// As [`PackedWeights::pack`].
+    ///
+    /// # Example
+    /// ```
+    /// use pcnet_core::{Activation, Layer, Loss, NetworkSpec, Settings};
+    /// use pcnet_std::fast::{Fast, Isa, PackedWeights};
+    /// let layers = [Layer::dense(3, 40, Activation::Relu), Layer::dense(40, 2, Activation::Identity)];
+    /// let spec = NetworkSpec::new(&layers, Loss::CrossEntropy);
+    /// let params = vec![0.1_f64; spec.parameter_len()];
+    /// let mut packed = PackedWeights::new();
+    /// let backend = packed.pack_for(Fast::with_isa(Isa::Portable)?, &spec, &params, &Settings::strict(0.1, 20))?;
+    /// assert_eq!(backend.fast().isa(), Isa::Portable);
+    /// # Ok::<(), pcnet_std::Error>(())
+    /// ```
+    pub fn pack_for<'a>(
+        &'a mut self,
+        fast: Fast,
+        spec: &NetworkSpec<'_>,
+        params: &'a [T],
+        settings: &pcnet_core::Settings<'_, T>,
+    ) -> Result<PackedFast<'a, T>, PcError> {
+        self.pack_on(fast, spec, params, settings, PACK_ROWS, false)
     }
 
     /// [`PackedWeights::pack`] for products of `rows` rows (below 24 they read the
@@ -114,6 +144,7 @@ impl<T: GemmScalar> PackedWeights<T> {
     /// one thread, the same values whoever writes it.
     pub(crate) fn pack_on<'a>(
         &'a mut self,
+        fast: Fast,
         spec: &NetworkSpec<'_>,
         params: &'a [T],
         settings: &pcnet_core::Settings<'_, T>,
@@ -121,6 +152,7 @@ impl<T: GemmScalar> PackedWeights<T> {
         parallel: bool,
     ) -> Result<PackedFast<'a, T>, PcError> {
         spec.validate()?;
+        let family = fast.family;
         if params.len() != spec.parameter_len() {
             return Err(PcError::LengthMismatch {
                 what: "parameters",
@@ -142,12 +174,12 @@ impl<T: GemmScalar> PackedWeights<T> {
                 if let Op::Linear { inputs, outputs } = *op {
                     if inputs > 0 && outputs > 0 {
                         let forward = total;
-                        total += packed_rhs_len::<T>(inputs, outputs);
+                        total += packed_rhs_len::<T>(family, inputs, outputs);
                         let vjp_needed =
                             index > 0 || op_index > 0 || settings.input == InputBelief::Free;
                         let input_vjp = vjp_needed.then_some(total);
                         if vjp_needed {
-                            total += packed_rhs_len::<T>(outputs, inputs);
+                            total += packed_rhs_len::<T>(family, outputs, inputs);
                         }
                         self.layers.push(PackedLayer {
                             weight_offset: op_offset,
@@ -173,7 +205,7 @@ impl<T: GemmScalar> PackedWeights<T> {
             ];
             for (transposed, offset, k, n) in matrices {
                 let Some(offset) = offset else { continue };
-                let padded = packed_rhs_len::<T>(1, n); // one row of panels
+                let padded = packed_rhs_len::<T>(family, 1, n); // one row of panels
                 for depth in (0..k).step_by(PACK_DEPTH_BLOCK) {
                     self.units.push(PackUnit {
                         layer: index,
@@ -186,6 +218,7 @@ impl<T: GemmScalar> PackedWeights<T> {
             }
         }
         let packed_all = fill(
+            family,
             &self.units,
             &mut self.panels[..total],
             0,
@@ -199,6 +232,7 @@ impl<T: GemmScalar> PackedWeights<T> {
             self.layers.clear();
         }
         Ok(PackedFast {
+            fast,
             params,
             layers: &self.layers,
             panels: &self.panels,
@@ -218,12 +252,21 @@ impl<T: GemmScalar> PackedWeights<T> {
 /// See [`PackedWeights`].
 #[derive(Clone, Copy, Debug)]
 pub struct PackedFast<'a, T> {
+    fast: Fast,
     params: &'a [T],
     layers: &'a [PackedLayer],
     panels: &'a [T],
 }
 
 impl<T: GemmScalar> PackedFast<'_, T> {
+    /// The [`Fast`] backend (and so the kernel family) these panels were packed for.
+    ///
+    /// # Example
+    /// See [`PackedWeights::pack_for`].
+    pub fn fast(&self) -> Fast {
+        self.fast
+    }
+
     /// The linear op whose weights are `weight` with `dims`, if it was packed.
     fn layer_of(&self, dims: LinearDims, weight: &[T]) -> Option<&PackedLayer> {
         // Where `weight` starts inside the borrowed parameters, if it does (addresses are
@@ -245,7 +288,7 @@ impl<T: GemmScalar> PackedFast<'_, T> {
     /// `W^T` packed for the forward product of that op.
     fn forward_panels(&self, dims: LinearDims, weight: &[T]) -> Option<&[T]> {
         let layer = self.layer_of(dims, weight)?;
-        let len = packed_rhs_len::<T>(layer.inputs, layer.outputs);
+        let len = packed_rhs_len::<T>(self.fast.family, layer.inputs, layer.outputs);
         self.panels.get(layer.forward..layer.forward + len)
     }
 
@@ -253,7 +296,7 @@ impl<T: GemmScalar> PackedFast<'_, T> {
     fn input_vjp_panels(&self, dims: LinearDims, weight: &[T]) -> Option<&[T]> {
         let layer = self.layer_of(dims, weight)?;
         let offset = layer.input_vjp?;
-        let len = packed_rhs_len::<T>(layer.outputs, layer.inputs);
+        let len = packed_rhs_len::<T>(self.fast.family, layer.outputs, layer.inputs);
         self.panels.get(offset..offset + len)
     }
 }
@@ -262,6 +305,7 @@ impl<T: GemmScalar> PackedFast<'_, T> {
 /// over `rayon::join` when `parallel`. `false` if a block did not fit (unreachable: the
 /// lengths are the ones the packing asks for).
 fn fill<T: GemmScalar>(
+    family: Family,
     units: &[PackUnit],
     panels: &mut [T],
     base: usize,
@@ -274,10 +318,10 @@ fn fill<T: GemmScalar>(
         let split = units[middle].offset - base;
         let (left, right) = panels.split_at_mut(split);
         let (done_left, done_right) = rayon::join(
-            || fill(&units[..middle], left, base, params, layers, true),
+            || fill(family, &units[..middle], left, base, params, layers, true),
             || {
                 let base = units[middle].offset;
-                fill(&units[middle..], right, base, params, layers, true)
+                fill(family, &units[middle..], right, base, params, layers, true)
             },
         );
         return done_left && done_right;
@@ -296,103 +340,102 @@ fn fill<T: GemmScalar>(
         } else {
             (weight, layer.inputs)
         };
-        let len = packed_rhs_len::<T>(unit.depth_end - unit.depth, n);
+        let len = packed_rhs_len::<T>(family, unit.depth_end - unit.depth, n);
         let Some(target) = panels.get_mut(unit.offset - base..unit.offset - base + len) else {
             return false;
         };
-        pack_rhs_block(rhs, unit.depth, unit.depth_end, target)
+        pack_rhs_block(family, rhs, unit.depth, unit.depth_end, target)
     })
 }
 
-macro_rules! impl_packed {
-    ($t:ty) => {
-        impl Backend<$t> for PackedFast<'_, $t> {
-            fn linear_forward(
-                &self,
-                dims: LinearDims,
-                input: &[$t],
-                weight: &[$t],
-                bias: &[$t],
-                output: &mut [$t],
-            ) {
-                let done = self.forward_panels(dims, weight).is_some_and(|packed| {
-                    super::forward(dims, input, weight, bias, packed, output).is_ok()
-                });
-                if !done {
-                    Fast.linear_forward(dims, input, weight, bias, output)
-                }
-            }
-
-            fn linear_backward_input(
-                &self,
-                dims: LinearDims,
-                grad_output: &[$t],
-                weight: &[$t],
-                grad_input: &mut [$t],
-            ) {
-                let done = self.input_vjp_panels(dims, weight).is_some_and(|packed| {
-                    super::backward_input(dims, grad_output, weight, packed, grad_input).is_ok()
-                });
-                if !done {
-                    Fast.linear_backward_input(dims, grad_output, weight, grad_input)
-                }
-            }
-
-            fn linear_backward_parameters(
-                &self,
-                dims: LinearDims,
-                grad_output: &[$t],
-                input: &[$t],
-                grad_weight: &mut [$t],
-                grad_bias: &mut [$t],
-            ) {
-                Fast.linear_backward_parameters(dims, grad_output, input, grad_weight, grad_bias)
-            }
-
-            fn conv2d_forward(
-                &self,
-                conv: &Conv2d,
-                rows: usize,
-                input: &[$t],
-                weight: &[$t],
-                bias: &[$t],
-                output: &mut [$t],
-            ) {
-                Fast.conv2d_forward(conv, rows, input, weight, bias, output)
-            }
-
-            fn conv2d_backward_input(
-                &self,
-                conv: &Conv2d,
-                rows: usize,
-                grad_output: &[$t],
-                weight: &[$t],
-                grad_input: &mut [$t],
-            ) {
-                Fast.conv2d_backward_input(conv, rows, grad_output, weight, grad_input)
-            }
-
-            fn conv2d_backward_parameters(
-                &self,
-                conv: &Conv2d,
-                rows: usize,
-                grad_output: &[$t],
-                input: &[$t],
-                grad_weight: &mut [$t],
-                grad_bias: &mut [$t],
-            ) {
-                Fast.conv2d_backward_parameters(
-                    conv,
-                    rows,
-                    grad_output,
-                    input,
-                    grad_weight,
-                    grad_bias,
-                )
-            }
+impl<T: GemmScalar> Backend<T> for PackedFast<'_, T> {
+    fn linear_forward(
+        &self,
+        dims: LinearDims,
+        input: &[T],
+        weight: &[T],
+        bias: &[T],
+        output: &mut [T],
+    ) {
+        let done = self.forward_panels(dims, weight).is_some_and(|packed| {
+            super::forward(self.fast.family, dims, input, weight, bias, packed, output).is_ok()
+        });
+        if !done {
+            self.fast.linear_forward(dims, input, weight, bias, output)
         }
-    };
-}
+    }
 
-impl_packed!(f32);
-impl_packed!(f64);
+    fn linear_backward_input(
+        &self,
+        dims: LinearDims,
+        grad_output: &[T],
+        weight: &[T],
+        grad_input: &mut [T],
+    ) {
+        let done = self.input_vjp_panels(dims, weight).is_some_and(|packed| {
+            super::backward_input(
+                self.fast.family,
+                dims,
+                grad_output,
+                weight,
+                packed,
+                grad_input,
+            )
+            .is_ok()
+        });
+        if !done {
+            self.fast
+                .linear_backward_input(dims, grad_output, weight, grad_input)
+        }
+    }
+
+    fn linear_backward_parameters(
+        &self,
+        dims: LinearDims,
+        grad_output: &[T],
+        input: &[T],
+        grad_weight: &mut [T],
+        grad_bias: &mut [T],
+    ) {
+        self.fast
+            .linear_backward_parameters(dims, grad_output, input, grad_weight, grad_bias)
+    }
+
+    fn conv2d_forward(
+        &self,
+        conv: &Conv2d,
+        rows: usize,
+        input: &[T],
+        weight: &[T],
+        bias: &[T],
+        output: &mut [T],
+    ) {
+        self.fast
+            .conv2d_forward(conv, rows, input, weight, bias, output)
+    }
+
+    fn conv2d_backward_input(
+        &self,
+        conv: &Conv2d,
+        rows: usize,
+        grad_output: &[T],
+        weight: &[T],
+        grad_input: &mut [T],
+    ) {
+        self.fast
+            .conv2d_backward_input(conv, rows, grad_output, weight, grad_input)
+    }
+
+    fn conv2d_backward_parameters(
+        &self,
+        conv: &Conv2d,
+        rows: usize,
+        grad_output: &[T],
+        input: &[T],
+        grad_weight: &mut [T],
+        grad_bias: &mut [T],
+    ) {
+        self.fast
+            .conv2d_backward_parameters(conv, rows, grad_output, input, grad_weight, grad_bias)
+    }
+}

@@ -191,7 +191,7 @@ where
 
     // Forward.
     let (mut fast, mut reference) = (Guarded::new(rows * outputs), Guarded::new(rows * outputs));
-    Fast.linear_forward(dims, &x, &weight, &bias, fast.out());
+    Fast::default().linear_forward(dims, &x, &weight, &bias, fast.out());
     Portable.linear_forward(dims, &x, &weight, &bias, reference.out());
     fast.check_canaries("fast linear_forward");
     reference.check_canaries("portable linear_forward");
@@ -210,7 +210,7 @@ where
 
     // Input gradient.
     let (mut fast, mut reference) = (Guarded::new(rows * inputs), Guarded::new(rows * inputs));
-    Fast.linear_backward_input(dims, &grad_output, &weight, fast.out());
+    Fast::default().linear_backward_input(dims, &grad_output, &weight, fast.out());
     Portable.linear_backward_input(dims, &grad_output, &weight, reference.out());
     fast.check_canaries("fast linear_backward_input");
     reference.check_canaries("portable linear_backward_input");
@@ -234,7 +234,7 @@ where
         Guarded::new(outputs * inputs),
     );
     let (mut fast_b, mut reference_b) = (Guarded::new(outputs), Guarded::new(outputs));
-    Fast.linear_backward_parameters(dims, &grad_output, &x, fast_w.out(), fast_b.out());
+    Fast::default().linear_backward_parameters(dims, &grad_output, &x, fast_w.out(), fast_b.out());
     Portable.linear_backward_parameters(
         dims,
         &grad_output,
