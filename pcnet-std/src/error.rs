@@ -74,7 +74,11 @@ impl fmt::Display for Error {
                 "{value:?} is not a kernel family (PC_ISA takes portable, avx2 or avx512)"
             ),
             Error::UnavailableIsa { isa, available } => {
-                write!(f, "this processor cannot run the {isa} kernels (it runs")?;
+                write!(
+                    f,
+                    "the {isa} kernels do not run here: this processor or this build lacks \
+                     them (available:"
+                )?;
                 for (index, family) in available.iter().enumerate() {
                     let separator = if index == 0 { " " } else { ", " };
                     write!(f, "{separator}{family}")?;

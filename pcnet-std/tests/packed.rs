@@ -115,7 +115,14 @@ where
                 let got = run(&backend, &spec, &params, batch, &settings, rows);
                 assert_eq!(got, expected, "rows {rows}, {settings:?}");
                 // Other parameters (another address) go through `Fast` unchanged.
-                let expected_other = run(&Fast::default(), &spec, &other_params, batch, &settings, rows);
+                let expected_other = run(
+                    &Fast::default(),
+                    &spec,
+                    &other_params,
+                    batch,
+                    &settings,
+                    rows,
+                );
                 let got_other = run(&backend, &spec, &other_params, batch, &settings, rows);
                 assert_eq!(got_other, expected_other, "other parameters, rows {rows}");
                 assert_ne!(
