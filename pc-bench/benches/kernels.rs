@@ -49,8 +49,15 @@ fn products(c: &mut Criterion) {
             bench.iter(|| Fast::default().linear_backward_input(dims, black_box(&g), &w, &mut gin))
         });
         group.bench_function(BenchmarkId::new("parameter vjp fast", &name), |bench| {
-            bench
-                .iter(|| Fast::default().linear_backward_parameters(dims, black_box(&g), &x, &mut gw, &mut gb))
+            bench.iter(|| {
+                Fast::default().linear_backward_parameters(
+                    dims,
+                    black_box(&g),
+                    &x,
+                    &mut gw,
+                    &mut gb,
+                )
+            })
         });
         if portable_too {
             group.bench_function(BenchmarkId::new("forward portable", &name), |bench| {

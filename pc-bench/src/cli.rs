@@ -41,13 +41,35 @@ pub enum Command {
     #[command(args_override_self = true)]
     Speed(SpeedArgs),
     /// f32 GFLOP/s of pc's own matrix product on 1024 x 1024 x 1024, on one thread and on
-    /// all threads.
+    /// all threads, naming the kernel family.
     #[command(args_override_self = true)]
-    Peak {
-        /// Print one JSON object.
-        #[arg(long)]
-        json: bool,
-    },
+    Peak(PeakArgs),
+}
+
+/// Flags of `peak`.
+#[derive(Debug, Args)]
+pub struct PeakArgs {
+    /// The kernel family: portable, avx2, avx512, or all (one line per family this
+    /// processor runs); default PC_ISA, else the best detected.
+    #[arg(long, value_name = "FAMILY")]
+    pub isa: Option<String>,
+    /// Print one JSON object (per family).
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl PeakArgs {
+    /// The flags as the argument list [`pcnet_bench::speed::peak`] reads.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(isa) = &self.isa {
+            args.extend(["--isa".to_string(), isa.clone()]);
+        }
+        if self.json {
+            args.push("--json".to_string());
+        }
+        args
+    }
 }
 
 /// The network `reproduce` uses.

@@ -16,14 +16,7 @@ fn main() -> ExitCode {
         Command::Reference { dir } => reference(dir),
         Command::Reproduce(args) => reproduce(&args.options()),
         Command::Speed(args) => speed_result("speed", pcnet_bench::speed::speed(&args.to_args())),
-        Command::Peak { json } => {
-            let args = if json {
-                vec!["--json".to_string()]
-            } else {
-                Vec::new()
-            };
-            speed_result("peak", pcnet_bench::speed::peak(&args))
-        }
+        Command::Peak(args) => speed_result("peak", pcnet_bench::speed::peak(&args.to_args())),
     }
 }
 

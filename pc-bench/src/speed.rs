@@ -18,16 +18,19 @@
 //! * strict, `n` iterations: `S + n (2 (S - P_1)) + S` (each iteration the input VJPs of
 //!   layers 2..L and the predictions of layers 2..L at the moved beliefs).
 //!
-//! `peak` times the project's own f32 matrix product ([`pcnet_std::fast::gemm`]) on
+//! `peak` times the project's own f32 matrix product ([`pcnet_std::fast::Fast::gemm`]) on
 //! 1024 x 1024 x 1024, on one thread and on all threads (row blocks of the output, one
-//! `gemm` call each, spread over a rayon pool).
+//! `gemm` call each, spread over a rayon pool), on one kernel family
+//! ([`pcnet_std::fast::Isa`]: `--isa`, else `PC_ISA`, else the best detected) or, with
+//! `--isa all`, on each family this processor runs. Both subcommands name the family
+//! they ran (`speed` runs the process's family: `PC_ISA`, else the best detected).
 
 use pcnet_core::{
     Activation, Algorithm, Batch, Layer, Loss, NetworkSpec, PcError, Scalar, Settings, Targets,
 };
 use pcnet_std::{
     batch::{BatchRunner, Par},
-    fast::{gemm, Accumulate, Fast, MatMut, MatRef},
+    fast::{Accumulate, Fast, Isa, MatMut, MatRef},
 };
 use rayon::prelude::*;
 use std::time::{Duration, Instant};
@@ -41,8 +44,11 @@ pub const USAGE: &str =
                   --loss cross-entropy|mse   --algorithm exact|fixed-pred|strict
                   --eta 0.1  --n 20  --batch 64  --threads 1  --dtype f32|f64
                   --calls 30 (timed calls, at least 30)  --json (one JSON object)
-  peak [--json]   f32 GFLOP/s of pc's own matrix product on 1024 x 1024 x 1024,
-                  one thread and all threads";
+                  (the kernel family: PC_ISA=portable|avx2|avx512, else the best detected)
+  peak [--isa portable|avx2|avx512|all] [--json]
+                  f32 GFLOP/s of pc's own matrix product on 1024 x 1024 x 1024,
+                  one thread and all threads, per kernel family (all: every family
+                  this processor runs; default PC_ISA, else the best detected)";
 
 /// A `speed` configuration.
 #[derive(Clone, Debug, PartialEq)]
@@ -270,7 +276,7 @@ fn time_calls(
     })
 }
 
-fn run_speed<T: Scalar>(config: &SpeedConfig) -> Result<Timing, PcError>
+fn run_speed<T: Scalar>(fast: Fast, config: &SpeedConfig) -> Result<Timing, PcError>
 where
     Fast: pcnet_std::batch::RunnerBackend<T>,
 {
@@ -320,7 +326,7 @@ where
     } else {
         Par::Rayon(config.threads)
     };
-    let mut runner = BatchRunner::<T>::new();
+    let mut runner = BatchRunner::<T>::with_backend(fast);
     time_calls(config.calls, || {
         runner
             .run(par, &spec, &params, batch, &settings)
@@ -340,10 +346,11 @@ pub fn speed(args: &[String]) -> Result<(), String> {
         return result;
     }
     let config = parse_speed(args)?;
+    let fast = Fast::new().map_err(|error| format!("speed: {error}"))?;
     let timing = if config.f64 {
-        run_speed::<f64>(&config)
+        run_speed::<f64>(fast, &config)
     } else {
-        run_speed::<f32>(&config)
+        run_speed::<f32>(fast, &config)
     }
     .map_err(|error| format!("speed: {error}"))?;
     let flops = useful_flops(&config);
@@ -367,6 +374,7 @@ pub fn speed(args: &[String]) -> Result<(), String> {
             "batch": config.batch,
             "threads": config.threads,
             "dtype": if config.f64 { "f64" } else { "f32" },
+            "isa": fast.isa().name(),
             "calls": timing.calls,
             "median_s": timing.median_s,
             "min_s": timing.min_s,
@@ -377,7 +385,7 @@ pub fn speed(args: &[String]) -> Result<(), String> {
         println!("{object}");
     } else {
         println!(
-            "pc speed: {model} {} {} {} eta {} n {} batch {} threads {} {}",
+            "pc speed: {model} {} {} {} eta {} n {} batch {} threads {} {} ({} kernels)",
             config.hidden.name(),
             config.loss.name(),
             config.algorithm.name(),
@@ -385,7 +393,8 @@ pub fn speed(args: &[String]) -> Result<(), String> {
             config.n,
             config.batch,
             config.threads,
-            if config.f64 { "f64" } else { "f32" }
+            if config.f64 { "f64" } else { "f32" },
+            fast.isa()
         );
         println!(
             "  median {:.3e} s  min {:.3e} s  ({} calls)  {:.0} samples/s  {:.1} useful GFLOP/s",
@@ -404,9 +413,9 @@ pub fn speed(args: &[String]) -> Result<(), String> {
 /// Size of the `peak` product.
 const PEAK_SIZE: usize = 1024;
 
-/// Times `C = A B` (f32, `PEAK_SIZE` cubed) on `threads` threads; returns GFLOP/s of the
-/// median call.
-fn peak_gflops(threads: usize) -> Result<(f64, Timing), String> {
+/// Times `C = A B` (f32, `PEAK_SIZE` cubed) on `fast`'s kernels on `threads` threads;
+/// returns GFLOP/s of the median call.
+fn peak_gflops(fast: Fast, threads: usize) -> Result<(f64, Timing), String> {
     let n = PEAK_SIZE;
     let a: Vec<f32> = uniform(1, n * n).map(|u| u as f32).collect();
     let b: Vec<f32> = uniform(2, n * n).map(|u| u as f32).collect();
@@ -422,7 +431,7 @@ fn peak_gflops(threads: usize) -> Result<(f64, Timing), String> {
         let product = |(index, block): (usize, &mut [f32])| -> Result<(), PcError> {
             let rows = block.len() / n;
             let lhs = MatRef::row_major(&a[index * block_rows * n..], rows, n)?;
-            gemm(
+            fast.gemm(
                 MatMut::row_major(block, rows, n)?,
                 lhs,
                 rhs,
@@ -445,51 +454,91 @@ fn peak_gflops(threads: usize) -> Result<(f64, Timing), String> {
     Ok((flops / timing.median_s / 1e9, timing))
 }
 
+/// The kernel families `peak` runs for its flags: `--isa NAME` (or `all`), else the
+/// process's family (`PC_ISA`, else the best detected).
+fn peak_families(isa: Option<&str>) -> Result<Vec<Fast>, String> {
+    let families = match isa {
+        None => vec![Fast::new().map_err(|error| error.to_string())?],
+        Some("all") => Isa::available()
+            .iter()
+            .map(|&isa| Fast::with_isa(isa))
+            .collect::<Result<_, _>>()
+            .map_err(|error| error.to_string())?,
+        Some(name) => {
+            let isa: Isa = name.parse().map_err(|error| format!("--isa: {error}"))?;
+            vec![Fast::with_isa(isa).map_err(|error| format!("--isa: {error}"))?]
+        }
+    };
+    Ok(families)
+}
+
 /// Runs `pc-bench peak`: prints the f32 GFLOP/s of pc's matrix product on one thread and
-/// on all available threads.
+/// on all available threads, per kernel family (one line, or one JSON object per line,
+/// each naming its family).
 ///
 /// # Errors
-/// A message for bad flags.
+/// A message for bad flags, an unknown family or one this processor lacks.
 pub fn peak(args: &[String]) -> Result<(), String> {
-    let json = match args {
-        [] => false,
-        [flag] if flag == "--json" => true,
-        _ => return Err("peak takes only --json".into()),
-    };
+    let (mut json, mut isa) = (false, None);
+    let mut index = 0;
+    while index < args.len() {
+        let flag = args[index].as_str();
+        match flag {
+            "--json" => json = true,
+            "--isa" => isa = Some(value(args, &mut index, flag)?),
+            _ => {
+                return Err(format!(
+                    "peak: unknown flag `{flag}` (peak takes --isa and --json)"
+                ))
+            }
+        }
+        index += 1;
+    }
+    let families = peak_families(isa)?;
     let all = std::thread::available_parallelism().map_or(1, |n| n.get());
     let flops = 2.0 * (PEAK_SIZE * PEAK_SIZE * PEAK_SIZE) as f64;
-    let (one, one_timing) = peak_gflops(1)?;
-    let (many, many_timing) = peak_gflops(all)?;
-    if json {
+    if !json {
+        println!("pc peak: f32 {PEAK_SIZE} x {PEAK_SIZE} x {PEAK_SIZE} matrix product (pcnet_std::fast::Fast::gemm)");
+    }
+    for fast in families {
+        let family = fast.isa();
+        let (one, one_timing) = peak_gflops(fast, 1)?;
+        let (many, many_timing) = peak_gflops(fast, all)?;
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "size": PEAK_SIZE,
+                    "dtype": "f32",
+                    "isa": family.name(),
+                    "gflops_1_thread": one,
+                    "median_s_1_thread": one_timing.median_s,
+                    "min_s_1_thread": one_timing.min_s,
+                    "cpu_mean_s_1_thread": one_timing.cpu_mean_s,
+                    "gflops_1_thread_per_cpu_second": one_timing.cpu_mean_s.map(|cpu| flops / cpu / 1e9),
+                    "threads": all,
+                    "gflops_all_threads": many,
+                    "median_s_all_threads": many_timing.median_s,
+                    "min_s_all_threads": many_timing.min_s,
+                })
+            );
+            continue;
+        }
+        println!("  {family} kernels:");
         println!(
-            "{}",
-            serde_json::json!({
-                "size": PEAK_SIZE,
-                "dtype": "f32",
-                "gflops_1_thread": one,
-                "median_s_1_thread": one_timing.median_s,
-                "cpu_mean_s_1_thread": one_timing.cpu_mean_s,
-                "gflops_1_thread_per_cpu_second": one_timing.cpu_mean_s.map(|cpu| flops / cpu / 1e9),
-                "threads": all,
-                "gflops_all_threads": many,
-                "median_s_all_threads": many_timing.median_s,
-            })
-        );
-    } else {
-        println!("pc peak: f32 {PEAK_SIZE} x {PEAK_SIZE} x {PEAK_SIZE} matrix product (pcnet_std::fast::gemm)");
-        println!(
-            "  1 thread:   {one:.1} GFLOP/s (median {:.3e} s)",
+            "    1 thread:   {one:.1} GFLOP/s (median {:.3e} s)",
             one_timing.median_s
         );
         if let Some(cpu) = one_timing.cpu_mean_s {
             println!(
-                "              {:.1} GFLOP/s per processor second ({cpu:.3e} s per call)",
+                "                {:.1} GFLOP/s per processor second ({cpu:.3e} s per call)",
                 flops / cpu / 1e9
             );
         }
         println!(
-            "  {all} threads:  {many:.1} GFLOP/s (median {:.3e} s)",
-            many_timing.median_s
+            "    {all} threads:  {many:.1} GFLOP/s (median {:.3e} s; fastest calls {:.2}x one thread)",
+            many_timing.median_s,
+            one_timing.min_s / many_timing.min_s
         );
     }
     Ok(())
@@ -519,6 +568,25 @@ mod tests {
             useful_flops(&config),
             (p1 + p2) + 7.0 * 2.0 * p2 + (p1 + p2)
         );
+    }
+
+    #[test]
+    fn peak_flags_choose_the_families() {
+        let names = |isa| -> Vec<Isa> {
+            peak_families(isa)
+                .unwrap()
+                .iter()
+                .map(|fast| fast.isa())
+                .collect()
+        };
+        assert_eq!(names(Some("all")), Isa::available());
+        assert_eq!(names(Some("portable")), [Isa::Portable]);
+        assert!(peak_families(Some("sse2")).unwrap_err().contains("sse2"));
+        for isa in Isa::ALL.into_iter().filter(|isa| !isa.is_available()) {
+            assert!(peak_families(Some(isa.name())).is_err(), "{isa}");
+        }
+        let unknown = peak(&["--threads".to_string()]).unwrap_err();
+        assert!(unknown.contains("--threads"), "{unknown}");
     }
 
     #[test]
