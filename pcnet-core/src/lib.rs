@@ -122,7 +122,6 @@ pub mod optim;
 mod relax;
 mod scalar;
 mod spec;
-pub mod stability;
 #[cfg(feature = "proptest-support")]
 pub mod strategies;
 
@@ -133,6 +132,8 @@ pub use learn::Learner;
 pub use loss::{Loss, Targets};
 pub use ops::{Conv2d, ImageShape, Pool2d};
 pub use optim::{Adam, AdamW, Optimizer, Sgd};
+/// Which step size Strict PC converges with (the module lives in `relax/safe_step.rs`).
+pub use relax::safe_step as stability;
 pub use relax::{
     infer, infer_with, Algorithm, Batch, Inference, InputBelief, Report, Settings, MAX_ITERATIONS,
 };

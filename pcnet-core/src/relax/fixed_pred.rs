@@ -6,7 +6,7 @@
 //! `e_l <- (1 - eta) epsilon_l + eta J_{l+1}(vhat_l)^T epsilon_{l+1}`, so small errors keep
 //! their relative precision; beliefs are formed once at the end.
 
-use super::{activation_range, layer_bit, At, InputBelief, Problem, Regions, Report};
+use super::{activation_range, At, InputBelief, Problem, Regions, Report};
 use crate::{scalar::max_abs_difference, Backend, PcError, Scalar};
 
 /// Runs the relaxation; the beliefs region holds the offsets `e_l` until the end.
@@ -116,22 +116,18 @@ pub(super) fn run<const SKIP_SETTLED: bool, T: Scalar, B: Backend<T>>(
 
     // Parameter updates at the feedforward values with the last errors. Layers the signal
     // has not reached (l + n <= L, l < L) have exactly zero errors and updates.
-    let mut unproven = 0;
-    for layer in 1..=depth {
-        let slot = problem.slot(layer);
-        if layer < depth && layer + iterations <= depth {
-            updates[slot.param_offset..slot.param_offset + slot.param_len].fill(T::zero());
-            continue;
-        }
-        let at = At {
-            inputs: regions.vhat,
-            traces: regions.traces,
-            outputs: regions.vhat,
-        };
-        if !problem.parameter_update(layer, &at, regions.errors, regions.scratch, updates) {
-            unproven |= layer_bit(layer);
-        }
-    }
+    let at = At {
+        inputs: regions.vhat,
+        traces: regions.traces,
+        outputs: regions.vhat,
+    };
+    let unproven = problem.parameter_updates(
+        &at,
+        regions.errors,
+        regions.scratch,
+        updates,
+        Some(iterations),
+    );
     regions.keep_unproven_updates(unproven);
     Ok(Report {
         iterations,

@@ -2,323 +2,48 @@
 //! updates, written once over the [`Backend`] and layer interfaces.
 //!
 //! See the crate documentation for the mathematics. Entry points: [`infer`] (portable
-//! kernels) and [`infer_with`] (any [`Backend`]).
+//! kernels) and [`infer_with`] (any [`Backend`]). The module is cut by concern:
+//!
+//! * [`settings`]: [`Algorithm`], [`Settings`] and their validation;
+//! * [`batch`]: [`Batch`] and its row check;
+//! * [`workspace`]: the named regions of the workspace and each layer's slot in them;
+//! * [`finiteness`]: the proofs that spare the bad-input checks a scan;
+//! * `exact`, `fixed_pred`, `strict`: one algorithm each, over [`Problem`];
+//! * [`safe_step`]: Strict's step size from the energy's curvature (public as
+//!   `pcnet_core::stability`).
 
+mod batch;
 #[cfg(feature = "exact")]
 mod exact;
+mod finiteness;
 #[cfg(feature = "fixed-pred")]
 mod fixed_pred;
+pub mod safe_step;
+mod settings;
 #[cfg(feature = "strict")]
 mod strict;
 // Every optional capability built (the default features; see build.rs).
 #[cfg(all(test, pc_all_features))]
 mod tests;
+mod workspace;
 
-use crate::{
-    error::{check_finite, check_len},
-    layer::{LayerView, Values},
-    loss::Targets,
-    scalar::first_non_finite,
-    stability::SafeStep,
-    Backend, NetworkSpec, PcError, Portable, Scalar,
-};
-use core::ops::Bound;
-
-/// Which learning signal to compute.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Algorithm {
-    /// Exact backpropagation: `epsilon_l = dLoss/dvhat_l`, one reverse sweep.
-    #[default]
-    Exact,
-    /// Predictive coding under the fixed prediction assumption (Jacobians and predictions
-    /// held at the feedforward values).
-    FixedPred,
-    /// Strict predictive coding: gradient descent on the energy `F`, every Jacobian at the
-    /// current beliefs.
-    Strict,
-}
-
-impl Algorithm {
-    /// The name used in files and flags: `exact`, `fixed_pred` or `strict`.
-    pub const fn name(&self) -> &'static str {
-        match self {
-            Algorithm::Exact => "exact",
-            Algorithm::FixedPred => "fixed_pred",
-            Algorithm::Strict => "strict",
-        }
-    }
-
-    /// Looks an algorithm up by name (`exact`, `fixed_pred`/`fixed-pred`, `strict`).
-    pub fn from_name(name: &str) -> Option<Algorithm> {
-        Some(match name {
-            "exact" | "Exact" | "backprop" => Algorithm::Exact,
-            "fixed_pred" | "fixed-pred" | "FixedPred" => Algorithm::FixedPred,
-            "strict" | "Strict" => Algorithm::Strict,
-            _ => return None,
-        })
-    }
-}
-
-/// Whether the input belief `v_0` is clamped to the data or relaxes too.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum InputBelief {
-    /// `v_0 = x` throughout (the default).
-    #[default]
-    Clamped,
-    /// `v_0` moves like a hidden belief with prediction `x`, as in Torch2PC's FixedPred,
-    /// so `epsilon_0` tends to dLoss/dx (Exact returns dLoss/dx directly).
-    Free,
-}
-
-/// The most iterations a relaxation may be asked for.
-pub const MAX_ITERATIONS: usize = 1 << 24;
-
-/// How a relaxation runs.
-///
-/// # Example
-/// ```
-/// use pcnet_core::{Algorithm, Settings};
-/// let settings = Settings::fixed_pred(0.1_f64, 20).with_tolerance(1e-12);
-/// assert_eq!(settings.algorithm, Algorithm::FixedPred);
-/// assert_eq!(settings.iterations, 20);
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Settings<'a, T> {
-    /// The algorithm.
-    pub algorithm: Algorithm,
-    /// Step size `eta` of the relaxation, in `(0, 2)` (unused by Exact).
-    pub step_size: T,
-    /// Number of iterations `n`, or the cap when a tolerance is set (unused by Exact).
-    pub iterations: usize,
-    /// Stop early once the residual (largest `|epsilon_l - J^T epsilon_{l+1}|` over the
-    /// moving beliefs) is at most this.
-    pub tolerance: Option<T>,
-    /// Whether the input belief is clamped.
-    pub input: InputBelief,
-    /// Strict only: initial hidden beliefs `v_1..v_{L-1}`, each rows x width, layer after
-    /// layer (Torch2PC's `vinit`, which Torch2PC itself ignores). Default: the feedforward values.
-    pub initial_beliefs: Option<&'a [T]>,
-    /// Strict only: the relaxation is reported as diverged when its energy exceeds this
-    /// multiple of its initial energy (default 1e6), or becomes non-finite.
-    pub divergence_ratio: T,
-    /// Strict only: choose the step size for every batch from the energy's curvature
-    /// ([`crate::stability`]) before relaxing; `step_size` is then an upper bound.
-    pub safe_step: Option<SafeStep>,
-}
-
-impl<'a, T: Scalar> Settings<'a, T> {
-    fn base(algorithm: Algorithm, step_size: T, iterations: usize) -> Self {
-        Settings {
-            algorithm,
-            step_size,
-            iterations,
-            tolerance: None,
-            input: InputBelief::Clamped,
-            initial_beliefs: None,
-            divergence_ratio: T::from_f64(1e6),
-            safe_step: None,
-        }
-    }
-
-    /// Exact backpropagation.
-    pub fn exact() -> Self {
-        Self::base(Algorithm::Exact, T::one(), 0)
-    }
-
-    /// FixedPred with step size `eta` and `iterations` iterations.
-    pub fn fixed_pred(step_size: T, iterations: usize) -> Self {
-        Self::base(Algorithm::FixedPred, step_size, iterations)
-    }
-
-    /// Strict PC with step size `eta` and `iterations` iterations.
-    pub fn strict(step_size: T, iterations: usize) -> Self {
-        Self::base(Algorithm::Strict, step_size, iterations)
-    }
-
-    /// Torch2PC's `PCInfer` defaults for an algorithm: `eta = 0.1`, `n = 20`.
-    pub fn torch2pc_default(algorithm: Algorithm) -> Self {
-        Self::base(algorithm, T::from_f64(0.1), 20)
-    }
-
-    /// Stops once the residual is at most `tolerance`, with `iterations` as the cap.
-    #[must_use = "returns the changed value; the original is not modified"]
-    pub fn with_tolerance(self, tolerance: T) -> Self {
-        Settings {
-            tolerance: Some(tolerance),
-            ..self
-        }
-    }
-
-    /// Lets the input belief move (Torch2PC's FixedPred behaviour).
-    #[must_use = "returns the changed value; the original is not modified"]
-    pub fn with_free_input(self) -> Self {
-        Settings {
-            input: InputBelief::Free,
-            ..self
-        }
-    }
-
-    /// Strict only: starts from these hidden beliefs instead of the feedforward values.
-    #[must_use = "returns the changed value; the original is not modified"]
-    pub fn with_initial_beliefs(self, beliefs: &'a [T]) -> Self {
-        Settings {
-            initial_beliefs: Some(beliefs),
-            ..self
-        }
-    }
-
-    /// Strict only: before relaxing each batch, estimate the largest curvature
-    /// `lambda_max` of the energy in the hidden beliefs and relax with
-    /// `min(step_size, 0.9 * 2 / lambda_max)` ([`SafeStep::default`]; see
-    /// [`crate::stability`]). [`Inference::step_size`] tells the step size used.
-    ///
-    /// ```
-    /// use pcnet_core::Settings;
-    /// let settings = Settings::strict(1.0_f64, 200).with_safe_step_size();
-    /// assert!(settings.safe_step.is_some());
-    /// ```
-    #[must_use = "returns the changed value; the original is not modified"]
-    pub fn with_safe_step_size(self) -> Self {
-        self.with_safe_step(SafeStep::default())
-    }
-
-    /// As [`with_safe_step_size`](Self::with_safe_step_size) with an explicit rule.
-    #[must_use = "returns the changed value; the original is not modified"]
-    pub fn with_safe_step(self, rule: SafeStep) -> Self {
-        Settings {
-            safe_step: Some(rule),
-            ..self
-        }
-    }
-
-    fn validate(&self) -> Result<(), PcError> {
-        missing_feature(self)?;
-        if self.algorithm != Algorithm::Exact {
-            let eta = self.step_size;
-            if !(eta > T::zero() && eta < T::one() + T::one()) {
-                return Err(PcError::InvalidHyperparameter {
-                    name: "step size",
-                    value: eta.to_f64(),
-                    min: Bound::Excluded(0.0),
-                    max: Bound::Excluded(2.0),
-                });
-            }
-            if self.iterations > MAX_ITERATIONS {
-                return Err(PcError::InvalidHyperparameter {
-                    name: "iterations",
-                    value: self.iterations as f64,
-                    min: Bound::Included(0.0),
-                    max: Bound::Included(MAX_ITERATIONS as f64),
-                });
-            }
-        }
-        if let Some(tolerance) = self.tolerance {
-            if !(tolerance >= T::zero() && tolerance.is_finite()) {
-                return Err(PcError::InvalidHyperparameter {
-                    name: "tolerance",
-                    value: tolerance.to_f64(),
-                    min: Bound::Included(0.0),
-                    max: Bound::Unbounded,
-                });
-            }
-        }
-        if !(self.divergence_ratio > T::one() && self.divergence_ratio.is_finite()) {
-            return Err(PcError::InvalidHyperparameter {
-                name: "divergence ratio",
-                value: self.divergence_ratio.to_f64(),
-                min: Bound::Excluded(1.0),
-                max: Bound::Unbounded,
-            });
-        }
-        if self.initial_beliefs.is_some() && self.algorithm != Algorithm::Strict {
-            return Err(PcError::InvalidSettings {
-                reason: "initial beliefs are used by Strict only",
-            });
-        }
-        if let Some(_rule) = self.safe_step {
-            if self.algorithm != Algorithm::Strict {
-                return Err(PcError::InvalidSettings {
-                    reason: "the safe step size is used by Strict only",
-                });
-            }
-            // Without the feature `missing_feature` has rejected the rule already.
-            #[cfg(feature = "safe-step")]
-            _rule.validate()?;
-        }
-        Ok(())
-    }
-}
-
-/// The error for settings that ask for an algorithm or rule this build of pcnet-core lacks
-/// (its cargo feature is off); `Ok` in a build with the default features.
-fn missing_feature<T>(settings: &Settings<'_, T>) -> Result<(), PcError> {
-    let reason = match (settings.algorithm, settings.safe_step.is_some()) {
-        (Algorithm::Exact, _) if cfg!(not(feature = "exact")) => {
-            "Exact needs pcnet-core's `exact` feature"
-        }
-        (Algorithm::FixedPred, _) if cfg!(not(feature = "fixed-pred")) => {
-            "FixedPred needs pcnet-core's `fixed-pred` feature"
-        }
-        (Algorithm::Strict, _) if cfg!(not(feature = "strict")) => {
-            "Strict needs pcnet-core's `strict` feature"
-        }
-        (Algorithm::Strict, true) if cfg!(not(feature = "safe-step")) => {
-            "the safe step size needs pcnet-core's `safe-step` feature"
-        }
-        _ => return Ok(()),
-    };
-    Err(PcError::InvalidSettings { reason })
-}
-
-/// [`missing_feature`]'s error, for a dispatch that the validation already ruled out.
+pub use batch::Batch;
 #[cfg(not(all(
     feature = "exact",
     feature = "fixed-pred",
     feature = "strict",
     feature = "safe-step"
 )))]
-fn unbuilt<T>(settings: &Settings<'_, T>) -> PcError {
-    match missing_feature(settings) {
-        Err(error) => error,
-        Ok(()) => PcError::InvalidSettings {
-            reason: "this build of pcnet-core lacks the algorithm",
-        },
-    }
-}
+use settings::unbuilt;
+pub use settings::{Algorithm, InputBelief, Settings, MAX_ITERATIONS};
+pub(crate) use workspace::{activation_range, layer_bit, region_lens, At, Region, Regions};
+use workspace::{slot, LayerSlot};
 
-/// One batch: inputs (rows x input width, row-major) and their targets.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Batch<'a, T> {
-    /// Inputs, rows x input width.
-    pub inputs: &'a [T],
-    /// Targets.
-    pub targets: Targets<'a, T>,
-    /// The number of rows the loss averages over; `None` for this batch's own rows. Set
-    /// it to process a large batch in blocks (see [`Batch::block_of`]).
-    pub loss_rows: Option<usize>,
-}
-
-impl<'a, T: Scalar> Batch<'a, T> {
-    /// A batch whose loss averages over its own rows.
-    pub fn new(inputs: &'a [T], targets: Targets<'a, T>) -> Self {
-        Batch {
-            inputs,
-            targets,
-            loss_rows: None,
-        }
-    }
-
-    /// This batch as a block of a larger batch of `total_rows` rows: its loss and output
-    /// gradient carry the `1 / total_rows` of the whole batch's mean, so block results
-    /// add up to the whole batch's.
-    #[must_use = "returns the changed value; the original is not modified"]
-    pub fn block_of(self, total_rows: usize) -> Self {
-        Batch {
-            loss_rows: Some(total_rows),
-            ..self
-        }
-    }
-}
+use crate::{
+    error::{check_finite, check_len},
+    layer::{LayerView, Values},
+    Backend, NetworkSpec, PcError, Portable, Scalar,
+};
 
 /// What a relaxation reports about itself.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -349,74 +74,6 @@ pub struct Inference<'w, 's, T> {
     clamped_input: bool,
 }
 
-/// The offsets of one layer inside the workspace regions and the parameter slice.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct LayerSlot {
-    /// Start of `v_{l-1}` in an activation region.
-    pub input_offset: usize,
-    /// Width of `v_{l-1}` per sample.
-    pub input_width: usize,
-    /// Start of `v_l` in an activation region.
-    pub output_offset: usize,
-    /// Width of `v_l` per sample.
-    pub output_width: usize,
-    /// Range of the layer's trace in the trace region.
-    pub trace_offset: usize,
-    pub trace_len: usize,
-    /// Range of the layer's parameters.
-    pub param_offset: usize,
-    pub param_len: usize,
-}
-
-impl LayerSlot {
-    /// The layer's values in whole regions holding one evaluation of every layer (`rows`
-    /// rows): its input `v_{l-1}` in the activation region `inputs`, its trace in
-    /// `traces`, its output `v_l` in the activation region `outputs`.
-    #[inline(always)]
-    pub fn values<'a, T>(
-        &self,
-        rows: usize,
-        inputs: &'a [T],
-        traces: &'a [T],
-        outputs: &'a [T],
-    ) -> Values<'a, T> {
-        Values {
-            input: &inputs[self.input_offset..self.output_offset],
-            trace: &traces[self.trace_offset..self.trace_offset + self.trace_len],
-            output: &outputs[self.output_offset..self.output_offset + rows * self.output_width],
-        }
-    }
-}
-
-/// The workspace cut into its regions.
-#[cfg_attr(not(any(feature = "fixed-pred", feature = "strict")), allow(dead_code))]
-pub(crate) struct Regions<'w, T> {
-    pub vhat: &'w mut [T],
-    pub beliefs: &'w mut [T],
-    pub errors: &'w mut [T],
-    #[cfg_attr(not(feature = "strict"), allow(dead_code))]
-    pub predictions: &'w mut [T],
-    pub traces: &'w mut [T],
-    pub dldy: &'w mut [T],
-    /// Two halves of `rows x max_width` for the layer VJPs.
-    pub scratch: &'w mut [T],
-    /// `rows x max_width` for a VJP result.
-    pub vjp: &'w mut [T],
-    /// Set by the algorithm that wrote the parameter updates: bit `min(l - 1, 63)` is
-    /// set unless layer `l`'s updates were proven finite as they were written
-    /// ([`LayerView::backward`]); the final check reads only the layers whose bit is set.
-    pub unproven_updates: u64,
-}
-
-/// Whole regions holding one evaluation of every layer: layer inputs (an activation
-/// region), traces and layer outputs (an activation region).
-#[cfg_attr(not(any(feature = "fixed-pred", feature = "strict")), allow(dead_code))]
-pub(crate) struct At<'a, T> {
-    pub inputs: &'a [T],
-    pub traces: &'a [T],
-    pub outputs: &'a [T],
-}
-
 /// The context every algorithm shares.
 pub(crate) struct Problem<'p, 's, T, B> {
     pub backend: &'p B,
@@ -425,93 +82,6 @@ pub(crate) struct Problem<'p, 's, T, B> {
     pub rows: usize,
     pub batch: Batch<'p, T>,
     pub settings: &'p Settings<'p, T>,
-}
-
-/// Region lengths, in the order they are laid out.
-pub(crate) fn region_lens(spec: &NetworkSpec<'_>, rows: usize) -> [usize; 8] {
-    let activations = rows * spec.activation_len();
-    let widest = rows * spec.max_width();
-    [
-        activations,
-        activations,
-        activations,
-        activations,
-        rows * spec.trace_len(),
-        rows * spec.output_len(),
-        2 * widest,
-        widest,
-    ]
-}
-
-impl<'w, T> Regions<'w, T> {
-    pub(crate) fn split(workspace: &'w mut [T], lens: [usize; 8]) -> Self {
-        let (vhat, rest) = workspace.split_at_mut(lens[0]);
-        let (beliefs, rest) = rest.split_at_mut(lens[1]);
-        let (errors, rest) = rest.split_at_mut(lens[2]);
-        let (predictions, rest) = rest.split_at_mut(lens[3]);
-        let (traces, rest) = rest.split_at_mut(lens[4]);
-        let (dldy, rest) = rest.split_at_mut(lens[5]);
-        let (scratch, rest) = rest.split_at_mut(lens[6]);
-        let (vjp, _) = rest.split_at_mut(lens[7]);
-        Regions {
-            vhat,
-            beliefs,
-            errors,
-            predictions,
-            traces,
-            dldy,
-            scratch,
-            vjp,
-            unproven_updates: u64::MAX,
-        }
-    }
-
-    /// What an algorithm leaves for the final check of the updates: `unproven`, the
-    /// [`layer_bit`]s of the layers whose updates it could not prove finite. Without the
-    /// `finiteness-proofs` feature the check scans everything and this is not kept.
-    pub(crate) fn keep_unproven_updates(&mut self, unproven: u64) {
-        if cfg!(feature = "finiteness-proofs") {
-            self.unproven_updates = unproven;
-        }
-    }
-}
-
-/// Offsets of `v_l` (0-based `l`, `l = 0..=L`) in an activation region.
-pub(crate) fn activation_range(
-    spec: &NetworkSpec<'_>,
-    rows: usize,
-    layer: usize,
-) -> core::ops::Range<usize> {
-    let mut offset = 0;
-    let mut width = spec.input_len();
-    for l in 0..layer {
-        offset += rows * width;
-        width = spec.layers()[l].output_len(width);
-    }
-    offset..offset + rows * width
-}
-
-/// The slot of layer `layer` (1-based).
-pub(crate) fn slot(spec: &NetworkSpec<'_>, rows: usize, layer: usize) -> LayerSlot {
-    let (mut input_offset, mut input_width) = (0, spec.input_len());
-    let (mut trace_offset, mut param_offset) = (0, 0);
-    for current in &spec.layers()[..layer - 1] {
-        input_offset += rows * input_width;
-        trace_offset += rows * current.trace_len(input_width);
-        param_offset += current.parameter_len();
-        input_width = current.output_len(input_width);
-    }
-    let current = &spec.layers()[layer - 1];
-    LayerSlot {
-        input_offset,
-        input_width,
-        output_offset: input_offset + rows * input_width,
-        output_width: current.output_len(input_width),
-        trace_offset,
-        trace_len: rows * current.trace_len(input_width),
-        param_offset,
-        param_len: current.parameter_len(),
-    }
 }
 
 impl<'p, T: Scalar, B: Backend<T>> Problem<'p, '_, T, B> {
@@ -539,24 +109,6 @@ impl<'p, T: Scalar, B: Backend<T>> Problem<'p, '_, T, B> {
         let slot = self.slot(layer);
         self.view(layer, &slot)
             .forward(self.backend, input, trace, output);
-    }
-
-    /// Whether the forward pass in `regions` proves every parameter finite
-    /// ([`LayerView::parameters_proven_finite`], layer by layer).
-    pub fn parameters_proven_finite(&self, regions: &Regions<'_, T>) -> bool {
-        (1..=self.depth()).all(|layer| {
-            let slot = self.slot(layer);
-            let values = slot.values(self.rows, regions.vhat, regions.traces, regions.vhat);
-            self.view(layer, &slot).parameters_proven_finite(&values)
-        })
-    }
-
-    /// Whether the outputs of layer 1's first op (linear: `infer_checked` asks only then)
-    /// are all finite, which proves every input finite.
-    pub fn inputs_proven_finite(&self, regions: &Regions<'_, T>) -> bool {
-        let slot = self.slot(1);
-        let values = slot.values(self.rows, regions.vhat, regions.traces, regions.vhat);
-        first_non_finite(self.view(1, &slot).first_op_output(&values)).is_none()
     }
 
     /// Runs the forward pass into `vhat` and `traces` (and copies `x` into `vhat_0`).
@@ -608,29 +160,48 @@ impl<'p, T: Scalar, B: Backend<T>> Problem<'p, '_, T, B> {
         )
     }
 
-    /// Parameter updates of layer `layer` with cotangent `errors_l`, at the evaluation
-    /// `at` (whose `inputs` region holds `v_{l-1}`); whether they are proven finite.
+    /// The parameter updates of every layer (what Torch2PC writes into `.grad`): the
+    /// VJP of layer `l` in its parameters with the cotangent `errors_l`, at the
+    /// evaluation `at` (whose `inputs` region holds `v_{l-1}`). Returns the
+    /// [`layer_bit`]s of the layers whose updates were not proven finite.
+    ///
+    /// `signal_reach`: `Some(n)` when the relaxation started from the feedforward values
+    /// and ran `n` iterations, so that the layers `l < L` with `l + n <= L`, which the
+    /// signal has not reached, have exactly zero errors: their updates are zero, written
+    /// without a VJP. `None` computes every layer's.
     #[cfg_attr(not(any(feature = "fixed-pred", feature = "strict")), allow(dead_code))]
-    pub fn parameter_update(
+    pub fn parameter_updates(
         &self,
-        layer: usize,
         at: &At<'_, T>,
         errors: &[T],
         scratch: &mut [T],
         updates: &mut [T],
-    ) -> bool {
-        let slot = self.slot(layer);
-        let out_range = slot.output_offset..slot.output_offset + self.rows * slot.output_width;
-        let values = slot.values(self.rows, at.inputs, at.traces, at.outputs);
-        let grads = &mut updates[slot.param_offset..slot.param_offset + slot.param_len];
-        self.backward_layer(
-            layer,
-            &values,
-            &errors[out_range],
-            scratch,
-            None,
-            Some(grads),
-        )
+        signal_reach: Option<usize>,
+    ) -> u64 {
+        let depth = self.depth();
+        let mut unproven = 0;
+        for layer in 1..=depth {
+            let slot = self.slot(layer);
+            let grads = &mut updates[slot.param_offset..slot.param_offset + slot.param_len];
+            if signal_reach.is_some_and(|reach| layer < depth && layer + reach <= depth) {
+                grads.fill(T::zero());
+                continue;
+            }
+            let out_range = slot.output_offset..slot.output_offset + self.rows * slot.output_width;
+            let values = slot.values(self.rows, at.inputs, at.traces, at.outputs);
+            let proven = self.backward_layer(
+                layer,
+                &values,
+                &errors[out_range],
+                scratch,
+                None,
+                Some(grads),
+            );
+            if !proven {
+                unproven |= layer_bit(layer);
+            }
+        }
+        unproven
     }
 }
 
@@ -721,11 +292,7 @@ pub(crate) fn infer_checked<'w, 's, const CHECK_NETWORK: bool, T: Scalar, B: Bac
     // `LayerView::parameters_proven_finite`), reading `rows * outputs` values instead of
     // `rows * inputs`. A failed proof scans the parameters (when they were not scanned
     // yet, since their error comes first) and then the inputs.
-    let prove_inputs = cfg!(feature = "finiteness-proofs")
-        && matches!(
-            spec.layers().first().and_then(|layer| layer.ops().first()),
-            Some(crate::Op::Linear { inputs, outputs }) if outputs < inputs
-        );
+    let prove_inputs = finiteness::inputs_provable(spec);
     let checked = check_problem(
         spec,
         batch,
@@ -743,10 +310,8 @@ pub(crate) fn infer_checked<'w, 's, const CHECK_NETWORK: bool, T: Scalar, B: Bac
             return Err(error);
         }
     };
-    let prove_parameters = CHECK_NETWORK
-        && cfg!(feature = "finiteness-proofs")
-        && rows.saturating_mul(spec.activation_len().saturating_sub(spec.input_len()))
-            < params.len();
+    let prove_parameters =
+        CHECK_NETWORK && finiteness::parameters_provable(spec, rows, params.len());
     if CHECK_NETWORK && !prove_parameters {
         check_finite("parameters", params)?;
     }
@@ -779,49 +344,8 @@ pub(crate) fn infer_checked<'w, 's, const CHECK_NETWORK: bool, T: Scalar, B: Bac
             index: 0,
         });
     }
-    #[cfg_attr(not(feature = "safe-step"), allow(unused_mut))]
-    let mut step_size = settings.step_size;
-    let report = match settings.algorithm {
-        #[cfg(feature = "exact")]
-        Algorithm::Exact => exact::run(&problem, &mut regions, updates),
-        #[cfg(feature = "fixed-pred")]
-        Algorithm::FixedPred => fixed_pred::run::<true, T, B>(&problem, &mut regions, updates)?,
-        #[cfg(feature = "strict")]
-        Algorithm::Strict => match settings.safe_step {
-            None => strict::run(&problem, &mut regions, updates)?,
-            #[cfg(feature = "safe-step")]
-            Some(rule) => {
-                let curvature = crate::stability::estimate(&problem, &mut regions, &rule);
-                step_size = if curvature.step_size < settings.step_size {
-                    curvature.step_size
-                } else {
-                    settings.step_size
-                };
-                let safe = Settings {
-                    step_size,
-                    ..*settings
-                };
-                let problem = Problem {
-                    settings: &safe,
-                    ..problem
-                };
-                strict::run(&problem, &mut regions, updates)?
-            }
-            // Rejected by `Settings::validate` in a build without the feature.
-            #[cfg(not(feature = "safe-step"))]
-            Some(_) => return Err(unbuilt(settings)),
-        },
-        // Rejected by `Settings::validate` in a build without the algorithm's feature.
-        #[cfg(not(all(feature = "exact", feature = "fixed-pred", feature = "strict")))]
-        _ => return Err(unbuilt(settings)),
-    };
-    // The updates must be finite: read them again only when the algorithm could not
-    // prove it as it wrote them.
-    if cfg!(feature = "finiteness-proofs") {
-        check_unproven_updates(spec, regions.unproven_updates, updates)?;
-    } else {
-        check_finite("parameter updates", updates)?;
-    }
+    let (report, step_size) = run_algorithm(&problem, &mut regions, updates)?;
+    finiteness::check_updates(spec, regions.unproven_updates, updates)?;
     Ok(Inference {
         spec: *spec,
         rows,
@@ -833,33 +357,51 @@ pub(crate) fn infer_checked<'w, 's, const CHECK_NETWORK: bool, T: Scalar, B: Bac
     })
 }
 
-/// The bit of layer `l` (`1..=L`) in [`Regions::unproven_updates`].
-pub(crate) fn layer_bit(layer: usize) -> u64 {
-    1 << (layer - 1).min(63)
-}
-
-/// Scans the updates of the layers whose bit is set in `unproven`, in layer order, so the
-/// first non-finite value found is the first of all `updates` (the other layers' were
-/// proven finite).
-fn check_unproven_updates<T: Scalar>(
-    spec: &NetworkSpec<'_>,
-    unproven: u64,
-    updates: &[T],
-) -> Result<(), PcError> {
-    for layer in 1..=spec.depth() {
-        if unproven & layer_bit(layer) == 0 {
-            continue;
-        }
-        let start = spec.parameter_offset(layer);
-        let end = start + spec.layers()[layer - 1].parameter_len();
-        if let Some(index) = first_non_finite(&updates[start..end]) {
-            return Err(PcError::NonFinite {
-                what: "parameter updates",
-                index: start + index,
-            });
-        }
-    }
-    Ok(())
+/// Runs the algorithm `problem.settings` names (Strict with the safe step size first
+/// estimates the curvature); returns its report and the step size it ran with.
+fn run_algorithm<T: Scalar, B: Backend<T>>(
+    problem: &Problem<'_, '_, T, B>,
+    regions: &mut Regions<'_, T>,
+    updates: &mut [T],
+) -> Result<(Report<T>, T), PcError> {
+    let settings = problem.settings;
+    #[cfg_attr(not(feature = "safe-step"), allow(unused_mut))]
+    let mut step_size = settings.step_size;
+    let report = match settings.algorithm {
+        #[cfg(feature = "exact")]
+        Algorithm::Exact => exact::run(problem, regions, updates),
+        #[cfg(feature = "fixed-pred")]
+        Algorithm::FixedPred => fixed_pred::run::<true, T, B>(problem, regions, updates)?,
+        #[cfg(feature = "strict")]
+        Algorithm::Strict => match settings.safe_step {
+            None => strict::run(problem, regions, updates)?,
+            #[cfg(feature = "safe-step")]
+            Some(rule) => {
+                let curvature = safe_step::estimate(problem, regions, &rule);
+                step_size = if curvature.step_size < settings.step_size {
+                    curvature.step_size
+                } else {
+                    settings.step_size
+                };
+                let safe = Settings {
+                    step_size,
+                    ..*settings
+                };
+                let problem = Problem {
+                    settings: &safe,
+                    ..*problem
+                };
+                strict::run(&problem, regions, updates)?
+            }
+            // Rejected by `Settings::validate` in a build without the feature.
+            #[cfg(not(feature = "safe-step"))]
+            Some(_) => return Err(unbuilt(settings)),
+        },
+        // Rejected by `Settings::validate` in a build without the algorithm's feature.
+        #[cfg(not(all(feature = "exact", feature = "fixed-pred", feature = "strict")))]
+        _ => return Err(unbuilt(settings)),
+    };
+    Ok((report, step_size))
 }
 
 /// Checks everything but the network and its parameters (which the caller has checked
@@ -873,29 +415,7 @@ pub(crate) fn check_problem<T: Scalar>(
     scan_inputs: bool,
 ) -> Result<usize, PcError> {
     settings.validate()?;
-    let input_width = spec.input_len();
-    if batch.inputs.is_empty() {
-        return Err(PcError::EmptyBatch);
-    }
-    if batch.inputs.len() % input_width != 0 {
-        return Err(PcError::LengthMismatch {
-            what: "inputs",
-            expected: (batch.inputs.len() / input_width + 1) * input_width,
-            given: batch.inputs.len(),
-        });
-    }
-    let rows = batch.inputs.len() / input_width;
-    batch.targets.check(spec.loss(), rows, spec.output_len())?;
-    if let Some(loss_rows) = batch.loss_rows {
-        if loss_rows < rows {
-            return Err(PcError::InvalidHyperparameter {
-                name: "loss rows",
-                value: loss_rows as f64,
-                min: Bound::Included(rows as f64),
-                max: Bound::Unbounded,
-            });
-        }
-    }
+    let rows = batch.check_rows(spec)?;
     if let Some(initial) = settings.initial_beliefs {
         let hidden = spec.activation_len() - spec.input_len() - spec.output_len();
         check_len("initial beliefs", rows * hidden, initial.len())?;
@@ -919,13 +439,13 @@ pub(crate) fn check_problem<T: Scalar>(
 }
 
 impl<'w, 's, T: Scalar> Inference<'w, 's, T> {
-    fn region(&self, index: usize) -> &'w [T] {
+    fn region(&self, region: Region) -> &'w [T] {
         let lens = region_lens(&self.spec, self.rows);
-        let start: usize = lens[..index].iter().sum();
-        &self.workspace[start..start + lens[index]]
+        &self.workspace[region.range(&lens)]
     }
 
-    fn layer_of(&self, region: usize, layer: usize) -> &'w [T] {
+    /// Layer `layer`'s values (`v_l`, clamped to `L`) in the activation region `region`.
+    fn layer_of(&self, region: Region, layer: usize) -> &'w [T] {
         let layer = layer.min(self.spec.depth());
         &self.region(region)[activation_range(&self.spec, self.rows, layer)]
     }
@@ -958,27 +478,27 @@ impl<'w, 's, T: Scalar> Inference<'w, 's, T> {
 
     /// dLoss/dy at the feedforward output (rows x outputs).
     pub fn output_gradient(&self) -> &'w [T] {
-        self.region(5)
+        self.region(Region::OutputGradient)
     }
 
     /// Feedforward values `vhat_l`, `l = 0..=L` (`vhat_0` is the input). Layers past `L`
     /// give `vhat_L`.
     pub fn feedforward(&self, layer: usize) -> &'w [T] {
-        self.layer_of(0, layer)
+        self.layer_of(Region::Feedforward, layer)
     }
 
     /// Beliefs `v_l` after the relaxation, `l = 0..=L`. With the input clamped `v_0 = x`.
     pub fn beliefs(&self, layer: usize) -> &'w [T] {
         if layer == 0 && self.clamped_input {
             // Equal to x: the feedforward region holds it already.
-            return self.layer_of(0, 0);
+            return self.layer_of(Region::Feedforward, 0);
         }
-        self.layer_of(1, layer)
+        self.layer_of(Region::Beliefs, layer)
     }
 
     /// Prediction errors `epsilon_l` of the last iteration, `l = 0..=L`. With the input
     /// clamped `epsilon_0` is zero.
     pub fn errors(&self, layer: usize) -> &'w [T] {
-        self.layer_of(2, layer)
+        self.layer_of(Region::Errors, layer)
     }
 }

@@ -2,7 +2,7 @@
 //! `F(v) = sum_{0<l<L} |f_l(v_{l-1}) - v_l|^2 / 2 + Loss(f_L(v_{L-1}), y)`,
 //! with every Jacobian evaluated at the current beliefs.
 
-use super::{activation_range, layer_bit, At, InputBelief, Problem, Regions, Report};
+use super::{activation_range, At, InputBelief, Problem, Regions, Report};
 use crate::{scalar::max_abs_difference, Backend, PcError, Scalar};
 
 /// Runs the relaxation. The predictions region holds `f_l(v_{l-1})` at the current beliefs
@@ -123,22 +123,18 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
 
     // Parameter updates at the final beliefs with the last errors. From the feedforward
     // start, layers the signal has not reached have exactly zero errors and updates.
-    let mut unproven = 0;
-    for layer in 1..=depth {
-        let slot = problem.slot(layer);
-        if from_feedforward && layer < depth && layer + iterations.max(1) <= depth {
-            updates[slot.param_offset..slot.param_offset + slot.param_len].fill(T::zero());
-            continue;
-        }
-        let at = At {
-            inputs: regions.beliefs,
-            traces: regions.traces,
-            outputs: regions.predictions,
-        };
-        if !problem.parameter_update(layer, &at, regions.errors, regions.scratch, updates) {
-            unproven |= layer_bit(layer);
-        }
-    }
+    let at = At {
+        inputs: regions.beliefs,
+        traces: regions.traces,
+        outputs: regions.predictions,
+    };
+    let unproven = problem.parameter_updates(
+        &at,
+        regions.errors,
+        regions.scratch,
+        updates,
+        from_feedforward.then_some(iterations.max(1)),
+    );
     regions.keep_unproven_updates(unproven);
     Ok(Report {
         iterations,

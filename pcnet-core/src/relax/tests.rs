@@ -1,7 +1,7 @@
 //! Unit tests of the relaxation schedule against independent derivations.
 
 use super::*;
-use crate::{Activation, Layer, Loss};
+use crate::{Activation, Layer, Loss, Targets};
 use std::{vec, vec::Vec};
 
 /// A deterministic pseudo-random sequence in [-1, 1) (a 64-bit LCG; quality is irrelevant,

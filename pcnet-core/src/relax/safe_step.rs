@@ -47,11 +47,12 @@
 //! # Ok::<(), pcnet_core::PcError>(())
 //! ```
 
+#[cfg(feature = "safe-step")]
+use super::{activation_range, check_problem, region_lens, InputBelief, Problem, Regions};
 use crate::NetworkSpec;
 #[cfg(feature = "safe-step")]
 use crate::{
     error::{check_finite, check_len},
-    relax::{activation_range, check_problem, region_lens, InputBelief, Problem, Regions},
     Backend, Batch, Loss, PcError, Portable, Scalar, Settings, Targets, MAX_ITERATIONS,
 };
 
