@@ -127,7 +127,7 @@ pub mod strategies;
 
 pub use activation::Activation;
 pub use error::PcError;
-pub use kernels::{Backend, LinearDims, Portable};
+pub use kernels::{Backend, LinearDims, OpKey, Portable};
 pub use learn::Learner;
 pub use loss::{Loss, Targets};
 pub use ops::{Conv2d, ImageShape, Pool2d};

@@ -726,12 +726,27 @@ impl<T: Scalar> Network<T> {
                     inputs,
                     outputs,
                 };
-                Fast::default().linear_forward(dims, input, weight, bias, output);
+                Fast::default().linear_forward(
+                    pcnet_core::OpKey::NONE,
+                    dims,
+                    input,
+                    weight,
+                    bias,
+                    output,
+                );
             }
             Op::Activation(activation) => activation.forward(input, output),
             Op::Conv2d(conv) => {
                 let (weight, bias) = params.split_at(conv.weight_len());
-                Fast::default().conv2d_forward(&conv, rows, input, weight, bias, output);
+                Fast::default().conv2d_forward(
+                    pcnet_core::OpKey::NONE,
+                    &conv,
+                    rows,
+                    input,
+                    weight,
+                    bias,
+                    output,
+                );
             }
             Op::MaxPool2d(window) => pool::max_forward(&window, rows, input, output),
             Op::AvgPool2d(window) => pool::avg_forward(&window, rows, input, output),

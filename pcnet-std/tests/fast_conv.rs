@@ -60,7 +60,7 @@ where
             let canary = |len: usize| vec![T::nan(); len + 3];
 
             let (mut fast, mut portable) = (canary(out_len), canary(out_len));
-            backend.conv2d_forward(shape, rows, &x, &w, &b, &mut fast);
+            backend.conv2d_forward(pcnet_core::OpKey::NONE, shape, rows, &x, &w, &b, &mut fast);
             conv::forward(shape, rows, &x, &w, &b, &mut portable);
             assert_eq!(
                 fast[..out_len],
@@ -73,7 +73,7 @@ where
             );
 
             let (mut fast, mut portable) = (canary(in_len), canary(in_len));
-            backend.conv2d_backward_input(shape, rows, &g, &w, &mut fast);
+            backend.conv2d_backward_input(pcnet_core::OpKey::NONE, shape, rows, &g, &w, &mut fast);
             conv::backward_input(shape, rows, &g, &w, &mut portable);
             assert_eq!(
                 fast[..in_len],
@@ -86,7 +86,15 @@ where
             let (mut fast_w, mut portable_w) = (canary(len), canary(len));
             let (mut fast_b, mut portable_b) =
                 (canary(shape.out_channels), canary(shape.out_channels));
-            backend.conv2d_backward_parameters(shape, rows, &g, &x, &mut fast_w, &mut fast_b);
+            backend.conv2d_backward_parameters(
+                pcnet_core::OpKey::NONE,
+                shape,
+                rows,
+                &g,
+                &x,
+                &mut fast_w,
+                &mut fast_b,
+            );
             conv::backward_parameters(shape, rows, &g, &x, &mut portable_w, &mut portable_b);
             assert_eq!(
                 fast_w[..len],

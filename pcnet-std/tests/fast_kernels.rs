@@ -132,11 +132,18 @@ where
             vec![T::zero(); rows * outputs],
         );
         let out = &mut fast[CANARY..CANARY + rows * outputs];
-        fast_backend.linear_forward(dims, &input, &weight, &bias, out);
+        fast_backend.linear_forward(pcnet_core::OpKey::NONE, dims, &input, &weight, &bias, out);
         portable::linear_forward(dims, &input, &weight, &bias, &mut slow);
         check_canaries(&fast, &what);
         let mut family_portable = vec![T::nan(); rows * outputs];
-        reference.linear_forward(dims, &input, &weight, &bias, &mut family_portable);
+        reference.linear_forward(
+            pcnet_core::OpKey::NONE,
+            dims,
+            &input,
+            &weight,
+            &bias,
+            &mut family_portable,
+        );
         let bounds: Vec<f64> = (0..rows * outputs)
             .map(|ro| {
                 let (r, o) = (ro / outputs.max(1), ro % outputs.max(1));
@@ -163,6 +170,7 @@ where
         // Input VJP: g_in[r][i] = sum_o g[r][o] w[o][i]
         let (mut fast, mut slow) = (guarded::<T>(rows * inputs), vec![T::zero(); rows * inputs]);
         fast_backend.linear_backward_input(
+            pcnet_core::OpKey::NONE,
             dims,
             &grad_output,
             &weight,
@@ -170,7 +178,13 @@ where
         );
         portable::linear_backward_input(dims, &grad_output, &weight, &mut slow);
         let mut family_portable = vec![T::nan(); rows * inputs];
-        reference.linear_backward_input(dims, &grad_output, &weight, &mut family_portable);
+        reference.linear_backward_input(
+            pcnet_core::OpKey::NONE,
+            dims,
+            &grad_output,
+            &weight,
+            &mut family_portable,
+        );
         check_canaries(&fast, &what);
         let bounds: Vec<f64> = (0..rows * inputs)
             .map(|ri| {
@@ -201,6 +215,7 @@ where
         );
         let (mut fast_b, mut slow_b) = (guarded::<T>(outputs), vec![T::zero(); outputs]);
         fast_backend.linear_backward_parameters(
+            pcnet_core::OpKey::NONE,
             dims,
             &grad_output,
             &input,

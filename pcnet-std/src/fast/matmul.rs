@@ -14,9 +14,7 @@
 //! nothing is allocated once a thread has seen the largest shape).
 
 use super::buffer::{with_buffer, ThreadBuffer};
-use super::kernels::{
-    nn_packed_len, nn_panel_len, pack_depth_block, Family, Kernels, Nn, Nt, Panel, NN_DEPTH_BLOCK,
-};
+use super::kernels::{pack_depth_block, Family, Kernels, Nn, Nt, Panel, NN_DEPTH_BLOCK};
 use pcnet_core::{PcError, Scalar};
 
 /// The `k` blocks in which [`pack_rhs_block`] packs (those of the broadcast kernel).
@@ -414,8 +412,7 @@ pub(crate) fn gemm_on<T: GemmScalar>(
             if pack {
                 // `rhs` copied into contiguous panels (this thread's scratch buffer, grown on
                 // first use and then reused, so no allocation after that).
-                let width = family.panel_width::<T>();
-                with_buffer(T::panel_buffer(), nn_panel_len(width, n, k), |panel| {
+                with_buffer(T::panel_buffer(), family.scratch_len::<T>(n, k), |panel| {
                     T::nn(
                         family,
                         Nn {
@@ -443,7 +440,7 @@ pub(crate) fn gemm_on<T: GemmScalar>(
 /// The values of a `k x n` right-hand side packed block by block ([`pack_rhs_block`]) for
 /// `family`'s kernels.
 pub(crate) fn packed_rhs_len<T>(family: Family, k: usize, n: usize) -> usize {
-    nn_packed_len(family.panel_width::<T>(), n, k)
+    family.packed_len::<T>(n, k)
 }
 
 /// Packs rows `depth..depth_end` of `rhs` (`k x n`, any strides; `depth` a multiple of

@@ -48,7 +48,7 @@ pub use matmul::{gemm, Accumulate, GemmScalar, MatMut, MatRef};
 pub use packed::{PackedFast, PackedWeights};
 
 use kernels::Family;
-use pcnet_core::{Backend, Conv2d, LinearDims};
+use pcnet_core::{Backend, Conv2d, LinearDims, OpKey};
 use std::sync::OnceLock;
 
 /// The fast backend: pc's SIMD matrix products, single threaded per call, on one kernel
@@ -188,6 +188,7 @@ impl Default for Fast {
 impl<T: GemmScalar> Backend<T> for Fast {
     fn linear_forward(
         &self,
+        _key: OpKey,
         dims: LinearDims,
         input: &[T],
         weight: &[T],
@@ -201,6 +202,7 @@ impl<T: GemmScalar> Backend<T> for Fast {
 
     fn linear_backward_input(
         &self,
+        _key: OpKey,
         dims: LinearDims,
         grad_output: &[T],
         weight: &[T],
@@ -218,6 +220,7 @@ impl<T: GemmScalar> Backend<T> for Fast {
 
     fn linear_backward_parameters(
         &self,
+        _key: OpKey,
         dims: LinearDims,
         grad_output: &[T],
         input: &[T],
@@ -246,6 +249,7 @@ impl<T: GemmScalar> Backend<T> for Fast {
 
     fn conv2d_forward(
         &self,
+        _key: OpKey,
         conv: &Conv2d,
         rows: usize,
         input: &[T],
@@ -260,6 +264,7 @@ impl<T: GemmScalar> Backend<T> for Fast {
 
     fn conv2d_backward_input(
         &self,
+        _key: OpKey,
         conv: &Conv2d,
         rows: usize,
         grad_output: &[T],
@@ -273,6 +278,7 @@ impl<T: GemmScalar> Backend<T> for Fast {
 
     fn conv2d_backward_parameters(
         &self,
+        _key: OpKey,
         conv: &Conv2d,
         rows: usize,
         grad_output: &[T],

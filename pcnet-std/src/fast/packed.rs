@@ -13,11 +13,13 @@
 use super::kernels::Family;
 use super::matmul::{pack_rhs_block, packed_rhs_len, PACK_DEPTH_BLOCK, PACK_ROWS};
 use super::{Fast, GemmScalar, MatRef};
-use pcnet_core::{Backend, Conv2d, InputBelief, LinearDims, NetworkSpec, Op, PcError};
+use pcnet_core::{Backend, Conv2d, InputBelief, LinearDims, NetworkSpec, Op, OpKey, PcError};
 
 /// Where one linear op's packed weights live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct PackedLayer {
+    /// The op (layer 1-based, op 0-based): the key the schedule passes with its products.
+    key: OpKey,
     /// Index of the op's first weight in the parameters the panels were packed from.
     weight_offset: usize,
     inputs: usize,
@@ -182,6 +184,7 @@ impl<T: GemmScalar> PackedWeights<T> {
                             total += packed_rhs_len::<T>(family, outputs, inputs);
                         }
                         self.layers.push(PackedLayer {
+                            key: OpKey::new(index + 1, op_index),
                             weight_offset: op_offset,
                             inputs,
                             outputs,
@@ -243,10 +246,12 @@ impl<T: GemmScalar> PackedWeights<T> {
 /// The [`Fast`] backend reading packed weights for the forward product and the input
 /// VJP; made by [`PackedWeights::pack`].
 ///
-/// A weight slice is recognised by its address inside the parameters the panels were
-/// packed from, which this backend borrows: while it lives those parameters cannot
-/// change, so a slice at that address holds the packed values. Any other slice (other
-/// parameters, a layer that was not packed) goes through [`Fast`] unchanged.
+/// A product's packed weights are looked up by the [`OpKey`] the schedule passes with it
+/// (the op of the network the panels were packed for), and used only if the weight slice
+/// is that op's, at its address inside the parameters the panels were packed from, which
+/// this backend borrows: while it lives those parameters cannot change, so that slice
+/// holds the packed values. Any other call (another key, other parameters, a layer that
+/// was not packed) goes through [`Fast`] unchanged.
 ///
 /// # Example
 /// See [`PackedWeights`].
@@ -267,34 +272,39 @@ impl<T: GemmScalar> PackedFast<'_, T> {
         self.fast
     }
 
-    /// The linear op whose weights are `weight` with `dims`, if it was packed.
-    fn layer_of(&self, dims: LinearDims, weight: &[T]) -> Option<&PackedLayer> {
+    /// The packed linear op `key`, if it was packed and `weight` (with `dims`) is its
+    /// weight matrix.
+    fn layer_of(&self, key: OpKey, dims: LinearDims, weight: &[T]) -> Option<&PackedLayer> {
+        // `layers` is in network order, so sorted by key.
+        let index = self
+            .layers
+            .binary_search_by_key(&key, |layer| layer.key)
+            .ok()?;
+        let layer = &self.layers[index];
         // Where `weight` starts inside the borrowed parameters, if it does (addresses are
-        // compared, never dereferenced).
+        // compared, never dereferenced): the key's op must own this slice.
         let bytes = (weight.as_ptr() as usize).checked_sub(self.params.as_ptr() as usize)?;
         let size = core::mem::size_of::<T>();
         if bytes % size != 0 || bytes / size >= self.params.len() {
             return None;
         }
-        let offset = bytes / size;
-        self.layers.iter().find(|layer| {
-            layer.weight_offset == offset
-                && layer.inputs == dims.inputs
-                && layer.outputs == dims.outputs
-                && weight.len() >= dims.inputs * dims.outputs
-        })
+        let owned = layer.weight_offset == bytes / size
+            && layer.inputs == dims.inputs
+            && layer.outputs == dims.outputs
+            && weight.len() >= dims.inputs * dims.outputs;
+        owned.then_some(layer)
     }
 
     /// `W^T` packed for the forward product of that op.
-    fn forward_panels(&self, dims: LinearDims, weight: &[T]) -> Option<&[T]> {
-        let layer = self.layer_of(dims, weight)?;
+    fn forward_panels(&self, key: OpKey, dims: LinearDims, weight: &[T]) -> Option<&[T]> {
+        let layer = self.layer_of(key, dims, weight)?;
         let len = packed_rhs_len::<T>(self.fast.family, layer.inputs, layer.outputs);
         self.panels.get(layer.forward..layer.forward + len)
     }
 
     /// `W` packed for the input VJP of that op.
-    fn input_vjp_panels(&self, dims: LinearDims, weight: &[T]) -> Option<&[T]> {
-        let layer = self.layer_of(dims, weight)?;
+    fn input_vjp_panels(&self, key: OpKey, dims: LinearDims, weight: &[T]) -> Option<&[T]> {
+        let layer = self.layer_of(key, dims, weight)?;
         let offset = layer.input_vjp?;
         let len = packed_rhs_len::<T>(self.fast.family, layer.outputs, layer.inputs);
         self.panels.get(offset..offset + len)
@@ -351,46 +361,54 @@ fn fill<T: GemmScalar>(
 impl<T: GemmScalar> Backend<T> for PackedFast<'_, T> {
     fn linear_forward(
         &self,
+        key: OpKey,
         dims: LinearDims,
         input: &[T],
         weight: &[T],
         bias: &[T],
         output: &mut [T],
     ) {
-        let done = self.forward_panels(dims, weight).is_some_and(|packed| {
-            super::forward(self.fast.family, dims, input, weight, bias, packed, output).is_ok()
-        });
+        let done = self
+            .forward_panels(key, dims, weight)
+            .is_some_and(|packed| {
+                super::forward(self.fast.family, dims, input, weight, bias, packed, output).is_ok()
+            });
         if !done {
-            self.fast.linear_forward(dims, input, weight, bias, output)
+            self.fast
+                .linear_forward(key, dims, input, weight, bias, output)
         }
     }
 
     fn linear_backward_input(
         &self,
+        key: OpKey,
         dims: LinearDims,
         grad_output: &[T],
         weight: &[T],
         grad_input: &mut [T],
     ) {
-        let done = self.input_vjp_panels(dims, weight).is_some_and(|packed| {
-            super::backward_input(
-                self.fast.family,
-                dims,
-                grad_output,
-                weight,
-                packed,
-                grad_input,
-            )
-            .is_ok()
-        });
+        let done = self
+            .input_vjp_panels(key, dims, weight)
+            .is_some_and(|packed| {
+                super::backward_input(
+                    self.fast.family,
+                    dims,
+                    grad_output,
+                    weight,
+                    packed,
+                    grad_input,
+                )
+                .is_ok()
+            });
         if !done {
             self.fast
-                .linear_backward_input(dims, grad_output, weight, grad_input)
+                .linear_backward_input(key, dims, grad_output, weight, grad_input)
         }
     }
 
     fn linear_backward_parameters(
         &self,
+        key: OpKey,
         dims: LinearDims,
         grad_output: &[T],
         input: &[T],
@@ -398,11 +416,12 @@ impl<T: GemmScalar> Backend<T> for PackedFast<'_, T> {
         grad_bias: &mut [T],
     ) {
         self.fast
-            .linear_backward_parameters(dims, grad_output, input, grad_weight, grad_bias)
+            .linear_backward_parameters(key, dims, grad_output, input, grad_weight, grad_bias)
     }
 
     fn conv2d_forward(
         &self,
+        key: OpKey,
         conv: &Conv2d,
         rows: usize,
         input: &[T],
@@ -411,11 +430,12 @@ impl<T: GemmScalar> Backend<T> for PackedFast<'_, T> {
         output: &mut [T],
     ) {
         self.fast
-            .conv2d_forward(conv, rows, input, weight, bias, output)
+            .conv2d_forward(key, conv, rows, input, weight, bias, output)
     }
 
     fn conv2d_backward_input(
         &self,
+        key: OpKey,
         conv: &Conv2d,
         rows: usize,
         grad_output: &[T],
@@ -423,11 +443,12 @@ impl<T: GemmScalar> Backend<T> for PackedFast<'_, T> {
         grad_input: &mut [T],
     ) {
         self.fast
-            .conv2d_backward_input(conv, rows, grad_output, weight, grad_input)
+            .conv2d_backward_input(key, conv, rows, grad_output, weight, grad_input)
     }
 
     fn conv2d_backward_parameters(
         &self,
+        key: OpKey,
         conv: &Conv2d,
         rows: usize,
         grad_output: &[T],
@@ -435,7 +456,14 @@ impl<T: GemmScalar> Backend<T> for PackedFast<'_, T> {
         grad_weight: &mut [T],
         grad_bias: &mut [T],
     ) {
-        self.fast
-            .conv2d_backward_parameters(conv, rows, grad_output, input, grad_weight, grad_bias)
+        self.fast.conv2d_backward_parameters(
+            key,
+            conv,
+            rows,
+            grad_output,
+            input,
+            grad_weight,
+            grad_bias,
+        )
     }
 }

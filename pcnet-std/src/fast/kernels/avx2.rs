@@ -47,7 +47,7 @@ macro_rules! avx2_kernels {
 
             /// Runs `problem`; `false` (nothing written) when its views do not fit.
             pub(in super::super) fn nn(token: Token, problem: Nn<'_, $t>) -> bool {
-                if !problem.check(WIDTH) {
+                if !problem.check(token.family()) {
                     return false;
                 }
                 // SAFETY: `token` proves AVX2 and FMA, and `check` proved that for every

@@ -93,7 +93,8 @@ pub enum Panel<'a, T> {
 }
 
 /// The scratch an [`Nn`] product of `n` columns and depth `k` needs to pack `B` in
-/// panels of `width` columns ([`Family::panel_width`]).
+/// panels of `width` columns (what [`Family::scratch_len`] is for the portable and AVX2
+/// families).
 pub fn nn_panel_len(width: usize, n: usize, k: usize) -> usize {
     k.min(NN_DEPTH_BLOCK) * n.div_ceil(width) * width
 }
@@ -253,9 +254,9 @@ fn fits(len: usize, rows: usize, columns: usize, row_stride: usize, column_strid
 }
 
 impl<T> Nn<'_, T> {
-    /// Every offset the kernels touch is inside its slice, and `C`'s rows do not overlap,
-    /// for panels of `width` columns.
-    fn check(&self, width: usize) -> bool {
+    /// Every offset the kernels of `family` touch is inside its slice, and `C`'s rows do
+    /// not overlap.
+    fn check(&self, family: Family) -> bool {
         self.m > 0
             && self.n > 0
             && self.k > 0
@@ -277,8 +278,8 @@ impl<T> Nn<'_, T> {
             && fits(self.c.len(), self.m, self.n, self.c_row_stride, 1)
             && match &self.panel {
                 Panel::InPlace => self.b_column_stride == 1,
-                Panel::Scratch(panel) => panel.len() >= nn_panel_len(width, self.n, self.k),
-                Panel::Packed(packed) => packed.len() >= nn_packed_len(width, self.n, self.k),
+                Panel::Scratch(panel) => panel.len() >= family.scratch_len::<T>(self.n, self.k),
+                Panel::Packed(packed) => packed.len() >= family.packed_len::<T>(self.n, self.k),
             }
     }
 }
@@ -341,6 +342,18 @@ impl Family {
     pub const fn panel_width<T>(self) -> usize {
         64 / core::mem::size_of::<T>()
     }
+
+    /// The scratch an [`Nn`] product of `n` columns and depth `k` needs to pack `B`
+    /// ([`Panel::Scratch`]) for this family.
+    pub fn scratch_len<T>(self, n: usize, k: usize) -> usize {
+        nn_panel_len(self.panel_width::<T>(), n, k)
+    }
+
+    /// The values every `k` block of a `k x n` matrix `B` packed for this family take
+    /// ([`Panel::Packed`], [`pack_depth_block`]).
+    pub fn packed_len<T>(self, n: usize, k: usize) -> usize {
+        nn_packed_len(self.panel_width::<T>(), n, k)
+    }
 }
 
 /// The scalar types with micro-kernels: f32 and f64.
@@ -371,9 +384,8 @@ macro_rules! kernels {
     ($t:ty, $avx2:ident) => {
         impl Kernels for $t {
             fn nn(family: Family, problem: Nn<'_, $t>) -> bool {
-                let width = family.panel_width::<$t>();
                 match family.0 {
-                    Kind::Portable => portable::nn(problem, width),
+                    Kind::Portable => portable::nn(problem, family),
                     #[cfg(target_arch = "x86_64")]
                     Kind::Avx2(token) => avx2::$avx2::nn(token, problem),
                 }

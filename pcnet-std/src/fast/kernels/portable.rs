@@ -5,12 +5,12 @@
 //! code; every index is bounds-checked, after [`Nn::check`] / [`Nt::check`] proved the
 //! shapes fit (`false`, nothing written, when they do not).
 
-use super::{Nn, Nt, NN_DEPTH_BLOCK, NT_DEPTH_BLOCK};
+use super::{Family, Nn, Nt, NN_DEPTH_BLOCK, NT_DEPTH_BLOCK};
 use pcnet_core::Scalar;
 
 /// Runs `p` (any strides; the panel, if given, is not used).
-pub(super) fn nn<T: Scalar>(p: Nn<'_, T>, panel_width: usize) -> bool {
-    if !p.check(panel_width) {
+pub(super) fn nn<T: Scalar>(p: Nn<'_, T>, family: Family) -> bool {
+    if !p.check(family) {
         return false;
     }
     let Nn {
