@@ -15,7 +15,7 @@
 
 use super::buffer::{with_buffer, ThreadBuffer};
 use super::simd::{
-    nn_packed_len, nn_panel_len, pack_depth_block, Kernels, Nn, Nt, Panel, NN_DEPTH_BLOCK,
+    nn_packed_len, nn_panel_len, pack_depth_block, Isa, Kernels, Nn, Nt, Panel, NN_DEPTH_BLOCK,
 };
 use pcnet_core::{PcError, Scalar};
 
@@ -398,12 +398,16 @@ pub fn gemm<T: GemmScalar>(
             if pack {
                 // `rhs` copied into contiguous panels (this thread's scratch buffer, grown on
                 // first use and then reused, so no allocation after that).
-                with_buffer(T::panel_buffer(), nn_panel_len::<T>(n, k), |panel| {
-                    T::nn(Nn {
-                        panel: Panel::Scratch(panel),
-                        ..problem
-                    })
-                })
+                with_buffer(
+                    T::panel_buffer(),
+                    nn_panel_len::<T>(Isa::active(), n, k),
+                    |panel| {
+                        T::nn(Nn {
+                            panel: Panel::Scratch(panel),
+                            ..problem
+                        })
+                    },
+                )
             } else {
                 T::nn(problem)
             }
@@ -422,7 +426,7 @@ pub fn gemm<T: GemmScalar>(
 
 /// The values of a `k x n` right-hand side packed block by block ([`pack_rhs_block`]).
 pub(crate) fn packed_rhs_len<T>(k: usize, n: usize) -> usize {
-    nn_packed_len::<T>(n, k)
+    nn_packed_len::<T>(Isa::active(), n, k)
 }
 
 /// Packs rows `depth..depth_end` of `rhs` (`k x n`, any strides; `depth` a multiple of
@@ -438,6 +442,7 @@ pub(crate) fn pack_rhs_block<T: GemmScalar>(
     packed: &mut [T],
 ) -> bool {
     pack_depth_block(
+        Isa::active(),
         rhs.data,
         rhs.row_stride,
         rhs.column_stride,

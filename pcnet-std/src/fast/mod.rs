@@ -29,6 +29,7 @@
 //! path; code generic over any `T: Scalar` that cannot name `Fast: Backend<T>` uses
 //! [`pcnet_core::Portable`].
 
+mod avx512;
 mod buffer;
 mod conv;
 mod matmul;

@@ -77,21 +77,69 @@ pub enum Panel<'a, T> {
     Packed(&'a [T]),
 }
 
-/// The columns of one packed panel of `B` (two SIMD vectors: 16 f32 or 8 f64).
-pub const fn panel_width<T>() -> usize {
+/// A kernel family: the instruction set the micro-kernels are written for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// Plain loops (no SIMD, no FMA).
+    Portable,
+    /// AVX2 + FMA (x86-64), 256-bit vectors.
+    Avx2,
+    /// AVX-512F (x86-64), 512-bit vectors: `super::avx512`.
+    Avx512,
+}
+
+impl Isa {
+    /// The family every product of this process runs: the best the processor has, or
+    /// the one `PC_ISA` (`portable`, `avx2`, `avx512`) names when the processor has it
+    /// (else the best below it). Read and detected once, then cached.
+    pub fn active() -> Isa {
+        static ACTIVE: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *ACTIVE.get_or_init(|| {
+            let best = if super::avx512::available() {
+                Isa::Avx512
+            } else if simd_available() {
+                Isa::Avx2
+            } else {
+                Isa::Portable
+            };
+            match std::env::var("PC_ISA").as_deref() {
+                Ok("portable") => Isa::Portable,
+                Ok("avx2") if best != Isa::Portable => Isa::Avx2,
+                _ => best,
+            }
+        })
+    }
+}
+
+/// The columns of one packed panel of `B` for the AVX2 family (two vectors: 16 f32 or
+/// 8 f64); the portable family packs the same way.
+const fn avx2_panel_width<T>() -> usize {
     64 / core::mem::size_of::<T>()
 }
 
-/// The scratch an [`Nn`] product of `n` columns and depth `k` needs to pack `B`.
-pub fn nn_panel_len<T>(n: usize, k: usize) -> usize {
-    let width = panel_width::<T>();
+/// The columns of one packed panel of `B` for the family `isa`.
+pub fn panel_width<T>(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx512 => super::avx512::panel_width::<T>(),
+        Isa::Avx2 | Isa::Portable => avx2_panel_width::<T>(),
+    }
+}
+
+/// The scratch an [`Nn`] product of `n` columns and depth `k` needs to pack `B` for the
+/// family `isa`.
+pub fn nn_panel_len<T>(isa: Isa, n: usize, k: usize) -> usize {
+    if isa == Isa::Avx512 {
+        return super::avx512::nn_panel_len::<T>(n, k);
+    }
+    let width = panel_width::<T>(isa);
     k.min(NN_DEPTH_BLOCK) * n.div_ceil(width) * width
 }
 
 /// The values every `k` block of a `k x n` matrix `B` packed by [`pack_depth_block`]
-/// take, one block after the other (block `d` from `d * n`, rounded up to whole panels).
-pub fn nn_packed_len<T>(n: usize, k: usize) -> usize {
-    let width = panel_width::<T>();
+/// for the family `isa` take, one block after the other (block `d` from `d * n`, rounded
+/// up to whole panels).
+pub fn nn_packed_len<T>(isa: Isa, n: usize, k: usize) -> usize {
+    let width = panel_width::<T>(isa);
     k * n.div_ceil(width) * width
 }
 
@@ -101,6 +149,7 @@ pub fn nn_packed_len<T>(n: usize, k: usize) -> usize {
 /// whole panels) on. `false` (nothing written) when the view or `packed` is too small.
 #[allow(clippy::too_many_arguments)]
 pub fn pack_depth_block<T: Kernels>(
+    isa: Isa,
     b: &[T],
     b_row_stride: usize,
     b_column_stride: usize,
@@ -113,7 +162,7 @@ pub fn pack_depth_block<T: Kernels>(
     if k == 0 || n == 0 || depth >= depth_end {
         return true;
     }
-    let padded = n.div_ceil(panel_width::<T>()) * panel_width::<T>();
+    let padded = n.div_ceil(panel_width::<T>(isa)) * panel_width::<T>(isa);
     if depth_end > k
         || !fits(b.len(), k, n, b_row_stride, b_column_stride)
         || packed.len() < (depth_end - depth) * padded
@@ -121,6 +170,7 @@ pub fn pack_depth_block<T: Kernels>(
         return false;
     }
     pack_panels(
+        isa,
         b,
         b_row_stride,
         b_column_stride,
@@ -133,9 +183,10 @@ pub fn pack_depth_block<T: Kernels>(
 }
 
 /// Copies rows `depth..depth_end` of `B` into `panel`: panel `q` holds columns
-/// `q W..(q + 1) W` (`W` = [`panel_width`]) row after row, zeros past column `n`.
+/// `q W..(q + 1) W` (`W` = [`panel_width`] of `isa`) row after row, zeros past column `n`.
 #[allow(clippy::too_many_arguments)]
-fn pack_panels<T: Kernels>(
+pub(super) fn pack_panels<T: Kernels>(
+    isa: Isa,
     b: &[T],
     b_row_stride: usize,
     b_column_stride: usize,
@@ -146,15 +197,27 @@ fn pack_panels<T: Kernels>(
 ) {
     if b_row_stride == 1
         && b_column_stride != 1
-        && T::pack_transposed(b, b_column_stride, n, depth, depth_end, panel)
+        && T::pack_transposed(isa, b, b_column_stride, n, depth, depth_end, panel)
     {
         return;
     }
-    pack_panels_by_value(b, b_row_stride, b_column_stride, n, depth, depth_end, panel);
+    let width = panel_width::<T>(isa);
+    pack_panels_by_value(
+        width,
+        b,
+        b_row_stride,
+        b_column_stride,
+        n,
+        depth,
+        depth_end,
+        panel,
+    );
 }
 
-/// [`pack_panels`] one value at a time (any strides).
-fn pack_panels_by_value<T: Scalar>(
+/// [`pack_panels`] one value at a time (any strides), panels `width` columns wide.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn pack_panels_by_value<T: Scalar>(
+    width: usize,
     b: &[T],
     b_row_stride: usize,
     b_column_stride: usize,
@@ -163,7 +226,6 @@ fn pack_panels_by_value<T: Scalar>(
     depth_end: usize,
     panel: &mut [T],
 ) {
-    let width = panel_width::<T>();
     let depth_len = depth_end - depth;
     for (index, first) in (0..n).step_by(width).enumerate() {
         let columns = width.min(n - first);
@@ -228,8 +290,9 @@ fn fits(len: usize, rows: usize, columns: usize, row_stride: usize, column_strid
 }
 
 impl<T> Nn<'_, T> {
-    /// Every offset the kernels touch is inside its slice, and `C`'s rows do not overlap.
-    fn check(&self) -> bool {
+    /// Every offset the kernels of the family `isa` touch is inside its slice, and `C`'s
+    /// rows do not overlap.
+    pub(super) fn check(&self, isa: Isa) -> bool {
         self.m > 0
             && self.n > 0
             && self.k > 0
@@ -251,15 +314,15 @@ impl<T> Nn<'_, T> {
             && fits(self.c.len(), self.m, self.n, self.c_row_stride, 1)
             && match &self.panel {
                 Panel::InPlace => self.b_column_stride == 1,
-                Panel::Scratch(panel) => panel.len() >= nn_panel_len::<T>(self.n, self.k),
-                Panel::Packed(packed) => packed.len() >= nn_packed_len::<T>(self.n, self.k),
+                Panel::Scratch(panel) => panel.len() >= nn_panel_len::<T>(isa, self.n, self.k),
+                Panel::Packed(packed) => packed.len() >= nn_packed_len::<T>(isa, self.n, self.k),
             }
     }
 }
 
 impl<T> Nt<'_, T> {
     /// Every offset the kernels touch is inside its slice, and `C`'s rows do not overlap.
-    fn check(&self) -> bool {
+    pub(super) fn check(&self) -> bool {
         self.m > 0
             && self.n > 0
             && self.k > 0
@@ -278,9 +341,12 @@ pub trait Kernels: Scalar {
     fn nt(problem: Nt<'_, Self>) -> bool;
     /// What `pack_panels` writes for a `B` whose rows are contiguous columns of memory
     /// (`B[p][j]` at `b[p + j * b_column_stride]`: the transpose of a row-major matrix),
-    /// with SIMD transposes; `false` (nothing written) without AVX2.
+    /// with the SIMD transposes of the family `isa` (panels as wide as its
+    /// [`panel_width`]); `false` (nothing written) for the portable family or without
+    /// the instructions.
     #[doc(hidden)]
     fn pack_transposed(
+        isa: Isa,
         b: &[Self],
         b_column_stride: usize,
         n: usize,
@@ -373,7 +439,7 @@ macro_rules! avx2_kernels {
         mod $module {
             use super::$hsum4;
             use super::{
-                pack_panels, panel_width, Nn, Nt, Panel, NN_DEPTH_BLOCK, NN_ROW_BLOCK,
+                avx2_panel_width, pack_panels, Isa, Nn, Nt, Panel, NN_DEPTH_BLOCK, NN_ROW_BLOCK,
                 NT_DEPTH_BLOCK, NT_ROW_BLOCK,
             };
             use core::arch::x86_64::*;
@@ -516,7 +582,7 @@ macro_rules! avx2_kernels {
                 depth_end: usize,
                 add: bool,
             ) {
-                const WIDTH: usize = panel_width::<$t>();
+                const WIDTH: usize = avx2_panel_width::<$t>();
                 let (ars, acs, crs) = (
                     problem.a_row_stride,
                     problem.a_column_stride,
@@ -573,7 +639,8 @@ macro_rules! avx2_kernels {
             #[target_feature(enable = "avx2,fma")]
             pub(super) unsafe fn nn(mut problem: Nn<'_, $t>) {
                 let (m, k) = (problem.m, problem.k);
-                let padded = problem.n.div_ceil(panel_width::<$t>()) * panel_width::<$t>();
+                let padded =
+                    problem.n.div_ceil(avx2_panel_width::<$t>()) * avx2_panel_width::<$t>();
                 // Stack room for 6 rows of a transposed `A` over one `k` block, only when
                 // `A` is transposed and the panels path below will copy it.
                 let copy_a =
@@ -586,6 +653,7 @@ macro_rules! avx2_kernels {
                         Panel::InPlace => None,
                         Panel::Scratch(panel) => {
                             pack_panels(
+                                Isa::Avx2,
                                 problem.b,
                                 problem.b_row_stride,
                                 problem.b_column_stride,
@@ -1075,13 +1143,18 @@ macro_rules! kernels {
     ($t:ty, $module:ident, $transpose:ident) => {
         impl Kernels for $t {
             fn nn(problem: Nn<'_, $t>) -> bool {
-                if !problem.check() {
+                let isa = Isa::active();
+                if isa == Isa::Avx512 {
+                    // Checks `problem` itself (its own panel lengths).
+                    return <$t as super::avx512::Avx512Kernels>::nn(problem);
+                }
+                if !problem.check(isa) {
                     return false;
                 }
                 #[cfg(target_arch = "x86_64")]
-                if simd_available() {
-                    // SAFETY: the CPU has AVX2 and FMA (just detected), and `check` proved
-                    // that for every i < m, p < k, j < n the offsets
+                if isa == Isa::Avx2 {
+                    // SAFETY: the CPU has AVX2 and FMA (`Isa::active` detected them), and
+                    // `check` proved that for every i < m, p < k, j < n the offsets
                     // i * a_row_stride + p * a_column_stride, p * b_row_stride + j and
                     // i * c_row_stride + j are inside `a`, `b` and `c`, which are the only
                     // addresses the kernels form; `c` is an exclusive borrow, so it
@@ -1094,11 +1167,15 @@ macro_rules! kernels {
             }
 
             fn nt(problem: Nt<'_, $t>) -> bool {
+                let isa = Isa::active();
+                if isa == Isa::Avx512 {
+                    return <$t as super::avx512::Avx512Kernels>::nt(problem);
+                }
                 if !problem.check() {
                     return false;
                 }
                 #[cfg(target_arch = "x86_64")]
-                if simd_available() {
+                if isa == Isa::Avx2 {
                     // SAFETY: as in `nn`, with offsets i * a_row_stride + p,
                     // j * b_row_stride + p and i * c_row_stride + j.
                     unsafe { $module::nt(problem) };
@@ -1109,6 +1186,7 @@ macro_rules! kernels {
             }
 
             fn pack_transposed(
+                isa: Isa,
                 b: &[$t],
                 b_column_stride: usize,
                 n: usize,
@@ -1116,8 +1194,18 @@ macro_rules! kernels {
                 depth_end: usize,
                 panel: &mut [$t],
             ) -> bool {
+                if isa == Isa::Avx512 {
+                    return <$t as super::avx512::Avx512Kernels>::pack_transposed(
+                        b,
+                        b_column_stride,
+                        n,
+                        depth,
+                        depth_end,
+                        panel,
+                    );
+                }
                 #[cfg(target_arch = "x86_64")]
-                if simd_available() {
+                if isa == Isa::Avx2 && simd_available() {
                     // SAFETY: the CPU has AVX2 (just detected); the function reads and
                     // writes only through bounds-checked subslices.
                     return unsafe { $transpose(b, b_column_stride, n, depth, depth_end, panel) };
@@ -1190,13 +1278,20 @@ mod tests {
                 .map(|i| T::from_f64(i as f64 + 0.5))
                 .collect();
             for (depth, depth_end) in [(0, k), (k / 3, k), (1, k.min(1 + 11))] {
-                let len = (depth_end - depth) * n.div_ceil(panel_width::<T>()) * panel_width::<T>();
+                let width = panel_width::<T>(Isa::Avx2);
+                let len = (depth_end - depth) * n.div_ceil(width) * width;
                 let mut simd = vec![T::nan(); len];
                 let mut by_value = vec![T::nan(); len];
                 assert!(T::pack_transposed(
-                    &b, stride, n, depth, depth_end, &mut simd
+                    Isa::Avx2,
+                    &b,
+                    stride,
+                    n,
+                    depth,
+                    depth_end,
+                    &mut simd
                 ));
-                pack_panels_by_value(&b, 1, stride, n, depth, depth_end, &mut by_value);
+                pack_panels_by_value(width, &b, 1, stride, n, depth, depth_end, &mut by_value);
                 let bits = |v: &[T]| {
                     v.iter()
                         .map(|&x| Scalar::to_f64(x).to_bits())
