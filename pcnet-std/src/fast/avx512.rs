@@ -125,6 +125,8 @@ macro_rules! avx512_kernels {
             const LANES: usize = $lanes;
             const WIDTH: usize = panel_width::<$t>();
             const ALL: $mask = !0;
+            /// How many panel rows ahead [`nn_tile_packed`] prefetches.
+            const PREFETCH_ROWS: usize = 8;
 
             /// The first `count` lanes (all from `LANES` on).
             #[inline(always)]
@@ -184,9 +186,22 @@ macro_rules! avx512_kernels {
                 add: bool,
                 masks: [$mask; 2],
             ) {
+                // The tile of `C` is read (or written) only after the loop: fetched into
+                // L2 now, its misses overlap the products instead of following them.
+                for i in 0..R {
+                    let row = c.wrapping_add(i * crs) as *const i8;
+                    for offset in [0, 64, 2 * 64 - 1] {
+                        _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(offset));
+                    }
+                }
                 let mut acc: [[$vector; 2]; R] = [[$zero(); 2]; R];
                 let (mut a, mut b) = (a, b);
                 for _ in 0..kc {
+                    // The panel row eight steps ahead (the next panel's first rows near the
+                    // end: panels follow each other in memory), from L2 to L1.
+                    let ahead = b.wrapping_add(PREFETCH_ROWS * WIDTH) as *const i8;
+                    _mm_prefetch::<_MM_HINT_T0>(ahead);
+                    _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
                     let b0 = $load(b);
                     let b1 = $load(b.add(LANES));
                     for i in 0..R {
