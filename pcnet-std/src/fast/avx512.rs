@@ -111,13 +111,13 @@ macro_rules! avx512_kernels {
         $module:ident, $t:ty, $lanes:expr, $vector:ty, $mask:ty,
         $zero:ident, $broadcast:ident, $load:ident, $store:ident,
         $masked_load:ident, $masked_store:ident, $fma:ident, $add:ident,
-        $hsum:ident, $transpose:ident
+        $hsum:ident, $hsum4:ident, $transpose:ident
     ) => {
         mod $module {
             use super::super::simd::{pack_panels, Isa, Nn, Nt, Panel, NN_DEPTH_BLOCK};
             use super::{
-                column_block, panel_width, transposed_fits, $hsum, $transpose, NT_DEPTH_BLOCK,
-                NT_ROW_BLOCK, PACKED_ROWS, PANEL_VECTORS,
+                column_block, panel_width, transposed_fits, $hsum, $hsum4, $transpose,
+                NT_DEPTH_BLOCK, NT_ROW_BLOCK, PACKED_ROWS, PANEL_VECTORS,
             };
             use core::arch::x86_64::*;
             use core::mem::MaybeUninit;
@@ -169,32 +169,38 @@ macro_rules! avx512_kernels {
                 }
             }
 
-            /// A tile of `R` rows x 2 vectors of `C` over `kc` values of `p`, from rows of
-            /// `A` copied `p` after `p` (`a[p * R + i]`) and a packed panel
-            /// (`b[p * WIDTH + j]`); `masks` select the columns of `C` written.
+            /// A tile of `R` rows x `V` (1 or 2) vectors of `C` over `kc` values of `p`,
+            /// from rows of `A` (copied `p` after `p`, `a[p * R + i]`, when `COPIED`;
+            /// else `a[i * ars + p * acs]`) and a packed panel (`b[p * WIDTH + j]`, its
+            /// first `V` vectors); `masks` select the columns of `C` written.
             ///
             /// # Safety
-            /// AVX-512F is available; `a` holds `kc * R` values, `b` `kc * WIDTH`, and the
-            /// masked-in lanes of `c + i * crs` for i < R are inside `C`.
+            /// AVX-512F is available; `a` holds the `kc * R` values addressed, `b`
+            /// `kc * WIDTH`, and the masked-in lanes of `c + i * crs` for i < R are
+            /// inside `C`.
             #[target_feature(enable = "avx512f")]
-            unsafe fn nn_tile_packed<const R: usize>(
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn nn_tile_packed<const R: usize, const V: usize, const COPIED: bool>(
                 kc: usize,
                 a: *const $t,
+                ars: usize,
+                acs: usize,
                 b: *const $t,
                 c: *mut $t,
                 crs: usize,
                 add: bool,
-                masks: [$mask; 2],
+                masks: [$mask; V],
             ) {
                 // The tile of `C` is read (or written) only after the loop: fetched into
                 // L2 now, its misses overlap the products instead of following them.
                 for i in 0..R {
                     let row = c.wrapping_add(i * crs) as *const i8;
-                    for offset in [0, 64, 2 * 64 - 1] {
+                    for offset in [0, 64, V * 64 - 1] {
                         _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(offset));
                     }
                 }
-                let mut acc: [[$vector; 2]; R] = [[$zero(); 2]; R];
+                let (ars, acs) = if COPIED { (1, R) } else { (ars, acs) };
+                let mut acc: [[$vector; V]; R] = [[$zero(); V]; R];
                 let (mut a, mut b) = (a, b);
                 for _ in 0..kc {
                     // The panel row eight steps ahead (the next panel's first rows near the
@@ -202,17 +208,20 @@ macro_rules! avx512_kernels {
                     let ahead = b.wrapping_add(PREFETCH_ROWS * WIDTH) as *const i8;
                     _mm_prefetch::<_MM_HINT_T0>(ahead);
                     _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
-                    let b0 = $load(b);
-                    let b1 = $load(b.add(LANES));
-                    for i in 0..R {
-                        let factor = $broadcast(*a.add(i));
-                        acc[i][0] = $fma(factor, b0, acc[i][0]);
-                        acc[i][1] = $fma(factor, b1, acc[i][1]);
+                    let mut bv: [$vector; V] = [$zero(); V];
+                    for v in 0..V {
+                        bv[v] = $load(b.add(v * LANES));
                     }
-                    a = a.wrapping_add(R);
+                    for i in 0..R {
+                        let factor = $broadcast(*a.add(i * ars));
+                        for v in 0..V {
+                            acc[i][v] = $fma(factor, bv[v], acc[i][v]);
+                        }
+                    }
+                    a = a.wrapping_add(acs);
                     b = b.wrapping_add(WIDTH);
                 }
-                store_tile::<R, 2>(&acc, c, crs, add, masks);
+                store_tile::<R, V>(&acc, c, crs, add, masks);
             }
 
             /// A tile of `R` rows x `V` vectors of `C` over `kc` values of `p`, reading `A`
@@ -322,17 +331,42 @@ macro_rules! avx512_kernels {
                 let a = problem.a.as_ptr().add(first * ars + depth * acs);
                 let c = problem.c.as_mut_ptr().add(first * crs);
                 let kc = depth_end - depth;
-                for p in 0..kc {
-                    for i in 0..R {
-                        *rows_of_a.add(p * R + i) = *a.add(i * ars + p * acs);
+                // The rows copied when their tiles are many (the copy costs about one
+                // tile) or `A` is transposed (its column steps a whole row of memory,
+                // and at strides of a multiple of 1 KiB those reads share a few L1
+                // sets and miss).
+                let copy = acs != 1 || columns.len() > 2 * WIDTH;
+                if copy {
+                    for p in 0..kc {
+                        for i in 0..R {
+                            *rows_of_a.add(p * R + i) = *a.add(i * ars + p * acs);
+                        }
                     }
                 }
                 let mut j = columns.start;
                 while j < columns.end {
                     let b = panel.add(j / WIDTH * kc * WIDTH);
                     let count = (problem.n - j).min(WIDTH);
-                    let masks = [lanes_mask(count), lanes_mask(count.saturating_sub(LANES))];
-                    nn_tile_packed::<R>(kc, rows_of_a, b, c.add(j), crs, add, masks);
+                    let c = c.add(j);
+                    macro_rules! tile {
+                        ($v:literal, $masks:expr) => {
+                            if copy {
+                                nn_tile_packed::<R, $v, true>(
+                                    kc, rows_of_a, 1, R, b, c, crs, add, $masks,
+                                )
+                            } else {
+                                nn_tile_packed::<R, $v, false>(
+                                    kc, a, ars, acs, b, c, crs, add, $masks,
+                                )
+                            }
+                        };
+                    }
+                    if count > LANES {
+                        tile!(2, [ALL, lanes_mask(count - LANES)]);
+                    } else {
+                        // A narrow last panel: its zero half is not multiplied.
+                        tile!(1, [lanes_mask(count)]);
+                    }
                     j += WIDTH;
                 }
             }
@@ -453,8 +487,23 @@ macro_rules! avx512_kernels {
                 add: bool,
             ) {
                 let mut acc: [[$vector; C]; R] = [[$zero(); C]; R];
+                let full_end = depth + (depth_end - depth) / LANES * LANES;
                 let mut p = depth;
-                while p < depth_end {
+                while p < full_end {
+                    let mut av: [$vector; R] = [$zero(); R];
+                    for i in 0..R {
+                        av[i] = $load(a.add(i * ars + p));
+                    }
+                    for j in 0..C {
+                        let bv = $load(b.add(j * brs + p));
+                        for i in 0..R {
+                            acc[i][j] = $fma(av[i], bv, acc[i][j]);
+                        }
+                    }
+                    p += LANES;
+                }
+                if p < depth_end {
+                    // The last `p`, masked: the other lanes add 0 * 0.
                     let mask = lanes_mask(depth_end - p);
                     let mut av: [$vector; R] = [$zero(); R];
                     for i in 0..R {
@@ -466,11 +515,22 @@ macro_rules! avx512_kernels {
                             acc[i][j] = $fma(av[i], bv, acc[i][j]);
                         }
                     }
-                    p += LANES;
                 }
                 for i in 0..R {
-                    for j in 0..C {
-                        let sum = $hsum(acc[i][j]);
+                    // Four sums' lanes added together (fewer shuffles for all four than
+                    // for each alone), then any left one by one.
+                    let mut sums = [0.0 as $t; C];
+                    let mut j = 0;
+                    while j + 4 <= C {
+                        let four = $hsum4([acc[i][j], acc[i][j + 1], acc[i][j + 2], acc[i][j + 3]]);
+                        sums[j..j + 4].copy_from_slice(&four);
+                        j += 4;
+                    }
+                    while j < C {
+                        sums[j] = $hsum(acc[i][j]);
+                        j += 1;
+                    }
+                    for (j, &sum) in sums.iter().enumerate() {
                         let out = c.add(i * crs + j);
                         *out = if add { *out + sum } else { sum };
                     }
@@ -679,6 +739,66 @@ fn hsum_f64(v: core::arch::x86_64::__m512d) -> f64 {
     _mm_cvtsd_f64(single)
 }
 
+/// The lanes of each of four vectors summed in a fixed order: element `c` is the sum of
+/// `v[c]`, as ((L0 + L2) + (L1 + L3)) over its 128-bit lanes `L`, each lane's four
+/// values as (0 + 2) + (1 + 3).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn hsum4_f32(v: [core::arch::x86_64::__m512; 4]) -> [f32; 4] {
+    use core::arch::x86_64::*;
+    // Lanes (v0 L0+L2, v0 L1+L3, v1 L0+L2, v1 L1+L3), the same for v2, v3.
+    let low = _mm512_add_ps(
+        _mm512_shuffle_f32x4::<0x44>(v[0], v[1]),
+        _mm512_shuffle_f32x4::<0xEE>(v[0], v[1]),
+    );
+    let high = _mm512_add_ps(
+        _mm512_shuffle_f32x4::<0x44>(v[2], v[3]),
+        _mm512_shuffle_f32x4::<0xEE>(v[2], v[3]),
+    );
+    // 128-bit lane `c`: vector c's (L0+L2) + (L1+L3).
+    let lanes = _mm512_add_ps(
+        _mm512_shuffle_f32x4::<0x88>(low, high),
+        _mm512_shuffle_f32x4::<0xDD>(low, high),
+    );
+    let pairs = _mm512_add_ps(lanes, _mm512_permute_ps::<0x4E>(lanes));
+    let sums = _mm512_add_ps(pairs, _mm512_permute_ps::<0xB1>(pairs));
+    let first = _mm512_permutexvar_ps(
+        _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
+        sums,
+    );
+    let mut out = [0.0; 4];
+    // SAFETY: `out` holds four f32, the 16 bytes an unaligned store writes.
+    unsafe { _mm_storeu_ps(out.as_mut_ptr(), _mm512_castps512_ps128(first)) };
+    out
+}
+
+/// The lanes of each of four vectors summed in a fixed order: element `c` is the sum of
+/// `v[c]`, as ((L0 + L2) + (L1 + L3)) over its 128-bit lanes `L`, each lane's two values
+/// as 0 + 1.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn hsum4_f64(v: [core::arch::x86_64::__m512d; 4]) -> [f64; 4] {
+    use core::arch::x86_64::*;
+    let low = _mm512_add_pd(
+        _mm512_shuffle_f64x2::<0x44>(v[0], v[1]),
+        _mm512_shuffle_f64x2::<0xEE>(v[0], v[1]),
+    );
+    let high = _mm512_add_pd(
+        _mm512_shuffle_f64x2::<0x44>(v[2], v[3]),
+        _mm512_shuffle_f64x2::<0xEE>(v[2], v[3]),
+    );
+    let lanes = _mm512_add_pd(
+        _mm512_shuffle_f64x2::<0x88>(low, high),
+        _mm512_shuffle_f64x2::<0xDD>(low, high),
+    );
+    let sums = _mm512_add_pd(lanes, _mm512_permute_pd::<0x55>(lanes));
+    let first = _mm512_permutexvar_pd(_mm512_setr_epi64(0, 2, 4, 6, 0, 0, 0, 0), sums);
+    let mut out = [0.0; 4];
+    // SAFETY: `out` holds four f64, the 32 bytes an unaligned store writes.
+    unsafe { _mm256_storeu_pd(out.as_mut_ptr(), _mm512_castpd512_pd256(first)) };
+    out
+}
+
 /// Transposes 16 x 16 f32: lane `r` of vector `x` of the result is lane `x` of vector `r`
 /// of `rows`.
 #[cfg(target_arch = "x86_64")]
@@ -756,6 +876,7 @@ avx512_kernels!(
     _mm512_fmadd_ps,
     _mm512_add_ps,
     hsum_f32,
+    hsum4_f32,
     transpose_f32
 );
 #[cfg(target_arch = "x86_64")]
@@ -774,6 +895,7 @@ avx512_kernels!(
     _mm512_fmadd_pd,
     _mm512_add_pd,
     hsum_f64,
+    hsum4_f64,
     transpose_f64
 );
 
