@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `portable` | [`Isa::Portable`] | any (plain loops, no FMA) |
 //! | `avx2` | [`Isa::Avx2`] | x86-64 with AVX2 and FMA |
+//! | `avx512` | [`Isa::Avx512`] | x86-64 with AVX-512F |
 //!
 //! A [`Family`] is a proof that the processor runs a family: it is only made by
 //! [`Family::new`] after run-time detection, and [`super::Fast`] stores one, chosen at
@@ -33,6 +34,7 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+mod avx512;
 mod portable;
 
 use super::Isa;
@@ -308,6 +310,7 @@ enum Kind {
     Portable,
     #[cfg(target_arch = "x86_64")]
     Avx2(avx2::Token),
+    Avx512(avx512::Token),
 }
 
 impl Family {
@@ -322,8 +325,7 @@ impl Family {
             Isa::Avx2 => avx2::Token::detect().map(|token| Family(Kind::Avx2(token))),
             #[cfg(not(target_arch = "x86_64"))]
             Isa::Avx2 => None,
-            // No AVX-512 kernels in this build yet.
-            Isa::Avx512 => None,
+            Isa::Avx512 => avx512::Token::detect().map(|token| Family(Kind::Avx512(token))),
         }
     }
 
@@ -333,20 +335,28 @@ impl Family {
             Kind::Portable => Isa::Portable,
             #[cfg(target_arch = "x86_64")]
             Kind::Avx2(_) => Isa::Avx2,
+            Kind::Avx512(_) => Isa::Avx512,
         }
     }
 
     /// The columns of one packed panel of `B` for this family's `Nn` kernels (two SIMD
-    /// vectors of AVX2: 16 f32 or 8 f64; the same layout for the portable family, which
-    /// reads any panels). Packed panels are read by the family that packed them.
+    /// vectors: 16 f32 or 8 f64 for AVX2 and the portable family, which packs the same
+    /// way; 32 f32 or 16 f64 for AVX-512). Packed panels are read by the family that
+    /// packed them.
     pub const fn panel_width<T>(self) -> usize {
-        64 / core::mem::size_of::<T>()
+        match self.0 {
+            Kind::Avx512(_) => avx512::panel_width::<T>(),
+            _ => 64 / core::mem::size_of::<T>(),
+        }
     }
 
     /// The scratch an [`Nn`] product of `n` columns and depth `k` needs to pack `B`
     /// ([`Panel::Scratch`]) for this family.
     pub fn scratch_len<T>(self, n: usize, k: usize) -> usize {
-        nn_panel_len(self.panel_width::<T>(), n, k)
+        match self.0 {
+            Kind::Avx512(_) => avx512::nn_panel_len::<T>(n, k),
+            _ => nn_panel_len(self.panel_width::<T>(), n, k),
+        }
     }
 
     /// The values every `k` block of a `k x n` matrix `B` packed for this family take
@@ -388,6 +398,7 @@ macro_rules! kernels {
                     Kind::Portable => portable::nn(problem, family),
                     #[cfg(target_arch = "x86_64")]
                     Kind::Avx2(token) => avx2::$avx2::nn(token, problem),
+                    Kind::Avx512(_) => <$t as avx512::Avx512Kernels>::nn(problem),
                 }
             }
 
@@ -396,6 +407,7 @@ macro_rules! kernels {
                     Kind::Portable => portable::nt(problem),
                     #[cfg(target_arch = "x86_64")]
                     Kind::Avx2(token) => avx2::$avx2::nt(token, problem),
+                    Kind::Avx512(_) => <$t as avx512::Avx512Kernels>::nt(problem),
                 }
             }
 
@@ -416,6 +428,14 @@ macro_rules! kernels {
                     #[cfg(target_arch = "x86_64")]
                     Kind::Avx2(token) => avx2::$avx2::pack_transposed(
                         token,
+                        b,
+                        b_column_stride,
+                        n,
+                        depth,
+                        depth_end,
+                        panel,
+                    ),
+                    Kind::Avx512(_) => <$t as avx512::Avx512Kernels>::pack_transposed(
                         b,
                         b_column_stride,
                         n,
