@@ -137,7 +137,7 @@ pub use relax::safe_step as stability;
 pub use relax::{
     infer, infer_with, Algorithm, Batch, Inference, InputBelief, Report, Settings, MAX_ITERATIONS,
 };
-pub use scalar::Scalar;
+pub use scalar::{Scalar, ScalarSlice, ScalarSliceMut};
 pub use spec::{Layer, NetworkSpec, Op, MAX_OPS_PER_LAYER};
 #[cfg(feature = "safe-step")]
 pub use stability::safe_step_size;

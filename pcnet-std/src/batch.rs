@@ -225,7 +225,7 @@ impl<T: Scalar> RunnerBackend<T> for Portable {
     }
 }
 
-impl<T: crate::fast::GemmScalar> RunnerBackend<T> for Fast {
+impl<T: Scalar> RunnerBackend<T> for Fast {
     type Cache = PackedWeights<T>;
     type Prepared<'a> = PackedFast<'a, T>;
 
@@ -256,19 +256,13 @@ pub struct BatchRunner<T: Scalar, B: RunnerBackend<T> = Fast> {
     pool: Option<(usize, rayon::ThreadPool)>,
 }
 
-impl<T: Scalar> Default for BatchRunner<T, Fast>
-where
-    Fast: RunnerBackend<T>,
-{
+impl<T: Scalar> Default for BatchRunner<T, Fast> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<T: Scalar> BatchRunner<T, Fast>
-where
-    Fast: RunnerBackend<T>,
-{
+impl<T: Scalar> BatchRunner<T, Fast> {
     /// A runner on the [`Fast`] kernels of the process's default family
     /// ([`Fast::default`]). It allocates its buffers on first use.
     pub fn new() -> Self {

@@ -396,3 +396,37 @@ fn non_finite_parameters_are_named_on_the_fast_kernels_f32() {
 fn non_finite_parameters_are_named_on_the_fast_kernels_f64() {
     non_finite_parameters_are_named::<f64>();
 }
+
+/// Code generic over `T: Scalar` alone (no `Fast: RunnerBackend<T>` bound) runs the fast
+/// kernels of its concrete type: the same bits as the same call written for f32 / f64.
+fn generic_loss<T: Scalar>(spec: &NetworkSpec<'_>, params: &[T], batch: Batch<'_, T>) -> T {
+    let mut runner = BatchRunner::<T>::new();
+    runner
+        .run(
+            Par::Seq,
+            spec,
+            params,
+            batch,
+            &Settings::strict(T::from_f64(0.1), 5),
+        )
+        .unwrap()
+        .loss()
+}
+
+#[test]
+fn code_generic_over_the_scalar_needs_no_backend_bound() {
+    let spec = NetworkSpec::new(&LAYERS, Loss::CrossEntropy);
+    let rows = 40;
+    let params: Vec<f32> = values(spec.parameter_len(), 9, 0.4);
+    let inputs: Vec<f32> = values(rows * 12, 10, 1.0);
+    let classes: Vec<usize> = (0..rows).map(|r| r % 5).collect();
+    let batch = Batch::new(&inputs, Targets::Classes(&classes));
+    let concrete = BatchRunner::<f32>::new()
+        .run(Par::Seq, &spec, &params, batch, &Settings::strict(0.1, 5))
+        .unwrap()
+        .loss();
+    assert_eq!(
+        generic_loss(&spec, &params, batch).to_bits(),
+        concrete.to_bits()
+    );
+}

@@ -32,8 +32,8 @@
 //! order: every product element is within `gamma_k sum |a_i b_i|` of the exact value for
 //! each. Within one family they are the same bits whatever the thread count.
 //! `pcnet_core::Scalar` is sealed to f32 and f64, so every scalar pc computes in has a fast
-//! path; code generic over any `T: Scalar` that cannot name `Fast: Backend<T>` uses
-//! [`pcnet_core::Portable`].
+//! path: [`Fast`] implements `Backend<T>` for every `T: Scalar` (each call runs the
+//! kernels of its concrete type), and code generic over `T: Scalar` needs no extra bound.
 
 mod buffer;
 mod conv;
@@ -48,7 +48,7 @@ pub use matmul::{gemm, Accumulate, GemmScalar, MatMut, MatRef};
 pub use packed::{PackedFast, PackedWeights};
 
 use kernels::Family;
-use pcnet_core::{Backend, Conv2d, LinearDims, OpKey};
+use pcnet_core::{Backend, Conv2d, LinearDims, OpKey, Scalar};
 use std::sync::OnceLock;
 
 /// The fast backend: pc's SIMD matrix products, single threaded per call, on one kernel
@@ -182,10 +182,30 @@ impl Default for Fast {
     }
 }
 
+/// Runs `$body` with the slices named in the first list (shared) and the second
+/// (mutable) as the concrete f32 or f64 slices they are ([`pcnet_core::Scalar::as_typed`]),
+/// the body compiled once per type; `$mixed` if their types differ (impossible: they all
+/// have the caller's `T`).
+macro_rules! typed {
+    ($t:ty; ($($shared:ident),*); ($($mutable:ident),*); $body:expr; else $mixed:expr) => {{
+        use pcnet_core::{ScalarSlice as S, ScalarSliceMut as M};
+        match ($(<$t as pcnet_core::Scalar>::as_typed($shared),)* $(<$t as pcnet_core::Scalar>::as_typed_mut($mutable),)*) {
+            ($(S::F32($shared),)* $(M::F32($mutable),)*) => $body,
+            ($(S::F64($shared),)* $(M::F64($mutable),)*) => $body,
+            #[allow(unreachable_patterns)]
+            _ => $mixed,
+        }
+    }};
+}
+pub(crate) use typed;
+
+/// Every scalar pcnet-core computes in (`T: Scalar`, f32 or f64) runs on the fast kernels
+/// of its type, so code generic over `T: Scalar` needs no `Fast: Backend<T>` bound.
+///
 /// The views below are built from lengths pcnet-core's schedule checked up front, so they
 /// cannot fail; if they ever did (a broken caller of the trait), fall back to the
 /// portable kernel, which indexes with bounds checks, rather than return garbage.
-impl<T: GemmScalar> Backend<T> for Fast {
+impl<T: Scalar> Backend<T> for Fast {
     fn linear_forward(
         &self,
         _key: OpKey,
@@ -195,7 +215,10 @@ impl<T: GemmScalar> Backend<T> for Fast {
         bias: &[T],
         output: &mut [T],
     ) {
-        if forward(self.family, dims, input, weight, bias, &[], output).is_err() {
+        let family = self.family;
+        let done = typed!(T; (input, weight, bias); (output);
+            forward(family, dims, input, weight, bias, &[], output); else Err(MIXED));
+        if done.is_err() {
             pcnet_core::kernels::portable::linear_forward(dims, input, weight, bias, output);
         }
     }
@@ -208,7 +231,10 @@ impl<T: GemmScalar> Backend<T> for Fast {
         weight: &[T],
         grad_input: &mut [T],
     ) {
-        if backward_input(self.family, dims, grad_output, weight, &[], grad_input).is_err() {
+        let family = self.family;
+        let done = typed!(T; (grad_output, weight); (grad_input);
+            backward_input(family, dims, grad_output, weight, &[], grad_input); else Err(MIXED));
+        if done.is_err() {
             pcnet_core::kernels::portable::linear_backward_input(
                 dims,
                 grad_output,
@@ -227,16 +253,11 @@ impl<T: GemmScalar> Backend<T> for Fast {
         grad_weight: &mut [T],
         grad_bias: &mut [T],
     ) {
-        if backward_parameters(
-            self.family,
-            dims,
-            grad_output,
-            input,
-            grad_weight,
-            grad_bias,
-        )
-        .is_err()
-        {
+        let family = self.family;
+        let done = typed!(T; (grad_output, input); (grad_weight, grad_bias);
+            backward_parameters(family, dims, grad_output, input, grad_weight, grad_bias);
+            else Err(MIXED));
+        if done.is_err() {
             pcnet_core::kernels::portable::linear_backward_parameters(
                 dims,
                 grad_output,
@@ -257,7 +278,10 @@ impl<T: GemmScalar> Backend<T> for Fast {
         bias: &[T],
         output: &mut [T],
     ) {
-        if conv::forward(self.family, conv, rows, input, weight, bias, output).is_err() {
+        let family = self.family;
+        let done = typed!(T; (input, weight, bias); (output);
+            conv::forward(family, conv, rows, input, weight, bias, output); else Err(MIXED));
+        if done.is_err() {
             pcnet_core::ops::conv::forward(conv, rows, input, weight, bias, output);
         }
     }
@@ -271,7 +295,11 @@ impl<T: GemmScalar> Backend<T> for Fast {
         weight: &[T],
         grad_input: &mut [T],
     ) {
-        if conv::backward_input(self.family, conv, rows, grad_output, weight, grad_input).is_err() {
+        let family = self.family;
+        let done = typed!(T; (grad_output, weight); (grad_input);
+            conv::backward_input(family, conv, rows, grad_output, weight, grad_input);
+            else Err(MIXED));
+        if done.is_err() {
             pcnet_core::ops::conv::backward_input(conv, rows, grad_output, weight, grad_input);
         }
     }
@@ -286,15 +314,10 @@ impl<T: GemmScalar> Backend<T> for Fast {
         grad_weight: &mut [T],
         grad_bias: &mut [T],
     ) {
-        let done = conv::backward_parameters(
-            self.family,
-            conv,
-            rows,
-            grad_output,
-            input,
-            grad_weight,
-            grad_bias,
-        );
+        let family = self.family;
+        let done = typed!(T; (grad_output, input); (grad_weight, grad_bias);
+            conv::backward_parameters(family, conv, rows, grad_output, input, grad_weight, grad_bias);
+            else Err(MIXED));
         if done.is_err() {
             pcnet_core::ops::conv::backward_parameters(
                 conv,
@@ -307,6 +330,13 @@ impl<T: GemmScalar> Backend<T> for Fast {
         }
     }
 }
+
+/// The error of [`typed!`]'s impossible arm (slices of one call with different types).
+const MIXED: PcError = PcError::BufferTooSmall {
+    what: "scalar slices of one type",
+    needed: 0,
+    given: 0,
+};
 
 use matmul::gemm_packed;
 use pcnet_core::PcError;

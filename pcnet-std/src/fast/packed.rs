@@ -13,6 +13,7 @@
 use super::kernels::Family;
 use super::matmul::{pack_rhs_block, packed_rhs_len, PACK_DEPTH_BLOCK, PACK_ROWS};
 use super::{Fast, GemmScalar, MatRef};
+use pcnet_core::Scalar;
 use pcnet_core::{Backend, Conv2d, InputBelief, LinearDims, NetworkSpec, Op, OpKey, PcError};
 
 /// Where one linear op's packed weights live.
@@ -82,7 +83,7 @@ struct PackUnit {
     offset: usize,
 }
 
-impl<T: GemmScalar> PackedWeights<T> {
+impl<T: Scalar> PackedWeights<T> {
     /// Empty storage; the first [`PackedWeights::pack`] sizes it.
     pub fn new() -> Self {
         PackedWeights {
@@ -220,15 +221,9 @@ impl<T: GemmScalar> PackedWeights<T> {
                 }
             }
         }
-        let packed_all = fill(
-            family,
-            &self.units,
-            &mut self.panels[..total],
-            0,
-            params,
-            &self.layers,
-            parallel,
-        );
+        let (units, layers, panels) = (&self.units, &self.layers, &mut self.panels[..total]);
+        let packed_all = super::typed!(T; (params); (panels);
+            fill(family, units, panels, 0, params, layers, parallel); else false);
         if !packed_all {
             // Unreachable (the lengths above are the ones `pack_rhs_block` asks for); without
             // panels the backend is plain `Fast`.
@@ -263,7 +258,7 @@ pub struct PackedFast<'a, T> {
     panels: &'a [T],
 }
 
-impl<T: GemmScalar> PackedFast<'_, T> {
+impl<T: Scalar> PackedFast<'_, T> {
     /// The [`Fast`] backend (and so the kernel family) these panels were packed for.
     ///
     /// # Example
@@ -358,7 +353,7 @@ fn fill<T: GemmScalar>(
     })
 }
 
-impl<T: GemmScalar> Backend<T> for PackedFast<'_, T> {
+impl<T: Scalar> Backend<T> for PackedFast<'_, T> {
     fn linear_forward(
         &self,
         key: OpKey,
@@ -368,10 +363,13 @@ impl<T: GemmScalar> Backend<T> for PackedFast<'_, T> {
         bias: &[T],
         output: &mut [T],
     ) {
+        let family = self.fast.family;
         let done = self
             .forward_panels(key, dims, weight)
             .is_some_and(|packed| {
-                super::forward(self.fast.family, dims, input, weight, bias, packed, output).is_ok()
+                super::typed!(T; (input, weight, bias, packed); (output);
+                super::forward(family, dims, input, weight, bias, packed, output).is_ok();
+                else false)
             });
         if !done {
             self.fast
@@ -387,18 +385,14 @@ impl<T: GemmScalar> Backend<T> for PackedFast<'_, T> {
         weight: &[T],
         grad_input: &mut [T],
     ) {
+        let family = self.fast.family;
         let done = self
             .input_vjp_panels(key, dims, weight)
             .is_some_and(|packed| {
-                super::backward_input(
-                    self.fast.family,
-                    dims,
-                    grad_output,
-                    weight,
-                    packed,
-                    grad_input,
-                )
-                .is_ok()
+                super::typed!(T; (grad_output, weight, packed); (grad_input);
+                super::backward_input(family, dims, grad_output, weight, packed, grad_input)
+                    .is_ok();
+                else false)
             });
         if !done {
             self.fast
