@@ -320,6 +320,38 @@ macro_rules! avx512_kernels {
                 }
             }
 
+            /// Copies `R` rows of `kc` values of a row-major `A` (`a[i * ars + p]`) to
+            /// `rows[p * R + i]`, by blocks of `LANES` rows x `LANES` values transposed in
+            /// registers (rows past `R` and values past `kc` masked out).
+            ///
+            /// # Safety
+            /// AVX-512F is available; `a[i * ars + p]` is in bounds for i < R, p < kc, and
+            /// `rows` holds `kc * R` values.
+            #[target_feature(enable = "avx512f")]
+            unsafe fn copy_rows<const R: usize>(
+                a: *const $t,
+                ars: usize,
+                kc: usize,
+                rows: *mut $t,
+            ) {
+                for p in (0..kc).step_by(LANES) {
+                    let count = LANES.min(kc - p);
+                    let mask = lanes_mask(count);
+                    for first in (0..R).step_by(LANES) {
+                        let height = LANES.min(R - first);
+                        let mut block = [$zero(); LANES];
+                        for (i, row) in block.iter_mut().take(height).enumerate() {
+                            *row = $masked_load(mask, a.add((first + i) * ars + p));
+                        }
+                        let columns = $transpose(block);
+                        let store = lanes_mask(height);
+                        for (pp, column) in columns.iter().take(count).enumerate() {
+                            $masked_store(rows.add((p + pp) * R + first), store, *column);
+                        }
+                    }
+                }
+            }
+
             /// Rows `first..first + R` (`R <= PACKED_ROWS`) of `C`, columns
             /// `columns.start..columns.end` (whole panels but for the last), over `p` in
             /// `depth..depth_end`, reading `B` from the packed panels at `panel`. The
@@ -354,7 +386,9 @@ macro_rules! avx512_kernels {
                 // and at strides of a multiple of 1 KiB those reads share a few L1
                 // sets and miss).
                 let copy = acs != 1 || columns.len() > 2 * WIDTH;
-                if copy {
+                if copy && acs == 1 {
+                    copy_rows::<R>(a, ars, kc, rows_of_a);
+                } else if copy {
                     for p in 0..kc {
                         for i in 0..R {
                             *rows_of_a.add(p * R + i) = *a.add(i * ars + p * acs);
