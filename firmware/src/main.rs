@@ -176,7 +176,7 @@ fn measure_kernel(buffers: &mut Buffers) -> u32 {
     let weight = &buffers.parameters[..32 * 32];
     let bias = &buffers.parameters[32 * 32..32 * 33];
     let start = arch::counter();
-    Portable.linear_forward(dims, input, weight, bias, &mut output[..16 * 32]);
+    Portable.linear_forward(pcnet_core::OpKey::NONE, dims, input, weight, bias, &mut output[..16 * 32]);
     let end = arch::counter();
     core::hint::black_box(&output[0]);
     arch::elapsed(start, end)

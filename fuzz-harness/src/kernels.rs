@@ -191,8 +191,22 @@ where
 
     // Forward.
     let (mut fast, mut reference) = (Guarded::new(rows * outputs), Guarded::new(rows * outputs));
-    Fast.linear_forward(dims, &x, &weight, &bias, fast.out());
-    Portable.linear_forward(dims, &x, &weight, &bias, reference.out());
+    Fast::default().linear_forward(
+        pcnet_core::OpKey::NONE,
+        dims,
+        &x,
+        &weight,
+        &bias,
+        fast.out(),
+    );
+    Portable.linear_forward(
+        pcnet_core::OpKey::NONE,
+        dims,
+        &x,
+        &weight,
+        &bias,
+        reference.out(),
+    );
     fast.check_canaries("fast linear_forward");
     reference.check_canaries("portable linear_forward");
     for r in 0..rows {
@@ -210,8 +224,20 @@ where
 
     // Input gradient.
     let (mut fast, mut reference) = (Guarded::new(rows * inputs), Guarded::new(rows * inputs));
-    Fast.linear_backward_input(dims, &grad_output, &weight, fast.out());
-    Portable.linear_backward_input(dims, &grad_output, &weight, reference.out());
+    Fast::default().linear_backward_input(
+        pcnet_core::OpKey::NONE,
+        dims,
+        &grad_output,
+        &weight,
+        fast.out(),
+    );
+    Portable.linear_backward_input(
+        pcnet_core::OpKey::NONE,
+        dims,
+        &grad_output,
+        &weight,
+        reference.out(),
+    );
     fast.check_canaries("fast linear_backward_input");
     reference.check_canaries("portable linear_backward_input");
     for r in 0..rows {
@@ -234,8 +260,16 @@ where
         Guarded::new(outputs * inputs),
     );
     let (mut fast_b, mut reference_b) = (Guarded::new(outputs), Guarded::new(outputs));
-    Fast.linear_backward_parameters(dims, &grad_output, &x, fast_w.out(), fast_b.out());
+    Fast::default().linear_backward_parameters(
+        pcnet_core::OpKey::NONE,
+        dims,
+        &grad_output,
+        &x,
+        fast_w.out(),
+        fast_b.out(),
+    );
     Portable.linear_backward_parameters(
+        pcnet_core::OpKey::NONE,
         dims,
         &grad_output,
         &x,

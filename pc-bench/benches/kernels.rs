@@ -43,21 +43,63 @@ fn products(c: &mut Criterion) {
         let name = format!("{rows}x{inputs}x{outputs}");
         let portable_too = rows * inputs * outputs <= 64 * 784 * 256;
         group.bench_function(BenchmarkId::new("forward fast", &name), |bench| {
-            bench.iter(|| Fast.linear_forward(dims, black_box(&x), &w, &b, &mut out))
+            bench.iter(|| {
+                Fast::default().linear_forward(
+                    pcnet_core::OpKey::NONE,
+                    dims,
+                    black_box(&x),
+                    &w,
+                    &b,
+                    &mut out,
+                )
+            })
         });
         group.bench_function(BenchmarkId::new("input vjp fast", &name), |bench| {
-            bench.iter(|| Fast.linear_backward_input(dims, black_box(&g), &w, &mut gin))
+            bench.iter(|| {
+                Fast::default().linear_backward_input(
+                    pcnet_core::OpKey::NONE,
+                    dims,
+                    black_box(&g),
+                    &w,
+                    &mut gin,
+                )
+            })
         });
         group.bench_function(BenchmarkId::new("parameter vjp fast", &name), |bench| {
-            bench
-                .iter(|| Fast.linear_backward_parameters(dims, black_box(&g), &x, &mut gw, &mut gb))
+            bench.iter(|| {
+                Fast::default().linear_backward_parameters(
+                    pcnet_core::OpKey::NONE,
+                    dims,
+                    black_box(&g),
+                    &x,
+                    &mut gw,
+                    &mut gb,
+                )
+            })
         });
         if portable_too {
             group.bench_function(BenchmarkId::new("forward portable", &name), |bench| {
-                bench.iter(|| Portable.linear_forward(dims, black_box(&x), &w, &b, &mut out))
+                bench.iter(|| {
+                    Portable.linear_forward(
+                        pcnet_core::OpKey::NONE,
+                        dims,
+                        black_box(&x),
+                        &w,
+                        &b,
+                        &mut out,
+                    )
+                })
             });
             group.bench_function(BenchmarkId::new("input vjp portable", &name), |bench| {
-                bench.iter(|| Portable.linear_backward_input(dims, black_box(&g), &w, &mut gin))
+                bench.iter(|| {
+                    Portable.linear_backward_input(
+                        pcnet_core::OpKey::NONE,
+                        dims,
+                        black_box(&g),
+                        &w,
+                        &mut gin,
+                    )
+                })
             });
         }
     }

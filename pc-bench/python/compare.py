@@ -17,6 +17,12 @@ follows: per configuration the median of the N pc medians, the median of the N P
 medians, their ratio, and each run's own ratio (on a shared machine one table run can
 catch a busy minute; the median of several is the figure to quote).
 
+Every table carries its own ceiling, measured in the same run on the same thread count:
+`pc-bench peak` (pc's f32 1024 x 1024 x 1024 product, on the kernel family pc-bench runs:
+PC_ISA, else the best detected) and `torch.mm` on the same product, printed with their
+ratio `pc peak / torch.mm` before the table (and again after it). pc's kernel family is
+named in the header; `PC_ISA=avx2 compare.py ...` measures another one.
+
 Without PyTorch (`import torch` fails) it prints pc's times only.
 """
 import argparse
@@ -35,6 +41,47 @@ ALGORITHMS = [
 ]
 
 
+TORCH_MM = """
+import json, statistics, sys, time, torch
+threads, size, calls = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+torch.set_num_threads(threads)
+generator = torch.Generator().manual_seed(0)
+a = torch.rand(size, size, generator=generator) * 2 - 1
+b = torch.rand(size, size, generator=generator) * 2 - 1
+c = torch.empty(size, size)
+for _ in range(5):
+    torch.mm(a, b, out=c)
+seconds = []
+for _ in range(calls):
+    start = time.perf_counter()
+    torch.mm(a, b, out=c)
+    seconds.append(time.perf_counter() - start)
+median = statistics.median(seconds)
+print(json.dumps({"implementation": "torch.mm", "size": size, "threads": threads,
+                  "median_s": median, "min_s": min(seconds),
+                  "gflops": 2 * size ** 3 / median / 1e9, "torch": torch.__version__}))
+"""
+
+
+def ceiling(args, have_torch):
+    """pc peak and torch.mm (f32, 1024^3) on the table's thread count, and their ratio."""
+    peak = run([args.pcnet_bench, "peak", "--json"])
+    if args.threads == 1:
+        pc_gflops, pc_threads = peak["gflops_1_thread"], 1
+    else:
+        pc_gflops, pc_threads = peak["gflops_all_threads"], peak["threads"]
+    text = (f"ceiling (f32 {peak['size']}^3, {pc_threads} thread(s)): pc peak "
+            f"{pc_gflops:.1f} GFLOP/s ({peak.get('isa', '?')} kernels)")
+    if pc_threads != args.threads:
+        text += f" [pc peak runs 1 or all {pc_threads} threads, not {args.threads}]"
+    torch = None
+    if have_torch:
+        torch = run([args.python, "-c", TORCH_MM, str(pc_threads), str(peak["size"]), "30"])
+        text += (f", torch.mm {torch['gflops']:.1f} GFLOP/s (torch {torch['torch']}); "
+                 f"pc peak / torch.mm = {pc_gflops / torch['gflops']:.2f}")
+    return text, {"pc_peak": peak, "torch_mm": torch}
+
+
 def run(command):
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -43,7 +90,8 @@ def run(command):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     default_bin = os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release", "pc-bench")
-    p.add_argument("--pc-bench", default=default_bin, help="path of the pc-bench binary")
+    p.add_argument("--pc-bench", dest="pcnet_bench", default=default_bin,
+                   help="path of the pc-bench binary")
     p.add_argument("--python", default=sys.executable, help="python with torch installed")
     p.add_argument("--model", default="784-256-256-10")
     p.add_argument("--hidden", default="relu")
@@ -63,8 +111,13 @@ def main():
     except (subprocess.CalledProcessError, FileNotFoundError):
         have_torch = False
         print("PyTorch not found: printing pc's times only", file=sys.stderr)
-    print(f"model {args.model} {args.hidden} {args.loss} {args.dtype}, {args.threads} thread(s); "
-          "ratio = PyTorch median / pc median")
+    ceiling_text, ceiling_json = ceiling(args, have_torch)
+    print(ceiling_text, flush=True)
+    if args.json:
+        print(json.dumps(ceiling_json))
+    family = run([args.pcnet_bench, "speed", "--model", "4-2", "--batch", "1", "--json"]).get("isa", "?")
+    print(f"model {args.model} {args.hidden} {args.loss} {args.dtype}, {args.threads} thread(s), "
+          f"pc on the {family} kernels; ratio = PyTorch median / pc median")
     print(f"{'batch':>5}  {'configuration':<26} {'pc median':>11} {'pc min':>11} "
           f"{'pc GFLOP/s':>10} {'torch median':>12} {'ratio':>7} "
           f"{'pc cpu':>10} {'torch cpu':>10} {'cpu ratio':>9}")
@@ -110,6 +163,10 @@ def main():
                 torch_text = f"{'-':>12} {'-':>7}"
             print(f"{batch:>5}  {label:<26} {pc_median:11.3e} {pc_min:11.3e} {torch_text}",
                   flush=True)
+
+    # The ceiling again, after the table: a busy machine shows up as two different lines.
+    print(ceiling(args, have_torch)[0], flush=True)
+
 
 if __name__ == "__main__":
     main()

@@ -46,13 +46,21 @@ pub enum Command {
     #[command(args_override_self = true)]
     Depth(DepthArgs),
     /// f32 GFLOP/s of pc's own matrix product on 1024 x 1024 x 1024, on one thread and on
-    /// all threads.
+    /// all threads, naming the kernel family.
     #[command(args_override_self = true)]
-    Peak {
-        /// Print one JSON object.
-        #[arg(long)]
-        json: bool,
-    },
+    Peak(PeakArgs),
+}
+
+/// Flags of `peak`.
+#[derive(Debug, Args)]
+pub struct PeakArgs {
+    /// The kernel family: portable, avx2, avx512, or all (one line per family this
+    /// processor runs); default PC_ISA, else the best detected.
+    #[arg(long, value_name = "FAMILY")]
+    pub isa: Option<String>,
+    /// Print one JSON object (per family).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The network `reproduce` uses.

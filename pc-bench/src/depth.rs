@@ -168,7 +168,7 @@ fn steps(
     let mut workspace = vec![0.0; settings.schedule.workspace_len(spec, rows)];
     let mut updates = vec![0.0; spec.parameter_len()];
     let run = infer_with(
-        &Fast,
+        &Fast::default(),
         spec,
         params,
         batch,
@@ -285,8 +285,16 @@ pub fn measure(options: &Options, depth: usize) -> Result<Row, String> {
     };
     let mut workspace =
         vec![0.0; pcnet_core::analysis::spectrum_workspace_len(&spec, rows, rule.iterations)];
-    let spectrum = hessian_spectrum_with(&Fast, &spec, &params, batch, None, &rule, &mut workspace)
-        .map_err(|e| format!("spectrum: {e}"))?;
+    let spectrum = hessian_spectrum_with(
+        &Fast::default(),
+        &spec,
+        &params,
+        batch,
+        None,
+        &rule,
+        &mut workspace,
+    )
+    .map_err(|e| format!("spectrum: {e}"))?;
     let conditioning = Conditioning {
         relative_tolerance: Some(options.tolerance),
         spectrum: Some(spectrum),

@@ -43,7 +43,11 @@ fn main() -> ExitCode {
                 .map_err(pcnet_bench::Error::Depth);
             ("depth", 1, result)
         }
-        Command::Peak { json } => ("peak", 2, pcnet_bench::peak::peak(json)),
+        Command::Peak(args) => (
+            "peak",
+            2,
+            pcnet_bench::peak::peak(args.isa.as_deref(), args.json),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

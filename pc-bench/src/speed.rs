@@ -22,6 +22,9 @@
 //!
 //! A named model counts the same way, a conv op costing `2 B out in kh kw` per output
 //! position ([`crate::models::useful_flops`]).
+//!
+//! `speed` runs the process's kernel family ([`pcnet_std::fast::Isa`]: `PC_ISA`, else the
+//! best detected) and names it (`"isa"` in `--json`).
 
 use crate::models::NamedModel;
 use crate::timing::{time_calls, Timing};
@@ -141,10 +144,7 @@ pub fn useful_flops(config: &SpeedConfig) -> f64 {
     crate::models::useful_flops(&spec, config.batch, config.algorithm, config.iterations())
 }
 
-fn run_speed<T: Scalar>(config: &SpeedConfig) -> Result<Timing, PcError>
-where
-    Fast: pcnet_std::batch::RunnerBackend<T>,
-{
+fn run_speed<T: Scalar>(fast: Fast, config: &SpeedConfig) -> Result<Timing, PcError> {
     let (layers, loss, input_len) = config.network_layers();
     // PyTorch's nn.Linear / nn.Conv2d initialisation scale, from seed 1.
     let network = Network::<T>::initialised(layers, loss, input_len, 1)?;
@@ -174,7 +174,7 @@ where
     } else {
         Par::Rayon(config.threads)
     };
-    let mut runner = BatchRunner::<T>::new();
+    let mut runner = BatchRunner::<T>::with_backend(fast);
     time_calls(config.calls.max(30), || {
         runner
             .run(par, &spec, params, batch, &settings)
@@ -189,10 +189,12 @@ where
 /// # Errors
 /// [`Error::Pc`] when the network does not build or a relaxation fails.
 pub fn speed(config: &SpeedConfig) -> Result<(), Error> {
+    // The process's kernel family: PC_ISA, else the best this processor runs.
+    let fast = Fast::new().map_err(Error::std("speed"))?;
     let timing = if config.f64 {
-        run_speed::<f64>(config)
+        run_speed::<f64>(fast, config)
     } else {
-        run_speed::<f32>(config)
+        run_speed::<f32>(fast, config)
     }
     .map_err(Error::pc("speed"))?;
     let flops = useful_flops(config);
@@ -220,6 +222,7 @@ pub fn speed(config: &SpeedConfig) -> Result<(), Error> {
             "samples_per_s": samples_per_s,
             "gflops": gflops,
             "cpu_mean_s": timing.cpu_mean_s,
+            "isa": fast.isa().name(),
         });
         if dense {
             object["hidden"] = config.hidden.name().into();
@@ -232,11 +235,12 @@ pub fn speed(config: &SpeedConfig) -> Result<(), Error> {
             String::new()
         };
         println!(
-            "pc speed: {model}{activation} {} eta {} n {n} batch {} threads {} {dtype}",
+            "pc speed: {model}{activation} {} eta {} n {n} batch {} threads {} {dtype} ({} kernels)",
             config.algorithm.name(),
             config.eta,
             config.batch,
             config.threads,
+            fast.isa(),
         );
         println!(
             "  median {:.3e} s  min {:.3e} s  ({} calls)  {:.0} samples/s  {:.1} useful GFLOP/s",

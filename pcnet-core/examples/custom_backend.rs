@@ -11,8 +11,8 @@
 use core::cell::Cell;
 use pcnet_core::kernels::portable;
 use pcnet_core::{
-    infer, infer_with, Activation, Backend, Batch, Layer, LinearDims, Loss, NetworkSpec, PcError,
-    Scalar, Settings, Targets,
+    infer, infer_with, Activation, Backend, Batch, Layer, LinearDims, Loss, NetworkSpec, OpKey,
+    PcError, Scalar, Settings, Targets,
 };
 
 /// Counts multiply-adds, by kind of product, and computes them with the portable loops.
@@ -37,6 +37,7 @@ impl CountingBackend {
 impl<T: Scalar> Backend<T> for CountingBackend {
     fn linear_forward(
         &self,
+        _key: OpKey,
         dims: LinearDims,
         input: &[T],
         weight: &[T],
@@ -49,6 +50,7 @@ impl<T: Scalar> Backend<T> for CountingBackend {
 
     fn linear_backward_input(
         &self,
+        _key: OpKey,
         dims: LinearDims,
         grad_output: &[T],
         weight: &[T],
@@ -60,6 +62,7 @@ impl<T: Scalar> Backend<T> for CountingBackend {
 
     fn linear_backward_parameters(
         &self,
+        _key: OpKey,
         dims: LinearDims,
         grad_output: &[T],
         input: &[T],

@@ -229,6 +229,7 @@ pub fn linear_equilibrium<T: Scalar>(
         let (in_width, out_width) = (spec.width(layer - 1), spec.width(layer));
         let view = LayerView {
             layer: &spec.layers()[layer - 1],
+            index: layer,
             rows: outputs,
             input_width: in_width,
             params: &params[spec.parameter_offset(layer)

@@ -140,6 +140,7 @@ pub fn forward_with<T: Scalar, B: Backend<T>>(
     for (index, layer) in spec.layers().iter().enumerate() {
         let view = LayerView {
             layer,
+            index: index + 1,
             rows,
             input_width: width,
             params: &params[offset..offset + layer.parameter_len()],

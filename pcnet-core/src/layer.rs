@@ -10,12 +10,14 @@ use crate::kernels::conv;
 #[cfg(feature = "conv")]
 use crate::kernels::pool;
 use crate::scalar::{first_non_finite, sums_of_products_stay_finite};
-use crate::{kernels::LinearDims, Backend, Layer, Op, Scalar, MAX_OPS_PER_LAYER};
+use crate::{kernels::LinearDims, Backend, Layer, Op, OpKey, Scalar, MAX_OPS_PER_LAYER};
 
 /// One layer applied to a block of `rows` samples with its parameters.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct LayerView<'a, T> {
     pub layer: &'a Layer,
+    /// The layer's index, 1-based (its products' [`OpKey::layer`]).
+    pub index: usize,
     pub rows: usize,
     pub input_width: usize,
     pub params: &'a [T],
@@ -127,7 +129,14 @@ impl<T: Scalar> LayerView<'_, T> {
                         inputs,
                         outputs,
                     };
-                    backend.linear_forward(dims, source, weight, &bias[..outputs], target);
+                    backend.linear_forward(
+                        OpKey::new(self.index, k),
+                        dims,
+                        source,
+                        weight,
+                        &bias[..outputs],
+                        target,
+                    );
                 }
                 Op::Activation(activation) => activation.forward_in_network(source, target),
                 Op::Flatten => target.copy_from_slice(source),
@@ -136,7 +145,15 @@ impl<T: Scalar> LayerView<'_, T> {
                     let weights = &self.params[plan.param_offsets[k]..];
                     let (weight, bias) = weights.split_at(conv.weight_len());
                     let bias = &bias[..conv.out_channels];
-                    backend.conv2d_forward(&conv, rows, source, weight, bias, target);
+                    backend.conv2d_forward(
+                        OpKey::new(self.index, k),
+                        &conv,
+                        rows,
+                        source,
+                        weight,
+                        bias,
+                        target,
+                    );
                 }
                 #[cfg(feature = "conv")]
                 Op::MaxPool2d(pool) => pool::max_forward(&pool, rows, source, target),
@@ -241,6 +258,7 @@ impl<T: Scalar> LayerView<'_, T> {
                     outputs,
                 };
                 backend.linear_backward_parameters(
+                    OpKey::new(self.index, k),
                     dims,
                     gradient,
                     op_input,
@@ -257,6 +275,7 @@ impl<T: Scalar> LayerView<'_, T> {
                 let (grad_weight, grad_bias) = params_out[offset..].split_at_mut(conv.weight_len());
                 let grad_bias = &mut grad_bias[..conv.out_channels];
                 backend.conv2d_backward_parameters(
+                    OpKey::new(self.index, k),
                     &conv,
                     rows,
                     gradient,
@@ -291,7 +310,13 @@ impl<T: Scalar> LayerView<'_, T> {
                         inputs,
                         outputs,
                     };
-                    backend.linear_backward_input(dims, gradient, weight, target);
+                    backend.linear_backward_input(
+                        OpKey::new(self.index, k),
+                        dims,
+                        gradient,
+                        weight,
+                        target,
+                    );
                 }
                 Op::Activation(activation) => {
                     activation.backward_in_network(op_input, op_output, gradient, target)
@@ -301,7 +326,14 @@ impl<T: Scalar> LayerView<'_, T> {
                 Op::Conv2d(conv) => {
                     let offset = plan.param_offsets[k];
                     let weight = &self.params[offset..offset + conv.weight_len()];
-                    backend.conv2d_backward_input(&conv, rows, gradient, weight, target);
+                    backend.conv2d_backward_input(
+                        OpKey::new(self.index, k),
+                        &conv,
+                        rows,
+                        gradient,
+                        weight,
+                        target,
+                    );
                 }
                 #[cfg(feature = "conv")]
                 Op::MaxPool2d(pool) => pool::max_backward(&pool, rows, op_input, gradient, target),

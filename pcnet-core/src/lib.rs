@@ -131,7 +131,7 @@ pub mod strategies;
 pub use activation::Activation;
 pub use error::PcError;
 pub use forward::{forward, forward_with};
-pub use kernels::{Backend, LinearDims, Portable};
+pub use kernels::{Backend, LinearDims, OpKey, Portable};
 pub use learn::Learner;
 pub use loss::{Loss, Targets};
 pub use name::ParseNameError;
@@ -143,7 +143,7 @@ pub use relax::{
     infer, infer_with, Algorithm, Batch, Conditioning, Inference, InputBelief, Report, Settings,
     StrictSchedule, MAX_ITERATIONS,
 };
-pub use scalar::Scalar;
+pub use scalar::{Scalar, ScalarSlice, ScalarSliceMut};
 pub use spec::{Layer, NetworkSpec, Op, MAX_OPS_PER_LAYER};
 #[cfg(feature = "safe-step")]
 pub use stability::safe_step_size;

@@ -334,6 +334,7 @@ fn residual_jvp_is_the_adjoint_of_the_vjp() {
     let params = sequence.vec(layer.parameter_len(), 0.9);
     let view = LayerView {
         layer: &layer,
+        index: 1,
         rows,
         input_width: 4,
         params: &params,

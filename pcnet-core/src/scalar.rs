@@ -48,6 +48,52 @@ pub trait Scalar:
     fn to_f64(self) -> f64;
     /// Converts a count to the scalar type, rounding to nearest.
     fn from_usize(value: usize) -> Self;
+    /// `values` as the concrete type it is, for code generic over `T: Scalar` that hands
+    /// slices to per-type kernels (pcnet-std's fast backend does, so that it implements
+    /// [`crate::Backend`] for every `T: Scalar` with no extra bound on the caller).
+    ///
+    /// # Example
+    /// ```
+    /// use pcnet_core::{Scalar, ScalarSlice};
+    /// fn sum_in_f64<T: Scalar>(values: &[T]) -> f64 {
+    ///     match T::as_typed(values) {
+    ///         ScalarSlice::F32(values) => values.iter().map(|&v| f64::from(v)).sum(),
+    ///         ScalarSlice::F64(values) => values.iter().sum(),
+    ///     }
+    /// }
+    /// assert_eq!(sum_in_f64(&[1.5_f32, 2.0]), 3.5);
+    /// ```
+    fn as_typed(values: &[Self]) -> ScalarSlice<'_>;
+    /// [`Scalar::as_typed`] for a mutable slice.
+    ///
+    /// # Example
+    /// ```
+    /// use pcnet_core::{Scalar, ScalarSliceMut};
+    /// let mut values = [1.0_f64, 2.0];
+    /// if let ScalarSliceMut::F64(values) = f64::as_typed_mut(&mut values) {
+    ///     values[0] = 5.0;
+    /// }
+    /// assert_eq!(values, [5.0, 2.0]);
+    /// ```
+    fn as_typed_mut(values: &mut [Self]) -> ScalarSliceMut<'_>;
+}
+
+/// A slice of one of the two [`Scalar`] types ([`Scalar::as_typed`]).
+#[derive(Debug)]
+pub enum ScalarSlice<'a> {
+    /// `f32` values.
+    F32(&'a [f32]),
+    /// `f64` values.
+    F64(&'a [f64]),
+}
+
+/// A mutable slice of one of the two [`Scalar`] types ([`Scalar::as_typed_mut`]).
+#[derive(Debug)]
+pub enum ScalarSliceMut<'a> {
+    /// `f32` values.
+    F32(&'a mut [f32]),
+    /// `f64` values.
+    F64(&'a mut [f64]),
 }
 
 impl Scalar for f32 {
@@ -83,6 +129,14 @@ impl Scalar for f32 {
     #[inline]
     fn to_f64(self) -> f64 {
         self as f64
+    }
+    #[inline]
+    fn as_typed(values: &[f32]) -> ScalarSlice<'_> {
+        ScalarSlice::F32(values)
+    }
+    #[inline]
+    fn as_typed_mut(values: &mut [f32]) -> ScalarSliceMut<'_> {
+        ScalarSliceMut::F32(values)
     }
     #[inline]
     fn from_usize(value: usize) -> f32 {
@@ -123,6 +177,14 @@ impl Scalar for f64 {
     #[inline]
     fn to_f64(self) -> f64 {
         self
+    }
+    #[inline]
+    fn as_typed(values: &[f64]) -> ScalarSlice<'_> {
+        ScalarSlice::F64(values)
+    }
+    #[inline]
+    fn as_typed_mut(values: &mut [f64]) -> ScalarSliceMut<'_> {
+        ScalarSliceMut::F64(values)
     }
     #[inline]
     fn from_usize(value: usize) -> f64 {

@@ -369,7 +369,7 @@ impl Network {
             .detach(|| {
                 let mut workspace = vec![T::zero(); spec.workspace_len(rows)];
                 safe_step_size_with(
-                    &Fast,
+                    &Fast::default(),
                     &spec,
                     params,
                     Batch::new(inputs, targets),

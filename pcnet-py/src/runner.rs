@@ -324,11 +324,13 @@ where
         let targets = request.targets;
         let initial_beliefs = request.initial_beliefs;
         let (cache, blocks) = (&mut self.cache, &mut self.blocks[..block_count]);
+        // The process's kernel family (PC_ISA, else the best detected), chosen once.
+        let fast = Fast::default();
         let backend = match pool {
             Some(pool) => pool.install(|| {
-                Fast.prepare(cache, &spec, request.params, &settings, prepared_rows, true)
+                fast.prepare(cache, &spec, request.params, &settings, prepared_rows, true)
             })?,
-            None => Fast.prepare(
+            None => fast.prepare(
                 cache,
                 &spec,
                 request.params,

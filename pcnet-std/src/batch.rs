@@ -225,28 +225,22 @@ impl<T: Scalar> RunnerBackend<T> for Portable {
     }
 }
 
-macro_rules! fast_runner_backend {
-    ($t:ty) => {
-        impl RunnerBackend<$t> for Fast {
-            type Cache = PackedWeights<$t>;
-            type Prepared<'a> = PackedFast<'a, $t>;
+impl<T: Scalar> RunnerBackend<T> for Fast {
+    type Cache = PackedWeights<T>;
+    type Prepared<'a> = PackedFast<'a, T>;
 
-            fn prepare<'a>(
-                &'a self,
-                cache: &'a mut PackedWeights<$t>,
-                spec: &NetworkSpec<'_>,
-                params: &'a [$t],
-                settings: &Settings<'_, $t>,
-                block_rows: usize,
-                parallel: bool,
-            ) -> Result<PackedFast<'a, $t>, PcError> {
-                cache.pack_on(spec, params, settings, block_rows, parallel)
-            }
-        }
-    };
+    fn prepare<'a>(
+        &'a self,
+        cache: &'a mut PackedWeights<T>,
+        spec: &NetworkSpec<'_>,
+        params: &'a [T],
+        settings: &Settings<'_, T>,
+        block_rows: usize,
+        parallel: bool,
+    ) -> Result<PackedFast<'a, T>, PcError> {
+        cache.pack_on(*self, spec, params, settings, block_rows, parallel)
+    }
 }
-fast_runner_backend!(f32);
-fast_runner_backend!(f64);
 
 /// An owned, reusable runner for batched relaxations on a backend (by default [`Fast`]).
 ///
@@ -262,22 +256,17 @@ pub struct BatchRunner<T: Scalar, B: RunnerBackend<T> = Fast> {
     pool: Option<(usize, rayon::ThreadPool)>,
 }
 
-impl<T: Scalar> Default for BatchRunner<T, Fast>
-where
-    Fast: RunnerBackend<T>,
-{
+impl<T: Scalar> Default for BatchRunner<T, Fast> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<T: Scalar> BatchRunner<T, Fast>
-where
-    Fast: RunnerBackend<T>,
-{
-    /// A runner on the [`Fast`] kernels. It allocates its buffers on first use.
+impl<T: Scalar> BatchRunner<T, Fast> {
+    /// A runner on the [`Fast`] kernels of the process's default family
+    /// ([`Fast::default`]). It allocates its buffers on first use.
     pub fn new() -> Self {
-        Self::with_backend(Fast)
+        Self::with_backend(Fast::default())
     }
 }
 

@@ -61,6 +61,18 @@ pub enum Error {
         /// What is wrong, and where.
         message: String,
     },
+    /// `PC_ISA` (or a name parsed as a [`crate::fast::Isa`]) names no kernel family.
+    UnknownIsa {
+        /// The value given.
+        value: String,
+    },
+    /// A kernel family this processor (or this build) cannot run was asked for.
+    UnavailableIsa {
+        /// The family asked for.
+        isa: crate::fast::Isa,
+        /// The families this processor runs.
+        available: &'static [crate::fast::Isa],
+    },
 }
 
 impl Error {
@@ -102,6 +114,22 @@ impl fmt::Display for Error {
                 "layer {layer}'s weight is {rows} x {columns} (out x in), given {given_rows} x {given_columns}"
             ),
             Error::Format { input, message } => write!(f, "{input}: {message}"),
+            Error::UnknownIsa { value } => write!(
+                f,
+                "{value:?} is not a kernel family (PC_ISA takes portable, avx2 or avx512)"
+            ),
+            Error::UnavailableIsa { isa, available } => {
+                write!(
+                    f,
+                    "the {isa} kernels do not run here: this processor or this build lacks \
+                     them (available:"
+                )?;
+                for (index, family) in available.iter().enumerate() {
+                    let separator = if index == 0 { " " } else { ", " };
+                    write!(f, "{separator}{family}")?;
+                }
+                write!(f, ")")
+            }
         }
     }
 }

@@ -739,7 +739,7 @@ impl<T: Scalar> Network<T> {
             .workspace
             .resize(spec.forward_workspace_len(rows), T::zero());
         pcnet_core::forward_with(
-            &Fast,
+            &Fast::default(),
             &spec,
             &self.parameters,
             inputs,

@@ -1,10 +1,14 @@
 //! The batch runner: bit-identical for any thread count, equal to pcnet-core's single call.
+//! The thread-count tests run once per kernel family this machine has (`families`).
+
+mod families;
 
 use pcnet_core::{
     infer, Activation, Algorithm, Batch, Layer, Loss, NetworkSpec, PcError, Portable, Scalar,
     Settings, Sgd, Targets,
 };
 use pcnet_std::batch::{BatchRunner, Par, BLOCK_ROWS};
+use pcnet_std::fast::Fast;
 
 /// Small blocks keep the debug-build tests quick and give several blocks per batch.
 const SMALL_BLOCK: usize = 16;
@@ -47,12 +51,14 @@ where
 {
     // Blocks of 16 rows read the weights in place; of 32, from panels packed once per
     // call (on the pool's threads when there is a pool).
-    for block_rows in [SMALL_BLOCK, 2 * SMALL_BLOCK] {
-        same_bits_with_blocks_of::<T>(loss, block_rows);
+    for fast in families::families() {
+        for block_rows in [SMALL_BLOCK, 2 * SMALL_BLOCK] {
+            same_bits_with_blocks_of::<T>(fast, loss, block_rows);
+        }
     }
 }
 
-fn same_bits_with_blocks_of<T: Scalar>(loss: Loss, block_rows: usize)
+fn same_bits_with_blocks_of<T: Scalar>(fast: Fast, loss: Loss, block_rows: usize)
 where
     pcnet_std::fast::Fast: pcnet_std::batch::RunnerBackend<T>,
 {
@@ -67,7 +73,11 @@ where
         _ => Targets::Values(&target_values),
     };
     let batch = Batch::new(&inputs, targets);
-    let runner_of = || BatchRunner::<T>::new().with_block_rows(block_rows).unwrap();
+    let runner_of = || {
+        BatchRunner::<T>::with_backend(fast)
+            .with_block_rows(block_rows)
+            .unwrap()
+    };
     for settings in settings::<T>() {
         let mut runner = runner_of();
         let seq = runner
@@ -94,7 +104,8 @@ where
                 );
                 assert!(
                     got == expected,
-                    "{:?} with {threads} threads differs from one thread ({block_rows}-row blocks)",
+                    "{} {:?} with {threads} threads differs from one thread ({block_rows}-row blocks)",
+                    fast.isa(),
                     settings.algorithm
                 );
             }
@@ -384,4 +395,38 @@ fn non_finite_parameters_are_named_on_the_fast_kernels_f32() {
 #[test]
 fn non_finite_parameters_are_named_on_the_fast_kernels_f64() {
     non_finite_parameters_are_named::<f64>();
+}
+
+/// Code generic over `T: Scalar` alone (no `Fast: RunnerBackend<T>` bound) runs the fast
+/// kernels of its concrete type: the same bits as the same call written for f32 / f64.
+fn generic_loss<T: Scalar>(spec: &NetworkSpec<'_>, params: &[T], batch: Batch<'_, T>) -> T {
+    let mut runner = BatchRunner::<T>::new();
+    runner
+        .run(
+            Par::Seq,
+            spec,
+            params,
+            batch,
+            &Settings::strict(T::from_f64(0.1), 5),
+        )
+        .unwrap()
+        .loss()
+}
+
+#[test]
+fn code_generic_over_the_scalar_needs_no_backend_bound() {
+    let spec = NetworkSpec::new(&LAYERS, Loss::CrossEntropy);
+    let rows = 40;
+    let params: Vec<f32> = values(spec.parameter_len(), 9, 0.4);
+    let inputs: Vec<f32> = values(rows * 12, 10, 1.0);
+    let classes: Vec<usize> = (0..rows).map(|r| r % 5).collect();
+    let batch = Batch::new(&inputs, Targets::Classes(&classes));
+    let concrete = BatchRunner::<f32>::new()
+        .run(Par::Seq, &spec, &params, batch, &Settings::strict(0.1, 5))
+        .unwrap()
+        .loss();
+    assert_eq!(
+        generic_loss(&spec, &params, batch).to_bits(),
+        concrete.to_bits()
+    );
 }

@@ -3,6 +3,8 @@
 //! f32 whatever the summation order, so the two must agree exactly; NaN canaries past
 //! each output catch writes out of bounds.
 
+mod families;
+
 use pcnet_core::{
     infer, infer_with, kernels::conv, Activation, Backend, Batch, Conv2d, ImageShape, Layer, Loss,
     NetworkSpec, Op, Pool2d, Settings, Targets,
@@ -38,6 +40,16 @@ fn check_all<T: pcnet_core::Scalar>()
 where
     Fast: Backend<T>,
 {
+    for backend in families::families() {
+        check_all_on::<T>(backend);
+    }
+}
+
+fn check_all_on<T: pcnet_core::Scalar>(backend: Fast)
+where
+    Fast: Backend<T>,
+{
+    let family = backend.isa();
     for (c, shape) in shapes().iter().enumerate() {
         for rows in [1, 3] {
             let (in_len, out_len) = (rows * shape.input.len(), rows * shape.output_shape().len());
@@ -48,12 +60,12 @@ where
             let canary = |len: usize| vec![T::nan(); len + 3];
 
             let (mut fast, mut portable) = (canary(out_len), canary(out_len));
-            Fast.conv2d_forward(shape, rows, &x, &w, &b, &mut fast);
+            backend.conv2d_forward(pcnet_core::OpKey::NONE, shape, rows, &x, &w, &b, &mut fast);
             conv::forward(shape, rows, &x, &w, &b, &mut portable);
             assert_eq!(
                 fast[..out_len],
                 portable[..out_len],
-                "forward, conv {c}, rows {rows}"
+                "{family} forward, conv {c}, rows {rows}"
             );
             assert!(
                 fast[out_len..].iter().all(|v| v.is_nan()),
@@ -61,12 +73,12 @@ where
             );
 
             let (mut fast, mut portable) = (canary(in_len), canary(in_len));
-            Fast.conv2d_backward_input(shape, rows, &g, &w, &mut fast);
+            backend.conv2d_backward_input(pcnet_core::OpKey::NONE, shape, rows, &g, &w, &mut fast);
             conv::backward_input(shape, rows, &g, &w, &mut portable);
             assert_eq!(
                 fast[..in_len],
                 portable[..in_len],
-                "input VJP, conv {c}, rows {rows}"
+                "{family} input VJP, conv {c}, rows {rows}"
             );
             assert!(fast[in_len..].iter().all(|v| v.is_nan()));
 
@@ -74,12 +86,20 @@ where
             let (mut fast_w, mut portable_w) = (canary(len), canary(len));
             let (mut fast_b, mut portable_b) =
                 (canary(shape.out_channels), canary(shape.out_channels));
-            Fast.conv2d_backward_parameters(shape, rows, &g, &x, &mut fast_w, &mut fast_b);
+            backend.conv2d_backward_parameters(
+                pcnet_core::OpKey::NONE,
+                shape,
+                rows,
+                &g,
+                &x,
+                &mut fast_w,
+                &mut fast_b,
+            );
             conv::backward_parameters(shape, rows, &g, &x, &mut portable_w, &mut portable_b);
             assert_eq!(
                 fast_w[..len],
                 portable_w[..len],
-                "weight VJP, conv {c}, rows {rows}"
+                "{family} weight VJP, conv {c}, rows {rows}"
             );
             assert_eq!(
                 fast_b[..shape.out_channels],
@@ -145,7 +165,7 @@ fn fast_cnn_relaxation_matches_portable() {
             vec![0.0; spec.parameter_len()],
         );
         infer_with(
-            &Fast,
+            &Fast::default(),
             &spec,
             &params,
             batch,

@@ -6,9 +6,16 @@
 //! by at most `2 gamma_k sum |a_i b_i|`. The absolute sums are computed in f64.
 //! NaN canaries around every output catch writes out of bounds, and outputs are
 //! pre-filled with NaN to catch reads of stale output.
+//!
+//! Every test runs once per kernel family this machine has (`families`), the families it
+//! lacks reported as skipped; each family is checked against pcnet-core's portable
+//! kernels and against the fast `portable` family, within the same bound.
 
+mod families;
+
+use families::families;
 use pcnet_core::{kernels::portable, Backend, LinearDims, Scalar};
-use pcnet_std::fast::{gemm, Accumulate, Fast, MatMut, MatRef};
+use pcnet_std::fast::{gemm, Accumulate, Fast, Isa, MatMut, MatRef};
 
 const CANARY: usize = 17;
 
@@ -100,10 +107,11 @@ fn shapes() -> Vec<LinearDims> {
     shapes
 }
 
-fn compare_on_every_shape<T: Scalar>()
+fn compare_on_every_shape<T: Scalar>(fast_backend: Fast)
 where
     Fast: Backend<T>,
 {
+    let reference = Fast::with_isa(Isa::Portable).unwrap();
     let mut rng = Lcg(0x5eed);
     for dims in shapes() {
         let LinearDims {
@@ -116,7 +124,7 @@ where
         let bias: Vec<T> = rng.vec(outputs);
         let grad_output: Vec<T> = rng.vec(rows * outputs);
         let abs = |v: &[T], i: usize| v[i].to_f64().abs();
-        let what = format!("{dims:?}");
+        let what = format!("{} {dims:?}", fast_backend.isa());
 
         // Forward: out[r][o] = b[o] + sum_i x[r][i] w[o][i]
         let (mut fast, mut slow) = (
@@ -124,9 +132,18 @@ where
             vec![T::zero(); rows * outputs],
         );
         let out = &mut fast[CANARY..CANARY + rows * outputs];
-        Fast.linear_forward(dims, &input, &weight, &bias, out);
+        fast_backend.linear_forward(pcnet_core::OpKey::NONE, dims, &input, &weight, &bias, out);
         portable::linear_forward(dims, &input, &weight, &bias, &mut slow);
         check_canaries(&fast, &what);
+        let mut family_portable = vec![T::nan(); rows * outputs];
+        reference.linear_forward(
+            pcnet_core::OpKey::NONE,
+            dims,
+            &input,
+            &weight,
+            &bias,
+            &mut family_portable,
+        );
         let bounds: Vec<f64> = (0..rows * outputs)
             .map(|ro| {
                 let (r, o) = (ro / outputs.max(1), ro % outputs.max(1));
@@ -143,16 +160,31 @@ where
             &bounds,
             &format!("forward {what}"),
         );
+        within(
+            &fast[CANARY..CANARY + rows * outputs],
+            &family_portable,
+            &bounds,
+            &format!("forward against the portable family {what}"),
+        );
 
         // Input VJP: g_in[r][i] = sum_o g[r][o] w[o][i]
         let (mut fast, mut slow) = (guarded::<T>(rows * inputs), vec![T::zero(); rows * inputs]);
-        Fast.linear_backward_input(
+        fast_backend.linear_backward_input(
+            pcnet_core::OpKey::NONE,
             dims,
             &grad_output,
             &weight,
             &mut fast[CANARY..CANARY + rows * inputs],
         );
         portable::linear_backward_input(dims, &grad_output, &weight, &mut slow);
+        let mut family_portable = vec![T::nan(); rows * inputs];
+        reference.linear_backward_input(
+            pcnet_core::OpKey::NONE,
+            dims,
+            &grad_output,
+            &weight,
+            &mut family_portable,
+        );
         check_canaries(&fast, &what);
         let bounds: Vec<f64> = (0..rows * inputs)
             .map(|ri| {
@@ -169,6 +201,12 @@ where
             &bounds,
             &format!("input vjp {what}"),
         );
+        within(
+            &fast[CANARY..CANARY + rows * inputs],
+            &family_portable,
+            &bounds,
+            &format!("input vjp against the portable family {what}"),
+        );
 
         // Parameter VJP: g_w[o][i] = sum_r g[r][o] x[r][i], g_b[o] = sum_r g[r][o]
         let (mut fast_w, mut slow_w) = (
@@ -176,7 +214,8 @@ where
             vec![T::zero(); outputs * inputs],
         );
         let (mut fast_b, mut slow_b) = (guarded::<T>(outputs), vec![T::zero(); outputs]);
-        Fast.linear_backward_parameters(
+        fast_backend.linear_backward_parameters(
+            pcnet_core::OpKey::NONE,
             dims,
             &grad_output,
             &input,
@@ -212,18 +251,62 @@ where
 
 #[test]
 fn fast_f32_kernels_match_portable_on_every_shape_class() {
-    compare_on_every_shape::<f32>();
+    for fast in families() {
+        compare_on_every_shape::<f32>(fast);
+    }
 }
 
 #[test]
 fn fast_f64_kernels_match_portable_on_every_shape_class() {
-    compare_on_every_shape::<f64>();
+    for fast in families() {
+        compare_on_every_shape::<f64>(fast);
+    }
+}
+
+/// `PC_ISA`, when set, names a family this machine runs, and the default backend runs it;
+/// unset, the default backend runs the best family detected, which is among the
+/// available ones.
+#[test]
+fn the_default_family_is_pc_isa_or_the_detected_one() {
+    let default = Fast::default().isa();
+    assert!(Isa::available().contains(&default), "{default}");
+    assert!(Isa::available().contains(&Isa::Portable));
+    match std::env::var("PC_ISA") {
+        Ok(value) => {
+            let named: Isa = value.parse().unwrap();
+            assert_eq!(Fast::new().unwrap().isa(), named, "PC_ISA={value}");
+            assert_eq!(default, named, "PC_ISA={value}");
+        }
+        Err(_) => assert_eq!(default, Isa::detected()),
+    }
+    for isa in Isa::ALL {
+        assert_eq!(isa.to_string().parse::<Isa>().unwrap(), isa);
+        match Fast::with_isa(isa) {
+            Ok(fast) => assert!(isa.is_available() && fast.isa() == isa),
+            Err(error) => {
+                assert!(!isa.is_available(), "{isa}: {error}");
+                assert!(
+                    matches!(error, pcnet_std::Error::UnavailableIsa { isa: named, .. } if named == isa)
+                );
+            }
+        }
+    }
+    assert!(matches!(
+        "sse2".parse::<Isa>(),
+        Err(pcnet_std::Error::UnknownIsa { .. })
+    ));
 }
 
 /// Small integers make every product and partial sum exact, so any order gives the exact
 /// result: strided and transposed views must match a naive triple loop bit for bit.
 #[test]
 fn gemm_with_strides_and_transposes_is_exact_on_small_integers() {
+    for fast in families() {
+        exact_with_strides_and_transposes(fast);
+    }
+}
+
+fn exact_with_strides_and_transposes(fast: Fast) {
     let (m, n, k) = (5, 7, 9);
     let a: Vec<f64> = (0..m * k).map(|i| ((i * 7) % 11) as f64 - 5.0).collect(); // m x k row-major
     let b: Vec<f64> = (0..n * k).map(|i| ((i * 3) % 13) as f64 - 6.0).collect(); // n x k row-major = (k x n)^T
@@ -231,7 +314,7 @@ fn gemm_with_strides_and_transposes_is_exact_on_small_integers() {
     // Row-major destination with padding between rows, canaries in the padding.
     let stride = n + 3;
     let mut c = vec![f64::NAN; m * stride];
-    gemm(
+    fast.gemm(
         MatMut::row_major_strided(&mut c, m, n, stride).unwrap(),
         MatRef::row_major(&a, m, k).unwrap(),
         MatRef::row_major(&b, n, k).unwrap().transpose(),
@@ -250,7 +333,7 @@ fn gemm_with_strides_and_transposes_is_exact_on_small_integers() {
     // Column-major destination, accumulating twice: 2x the product.
     let mut d = vec![0.0; m * n];
     for _ in 0..2 {
-        gemm(
+        fast.gemm(
             MatMut::column_major(&mut d, m, n).unwrap(),
             MatRef::row_major(&a, m, k).unwrap(),
             MatRef::row_major(&b, n, k).unwrap().transpose(),
@@ -265,7 +348,7 @@ fn gemm_with_strides_and_transposes_is_exact_on_small_integers() {
     }
     // k = 0 overwrites with zeros.
     let mut z = vec![f64::NAN; 4];
-    gemm(
+    fast.gemm(
         MatMut::row_major(&mut z, 2, 2).unwrap(),
         MatRef::row_major(&[], 2, 0).unwrap(),
         MatRef::row_major(&[], 0, 2).unwrap(),
@@ -308,7 +391,7 @@ fn views_and_shapes_are_checked() {
 /// bit; canaries around and between the destination's rows must survive.
 #[test]
 fn gemm_is_exact_on_small_integers_on_every_path() {
-    fn run<T: pcnet_std::fast::GemmScalar>() {
+    fn run<T: pcnet_std::fast::GemmScalar>(fast: Fast) {
         let value = |x: usize| T::from_f64(x as f64);
         let mut shapes = Vec::new();
         for m in [1usize, 6, 7, 24, 31] {
@@ -352,7 +435,8 @@ fn gemm_is_exact_on_small_integers_on_every_path() {
                             Accumulate::Add => Scalar::to_f64(start[i * n + j]),
                         };
                         let what = format!(
-                            "{m}x{n}x{k} lhs^T {lhs_transposed} rhs^T {rhs_transposed} {accumulate:?}"
+                            "{} {m}x{n}x{k} lhs^T {lhs_transposed} rhs^T {rhs_transposed} {accumulate:?}",
+                            fast.isa()
                         );
                         // Row-major destination with two canaries after every row.
                         let stride = n + 2;
@@ -365,7 +449,7 @@ fn gemm_is_exact_on_small_integers_on_every_path() {
                             }
                         }
                         let view = MatMut::row_major_strided(&mut c, m, n, stride).unwrap();
-                        gemm(view, lhs, rhs, accumulate).unwrap();
+                        fast.gemm(view, lhs, rhs, accumulate).unwrap();
                         for i in 0..m {
                             for j in 0..stride {
                                 let got = Scalar::to_f64(c[i * stride + j]);
@@ -390,7 +474,7 @@ fn gemm_is_exact_on_small_integers_on_every_path() {
                             }
                         }
                         let view = MatMut::column_major(&mut d, m, n).unwrap();
-                        gemm(view, lhs, rhs, accumulate).unwrap();
+                        fast.gemm(view, lhs, rhs, accumulate).unwrap();
                         for i in 0..m {
                             for j in 0..n {
                                 let got = Scalar::to_f64(d[i + j * m]);
@@ -406,6 +490,8 @@ fn gemm_is_exact_on_small_integers_on_every_path() {
             }
         }
     }
-    run::<f32>();
-    run::<f64>();
+    for fast in families() {
+        run::<f32>(fast);
+        run::<f64>(fast);
+    }
 }

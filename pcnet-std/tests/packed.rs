@@ -110,12 +110,19 @@ where
             Settings::strict(T::from_f64(0.1), 7),
         ] {
             for settings in [base, base.with_free_input()] {
-                let expected = run(&Fast, &spec, &params, batch, &settings, rows);
+                let expected = run(&Fast::default(), &spec, &params, batch, &settings, rows);
                 let backend = packed.pack(&spec, &params, &settings).expect("packs");
                 let got = run(&backend, &spec, &params, batch, &settings, rows);
                 assert_eq!(got, expected, "rows {rows}, {settings:?}");
                 // Other parameters (another address) go through `Fast` unchanged.
-                let expected_other = run(&Fast, &spec, &other_params, batch, &settings, rows);
+                let expected_other = run(
+                    &Fast::default(),
+                    &spec,
+                    &other_params,
+                    batch,
+                    &settings,
+                    rows,
+                );
                 let got_other = run(&backend, &spec, &other_params, batch, &settings, rows);
                 assert_eq!(got_other, expected_other, "other parameters, rows {rows}");
                 assert_ne!(
@@ -166,4 +173,55 @@ fn packing_rejects_bad_networks_and_parameters_of_the_wrong_length() {
         packed.pack(&spec, &[0.5_f32; 0], &Settings::exact()),
         Err(pcnet_core::PcError::InvalidNetwork { .. })
     ));
+}
+
+/// Packed panels are found by the op's key and used only with that op's own weight slice:
+/// the key of another op of the same shape, or no key, computes with the weights given
+/// (the bits of plain `Fast` on them), never with the other op's panels.
+#[test]
+fn packed_panels_are_found_by_key_and_only_for_their_own_weights() {
+    use pcnet_core::{LinearDims, OpKey};
+    let layers = [
+        Layer::dense(40, 40, Activation::Tanh),
+        Layer::dense(40, 40, Activation::Tanh),
+        Layer::dense(40, 3, Activation::Identity),
+    ];
+    let spec = NetworkSpec::new(&layers, Loss::Mse);
+    let params: Vec<f64> = values(spec.parameter_len(), 3);
+    let settings = Settings::strict(0.1, 5);
+    let mut packed = PackedWeights::new();
+    let fast = Fast::default();
+    let backend = packed.pack_for(fast, &spec, &params, &settings).unwrap();
+    let rows = 30; // from 24 rows on, the forward product reads packed panels
+    let dims = LinearDims {
+        rows,
+        inputs: 40,
+        outputs: 40,
+    };
+    let input: Vec<f64> = values(rows * 40, 5);
+    let weight_of = |layer: usize| {
+        let start = spec.parameter_offset(layer);
+        (
+            &params[start..start + 1600],
+            &params[start + 1600..start + 1640],
+        )
+    };
+    for (key, layer) in [
+        (OpKey::new(1, 0), 1),
+        (OpKey::new(2, 0), 2),
+        (OpKey::new(2, 0), 1),
+        (OpKey::new(1, 0), 2),
+        (OpKey::NONE, 1),
+        (OpKey::new(7, 0), 2),
+    ] {
+        let (weight, bias) = weight_of(layer);
+        let (mut got, mut expected) = (vec![f64::NAN; rows * 40], vec![f64::NAN; rows * 40]);
+        backend.linear_forward(key, dims, &input, weight, bias, &mut got);
+        fast.linear_forward(OpKey::NONE, dims, &input, weight, bias, &mut expected);
+        assert_eq!(
+            bits(&got),
+            bits(&expected),
+            "{key:?} with layer {layer}'s weights"
+        );
+    }
 }

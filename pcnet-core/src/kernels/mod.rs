@@ -23,11 +23,45 @@ pub struct LinearDims {
     pub outputs: usize,
 }
 
+/// Which op of which network layer a product call belongs to: `layer` 1-based (as in the
+/// paper and [`crate::PcError`]), `op` 0-based within the layer's op chain.
+///
+/// The schedule passes it with every product, so a backend that keeps something per op
+/// (weights packed once per call, say) finds it by key instead of by comparing slices.
+/// A call that belongs to no network op passes [`OpKey::NONE`]; a backend must compute
+/// the same result whatever key it is given, the key only lets it find what it prepared.
+///
+/// # Example
+/// ```
+/// use pcnet_core::OpKey;
+/// let key = OpKey::new(2, 0); // the first op of layer 2
+/// assert_ne!(key, OpKey::NONE);
+/// assert_eq!((key.layer, key.op), (2, 0));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OpKey {
+    /// Layer index, 1-based (0 in [`OpKey::NONE`]).
+    pub layer: usize,
+    /// Operation index within the layer, 0-based.
+    pub op: usize,
+}
+
+impl OpKey {
+    /// The key of a product that belongs to no network op (layer 0).
+    pub const NONE: OpKey = OpKey { layer: 0, op: 0 };
+
+    /// Op `op` (0-based) of layer `layer` (1-based).
+    pub const fn new(layer: usize, op: usize) -> OpKey {
+        OpKey { layer, op }
+    }
+}
+
 /// The matrix products a linear op needs. Every method receives slices of exactly the
 /// lengths its documentation states (the schedule checks them once, up front).
 ///
-/// Implementations must compute the same mathematical result as [`Portable`]; they may
-/// sum in another order. Two more rules, which the schedule's bad-input checks rely on
+/// Every method also receives the [`OpKey`] of the op it computes for (or
+/// [`OpKey::NONE`]). Implementations must compute the same mathematical result as
+/// [`Portable`], whatever the key; they may sum in another order. Two more rules, which the schedule's bad-input checks rely on
 /// (with the `finiteness-proofs` feature): a linear forward product forms every product
 /// `input[r][i] * weight[o][i]`, zero inputs included, so that a NaN or infinite weight
 /// makes its output NaN or infinite (the parameters are proven finite from the outputs
@@ -36,10 +70,10 @@ pub struct LinearDims {
 ///
 /// # Example
 /// ```
-/// use pcnet_core::{Backend, LinearDims, Portable};
+/// use pcnet_core::{Backend, LinearDims, OpKey, Portable};
 /// let dims = LinearDims { rows: 1, inputs: 2, outputs: 1 };
 /// let mut out = [0.0_f64];
-/// Portable.linear_forward(dims, &[1.0, 2.0], &[3.0, 4.0], &[0.5], &mut out);
+/// Portable.linear_forward(OpKey::NONE, dims, &[1.0, 2.0], &[3.0, 4.0], &[0.5], &mut out);
 /// assert_eq!(out, [11.5]);
 /// ```
 pub trait Backend<T: Scalar> {
@@ -49,12 +83,14 @@ pub trait Backend<T: Scalar> {
     /// `output` rows x outputs.
     fn linear_forward(
         &self,
+        key: OpKey,
         dims: LinearDims,
         input: &[T],
         weight: &[T],
         bias: &[T],
         output: &mut [T],
     ) {
+        let _ = key;
         portable::linear_forward(dims, input, weight, bias, output);
     }
 
@@ -63,11 +99,13 @@ pub trait Backend<T: Scalar> {
     /// Lengths: `grad_output` rows x outputs, `weight` outputs x inputs, `grad_input` rows x inputs.
     fn linear_backward_input(
         &self,
+        key: OpKey,
         dims: LinearDims,
         grad_output: &[T],
         weight: &[T],
         grad_input: &mut [T],
     ) {
+        let _ = key;
         portable::linear_backward_input(dims, grad_output, weight, grad_input);
     }
 
@@ -75,12 +113,14 @@ pub trait Backend<T: Scalar> {
     /// `grad_bias[o] = sum_r grad_output[r][o]` (both overwritten).
     fn linear_backward_parameters(
         &self,
+        key: OpKey,
         dims: LinearDims,
         grad_output: &[T],
         input: &[T],
         grad_weight: &mut [T],
         grad_bias: &mut [T],
     ) {
+        let _ = key;
         portable::linear_backward_parameters(dims, grad_output, input, grad_weight, grad_bias);
     }
 
@@ -91,8 +131,10 @@ pub trait Backend<T: Scalar> {
     /// Lengths: `input` rows x `conv.input.len()`, `weight` [`Conv2d::weight_len`], `bias`
     /// `conv.out_channels`, `output` rows x `conv.output_shape().len()`.
     #[cfg(feature = "conv")]
+    #[allow(clippy::too_many_arguments)]
     fn conv2d_forward(
         &self,
+        key: OpKey,
         conv: &Conv2d,
         rows: usize,
         input: &[T],
@@ -100,6 +142,7 @@ pub trait Backend<T: Scalar> {
         bias: &[T],
         output: &mut [T],
     ) {
+        let _ = key;
         conv::forward(conv, rows, input, weight, bias, output);
     }
 
@@ -111,12 +154,14 @@ pub trait Backend<T: Scalar> {
     #[cfg(feature = "conv")]
     fn conv2d_backward_input(
         &self,
+        key: OpKey,
         conv: &Conv2d,
         rows: usize,
         grad_output: &[T],
         weight: &[T],
         grad_input: &mut [T],
     ) {
+        let _ = key;
         conv::backward_input(conv, rows, grad_output, weight, grad_input);
     }
 
@@ -127,8 +172,10 @@ pub trait Backend<T: Scalar> {
     /// Lengths: `grad_output` rows x `conv.output_shape().len()`, `input` rows x
     /// `conv.input.len()`, `grad_weight` [`Conv2d::weight_len`], `grad_bias` `conv.out_channels`.
     #[cfg(feature = "conv")]
+    #[allow(clippy::too_many_arguments)]
     fn conv2d_backward_parameters(
         &self,
+        key: OpKey,
         conv: &Conv2d,
         rows: usize,
         grad_output: &[T],
@@ -136,6 +183,7 @@ pub trait Backend<T: Scalar> {
         grad_weight: &mut [T],
         grad_bias: &mut [T],
     ) {
+        let _ = key;
         conv::backward_parameters(conv, rows, grad_output, input, grad_weight, grad_bias);
     }
 }

@@ -14,7 +14,7 @@ fn kernels_match_naive_loops_exactly() {
     let weight: [f64; 35] = core::array::from_fn(|i| ((i * 3) % 13) as f64 - 6.0);
     let bias: [f64; 5] = core::array::from_fn(|i| i as f64 - 2.0);
     let mut out = [0.0; 15];
-    Portable.linear_forward(dims, &input, &weight, &bias, &mut out);
+    Portable.linear_forward(OpKey::NONE, dims, &input, &weight, &bias, &mut out);
     for r in 0..3 {
         for o in 0..5 {
             let mut s = bias[o];
@@ -26,7 +26,7 @@ fn kernels_match_naive_loops_exactly() {
     }
     let grad_out: [f64; 15] = core::array::from_fn(|i| (i % 4) as f64 - 1.0);
     let mut gin = [f64::NAN; 21];
-    Portable.linear_backward_input(dims, &grad_out, &weight, &mut gin);
+    Portable.linear_backward_input(OpKey::NONE, dims, &grad_out, &weight, &mut gin);
     for r in 0..3 {
         for i in 0..7 {
             let s: f64 = (0..5)
@@ -37,7 +37,7 @@ fn kernels_match_naive_loops_exactly() {
     }
     let mut gw = [f64::NAN; 35];
     let mut gb = [f64::NAN; 5];
-    Portable.linear_backward_parameters(dims, &grad_out, &input, &mut gw, &mut gb);
+    Portable.linear_backward_parameters(OpKey::NONE, dims, &grad_out, &input, &mut gw, &mut gb);
     for o in 0..5 {
         assert_eq!(gb[o], (0..3).map(|r| grad_out[r * 5 + o]).sum::<f64>());
         for i in 0..7 {

@@ -99,6 +99,7 @@ impl<'p, T: Scalar, B: Backend<T>> Problem<'p, '_, T, B> {
     pub fn view(&self, layer: usize, slot: &LayerSlot) -> LayerView<'_, T> {
         LayerView {
             layer: &self.spec.layers()[layer - 1],
+            index: layer,
             rows: self.rows,
             input_width: slot.input_width,
             params: &self.params[slot.param_offset..slot.param_offset + slot.param_len],

@@ -1,4 +1,4 @@
-//! 2-d convolution as im2col plus [`gemm()`]: the [`Fast`](super::Fast) backend's
+//! 2-d convolution as im2col plus [`gemm()`](super::gemm): the [`Fast`](super::Fast) backend's
 //! `conv2d_*` methods.
 //!
 //! Per sample, the input image (`C x H x W`) is unrolled into its column matrix
@@ -17,7 +17,9 @@
 //! count; they differ from [`pcnet_core::kernels::conv`]'s direct loops only by summation order.
 
 use super::buffer::with_buffer;
-use super::{gemm, Accumulate, GemmScalar, MatMut, MatRef};
+use super::kernels::Family;
+use super::matmul::gemm_on;
+use super::{Accumulate, GemmScalar, MatMut, MatRef};
 use pcnet_core::{Conv2d, PcError};
 
 /// Output positions `o` in `0..count` whose input index `o * stride + offset - pad` lies
@@ -154,6 +156,7 @@ fn check(conv: &Conv2d, rows: usize, image: usize, output: usize) -> Result<(), 
 
 /// See [`pcnet_core::Backend::conv2d_forward`].
 pub(super) fn forward<T: GemmScalar>(
+    family: Family,
     conv: &Conv2d,
     rows: usize,
     input: &[T],
@@ -181,7 +184,8 @@ pub(super) fn forward<T: GemmScalar>(
             for (channel, &b) in y.chunks_exact_mut(positions).zip(bias) {
                 channel.fill(b);
             }
-            gemm(
+            gemm_on(
+                family,
                 MatMut::row_major(y, conv.out_channels, positions)?,
                 weight,
                 MatRef::row_major(cols, filters, positions)?,
@@ -194,6 +198,7 @@ pub(super) fn forward<T: GemmScalar>(
 
 /// See [`pcnet_core::Backend::conv2d_backward_input`].
 pub(super) fn backward_input<T: GemmScalar>(
+    family: Family,
     conv: &Conv2d,
     rows: usize,
     grad_output: &[T],
@@ -203,6 +208,7 @@ pub(super) fn backward_input<T: GemmScalar>(
     check(conv, rows, grad_input.len(), grad_output.len())?;
     if let Some(transposed) = transposed(conv) {
         return backward_input_as_convolution(
+            family,
             conv,
             &transposed,
             rows,
@@ -219,7 +225,8 @@ pub(super) fn backward_input<T: GemmScalar>(
             .chunks_exact(out_len)
             .zip(grad_input[..rows * in_len].chunks_exact_mut(in_len))
         {
-            gemm(
+            gemm_on(
+                family,
                 MatMut::row_major(cols, filters, positions)?,
                 weight_t,
                 MatRef::row_major(g, conv.out_channels, positions)?,
@@ -250,6 +257,7 @@ fn transposed(conv: &Conv2d) -> Option<Conv2d> {
 }
 
 fn backward_input_as_convolution<T: GemmScalar>(
+    family: Family,
     conv: &Conv2d,
     transposed: &Conv2d,
     rows: usize,
@@ -287,7 +295,8 @@ fn backward_input_as_convolution<T: GemmScalar>(
             .zip(grad_input[..rows * in_len].chunks_exact_mut(in_len))
         {
             im2col(transposed, g, cols);
-            gemm(
+            gemm_on(
+                family,
                 MatMut::row_major(gx, ins, positions)?,
                 flipped,
                 MatRef::row_major(cols, filters, positions)?,
@@ -300,6 +309,7 @@ fn backward_input_as_convolution<T: GemmScalar>(
 
 /// See [`pcnet_core::Backend::conv2d_backward_parameters`].
 pub(super) fn backward_parameters<T: GemmScalar>(
+    family: Family,
     conv: &Conv2d,
     rows: usize,
     grad_output: &[T],
@@ -333,7 +343,8 @@ pub(super) fn backward_parameters<T: GemmScalar>(
             .zip(input[..rows * in_len].chunks_exact(in_len))
         {
             im2col(conv, x, cols);
-            gemm(
+            gemm_on(
+                family,
                 MatMut::row_major(grad_weight, conv.out_channels, filters)?,
                 MatRef::row_major(g, conv.out_channels, positions)?,
                 MatRef::row_major(cols, filters, positions)?.transpose(),

@@ -3,9 +3,9 @@
 //! [`gemm()`] computes `dst = lhs * rhs` or `dst += lhs * rhs` for strided matrix views
 //! ([`MatRef`], [`MatMut`]). Every view is checked when it is built, so that each element
 //! it addresses lies inside its slice; the product checks that the shapes fit, then maps
-//! the strides onto one of the two forms of the micro-kernels in `simd.rs` (AVX2 + FMA,
-//! chosen at run time; plain loops without it), which check the bounds once more before
-//! any SIMD load.
+//! the strides onto one of the two forms of the micro-kernels in `kernels/` (of the family
+//! a [`Fast`](super::Fast) value holds, see [`Isa`](super::Isa)), which check the bounds
+//! once more before any SIMD load.
 //!
 //! A product runs on the calling thread: pc's parallelism splits batches into row blocks
 //! one level up, so results never depend on the number of threads. An `Nn` product of
@@ -14,9 +14,7 @@
 //! nothing is allocated once a thread has seen the largest shape).
 
 use super::buffer::{with_buffer, ThreadBuffer};
-use super::simd::{
-    nn_packed_len, nn_panel_len, pack_depth_block, Kernels, Nn, Nt, Panel, NN_DEPTH_BLOCK,
-};
+use super::kernels::{pack_depth_block, Family, Kernels, Nn, Nt, Panel, NN_DEPTH_BLOCK};
 use pcnet_core::{PcError, Scalar};
 
 /// The `k` blocks in which [`pack_rhs_block`] packs (those of the broadcast kernel).
@@ -292,7 +290,9 @@ pub enum Accumulate {
 }
 
 /// The matrix product `dst = lhs * rhs` (or `dst += lhs * rhs`) with pc's blocked SIMD
-/// micro-kernels (AVX2 + FMA when the CPU has them), single threaded.
+/// micro-kernels of the process's default family (that of [`Fast::default`](super::Fast),
+/// see [`Isa::selected`](super::Isa::selected); [`Fast::gemm`](super::Fast::gemm) runs
+/// a chosen one), single threaded.
 ///
 /// `lhs` is `m x k`, `rhs` is `k x n`, `dst` is `m x n`; any strides. A product with
 /// `k = 0` writes zeros (or leaves `dst` as it is when accumulating). Each element is a
@@ -325,6 +325,17 @@ pub enum Accumulate {
 /// # Ok::<(), pcnet_core::PcError>(())
 /// ```
 pub fn gemm<T: GemmScalar>(
+    dst: MatMut<'_, T>,
+    lhs: MatRef<'_, T>,
+    rhs: MatRef<'_, T>,
+    accumulate: Accumulate,
+) -> Result<(), PcError> {
+    super::Fast::default().gemm(dst, lhs, rhs, accumulate)
+}
+
+/// [`gemm()`] on `family`'s kernels.
+pub(crate) fn gemm_on<T: GemmScalar>(
+    family: Family,
     dst: MatMut<'_, T>,
     lhs: MatRef<'_, T>,
     rhs: MatRef<'_, T>,
@@ -380,32 +391,38 @@ pub fn gemm<T: GemmScalar>(
     let ran =
         if lhs.column_stride == 1 && rhs.row_stride == 1 && rhs.column_stride != 1 && m < PACK_ROWS
         {
-            T::nt(Nt {
-                m,
-                n,
-                k,
-                a: lhs.data,
-                a_row_stride: lhs.row_stride,
-                b: rhs.data,
-                b_row_stride: rhs.column_stride,
-                c: dst.data,
-                c_row_stride: dst.row_stride,
-                add,
-            })
+            T::nt(
+                family,
+                Nt {
+                    m,
+                    n,
+                    k,
+                    a: lhs.data,
+                    a_row_stride: lhs.row_stride,
+                    b: rhs.data,
+                    b_row_stride: rhs.column_stride,
+                    c: dst.data,
+                    c_row_stride: dst.row_stride,
+                    add,
+                },
+            )
         } else {
             let pack = rhs.column_stride != 1 || m >= PACK_ROWS;
             let problem = nn_problem(dst, lhs, rhs, add, Panel::InPlace);
             if pack {
                 // `rhs` copied into contiguous panels (this thread's scratch buffer, grown on
                 // first use and then reused, so no allocation after that).
-                with_buffer(T::panel_buffer(), nn_panel_len::<T>(n, k), |panel| {
-                    T::nn(Nn {
-                        panel: Panel::Scratch(panel),
-                        ..problem
-                    })
+                with_buffer(T::panel_buffer(), family.scratch_len::<T>(n, k), |panel| {
+                    T::nn(
+                        family,
+                        Nn {
+                            panel: Panel::Scratch(panel),
+                            ..problem
+                        },
+                    )
                 })
             } else {
-                T::nn(problem)
+                T::nn(family, problem)
             }
         };
     if !ran {
@@ -420,9 +437,10 @@ pub fn gemm<T: GemmScalar>(
     Ok(())
 }
 
-/// The values of a `k x n` right-hand side packed block by block ([`pack_rhs_block`]).
-pub(crate) fn packed_rhs_len<T>(k: usize, n: usize) -> usize {
-    nn_packed_len::<T>(n, k)
+/// The values of a `k x n` right-hand side packed block by block ([`pack_rhs_block`]) for
+/// `family`'s kernels.
+pub(crate) fn packed_rhs_len<T>(family: Family, k: usize, n: usize) -> usize {
+    family.packed_len::<T>(n, k)
 }
 
 /// Packs rows `depth..depth_end` of `rhs` (`k x n`, any strides; `depth` a multiple of
@@ -432,12 +450,14 @@ pub(crate) fn packed_rhs_len<T>(k: usize, n: usize) -> usize {
 /// for that block, as [`gemm()`] packs it into scratch. `false` (nothing written) when
 /// the view or `packed` is too small.
 pub(crate) fn pack_rhs_block<T: GemmScalar>(
+    family: Family,
     rhs: MatRef<'_, T>,
     depth: usize,
     depth_end: usize,
     packed: &mut [T],
 ) -> bool {
     pack_depth_block(
+        family,
         rhs.data,
         rhs.row_stride,
         rhs.column_stride,
@@ -449,8 +469,8 @@ pub(crate) fn pack_rhs_block<T: GemmScalar>(
     )
 }
 
-/// [`gemm()`] with `rhs` also given packed (every `k` block by [`pack_rhs_block`] from
-/// this same `rhs`): the
+/// [`gemm()`] on `family` with `rhs` also given packed (every `k` block by
+/// [`pack_rhs_block`] from this same `rhs`, for the same family): the
 /// same products in the same order, so the same bits, without copying `rhs` into
 /// scratch. Where [`gemm()`] would not pack (`dst` column-major, or fewer than
 /// [`PACK_ROWS`] rows) or `packed` is too short, this is [`gemm()`].
@@ -458,6 +478,7 @@ pub(crate) fn pack_rhs_block<T: GemmScalar>(
 /// # Errors
 /// As [`gemm()`].
 pub(crate) fn gemm_packed<T: GemmScalar>(
+    family: Family,
     dst: MatMut<'_, T>,
     lhs: MatRef<'_, T>,
     rhs: MatRef<'_, T>,
@@ -472,13 +493,16 @@ pub(crate) fn gemm_packed<T: GemmScalar>(
         && m >= PACK_ROWS
         && n > 0
         && k > 0
-        && packed.len() >= packed_rhs_len::<T>(k, n);
+        && packed.len() >= packed_rhs_len::<T>(family, k, n);
     if !usable {
-        return gemm(dst, lhs, rhs, accumulate);
+        return gemm_on(family, dst, lhs, rhs, accumulate);
     }
     let given = dst.data.len();
     let add = accumulate == Accumulate::Add;
-    if !T::nn(nn_problem(dst, lhs, rhs, add, Panel::Packed(packed))) {
+    if !T::nn(
+        family,
+        nn_problem(dst, lhs, rhs, add, Panel::Packed(packed)),
+    ) {
         return Err(PcError::BufferTooSmall {
             what: "matrix view",
             needed: m * n,

@@ -10,13 +10,17 @@
 //! panels from there does the same products in the same order, so the results are the
 //! bits [`Fast`] gives; only the copies are gone.
 
+use super::kernels::Family;
 use super::matmul::{pack_rhs_block, packed_rhs_len, PACK_DEPTH_BLOCK, PACK_ROWS};
 use super::{Fast, GemmScalar, MatRef};
-use pcnet_core::{Backend, Conv2d, InputBelief, LinearDims, NetworkSpec, Op, PcError};
+use pcnet_core::Scalar;
+use pcnet_core::{Backend, Conv2d, InputBelief, LinearDims, NetworkSpec, Op, OpKey, PcError};
 
 /// Where one linear op's packed weights live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct PackedLayer {
+    /// The op (layer 1-based, op 0-based): the key the schedule passes with its products.
+    key: OpKey,
     /// Index of the op's first weight in the parameters the panels were packed from.
     weight_offset: usize,
     inputs: usize,
@@ -54,7 +58,7 @@ struct PackedLayer {
 /// let mut packed = PackedWeights::new();
 /// let backend = packed.pack(&spec, &params, &settings)?;
 /// infer_with(&backend, &spec, &params, batch, &settings, &mut workspace, &mut packed_updates)?;
-/// infer_with(&Fast, &spec, &params, batch, &settings, &mut workspace, &mut fast_updates)?;
+/// infer_with(&Fast::default(), &spec, &params, batch, &settings, &mut workspace, &mut fast_updates)?;
 /// // The same products in the same order: the same bits.
 /// assert!(packed_updates.iter().zip(&fast_updates).all(|(a, b)| a.to_bits() == b.to_bits()));
 /// # Ok::<(), pcnet_core::PcError>(())
@@ -79,7 +83,7 @@ struct PackUnit {
     offset: usize,
 }
 
-impl<T: GemmScalar> PackedWeights<T> {
+impl<T: Scalar> PackedWeights<T> {
     /// Empty storage; the first [`PackedWeights::pack`] sizes it.
     pub fn new() -> Self {
         PackedWeights {
@@ -93,7 +97,8 @@ impl<T: GemmScalar> PackedWeights<T> {
     /// forward product, and for the input VJP where a relaxation with `settings` computes
     /// it: every linear op except the first op of layer 1 when the input is clamped. The
     /// returned backend borrows both this storage and `params`, so neither can change
-    /// while it is in use, and computes exactly what [`Fast`] computes.
+    /// while it is in use, and computes exactly what [`Fast::default`] computes
+    /// ([`PackedWeights::pack_for`] packs for another [`Fast`] value's family).
     ///
     /// # Errors
     /// Every error of [`NetworkSpec::validate`], and [`PcError::LengthMismatch`] when
@@ -104,7 +109,35 @@ impl<T: GemmScalar> PackedWeights<T> {
         params: &'a [T],
         settings: &pcnet_core::Settings<'_, T>,
     ) -> Result<PackedFast<'a, T>, PcError> {
-        self.pack_on(spec, params, settings, PACK_ROWS, false)
+        self.pack_on(Fast::default(), spec, params, settings, PACK_ROWS, false)
+    }
+
+    /// [`PackedWeights::pack`] for `fast`'s kernel family: the returned backend computes
+    /// exactly what `fast` computes.
+    ///
+    /// # Errors
+    /// As [`PackedWeights::pack`].
+    ///
+    /// # Example
+    /// ```
+    /// use pcnet_core::{Activation, Layer, Loss, NetworkSpec, Settings};
+    /// use pcnet_std::fast::{Fast, Isa, PackedWeights};
+    /// let layers = [Layer::dense(3, 40, Activation::Relu), Layer::dense(40, 2, Activation::Identity)];
+    /// let spec = NetworkSpec::new(&layers, Loss::CrossEntropy);
+    /// let params = vec![0.1_f64; spec.parameter_len()];
+    /// let mut packed = PackedWeights::new();
+    /// let backend = packed.pack_for(Fast::with_isa(Isa::Portable)?, &spec, &params, &Settings::strict(0.1, 20))?;
+    /// assert_eq!(backend.fast().isa(), Isa::Portable);
+    /// # Ok::<(), pcnet_std::Error>(())
+    /// ```
+    pub fn pack_for<'a>(
+        &'a mut self,
+        fast: Fast,
+        spec: &NetworkSpec<'_>,
+        params: &'a [T],
+        settings: &pcnet_core::Settings<'_, T>,
+    ) -> Result<PackedFast<'a, T>, PcError> {
+        self.pack_on(fast, spec, params, settings, PACK_ROWS, false)
     }
 
     /// [`PackedWeights::pack`] for products of `rows` rows (below 24 they read the
@@ -114,6 +147,7 @@ impl<T: GemmScalar> PackedWeights<T> {
     /// one thread, the same values whoever writes it.
     pub(crate) fn pack_on<'a>(
         &'a mut self,
+        fast: Fast,
         spec: &NetworkSpec<'_>,
         params: &'a [T],
         settings: &pcnet_core::Settings<'_, T>,
@@ -121,6 +155,7 @@ impl<T: GemmScalar> PackedWeights<T> {
         parallel: bool,
     ) -> Result<PackedFast<'a, T>, PcError> {
         spec.validate()?;
+        let family = fast.family;
         if params.len() != spec.parameter_len() {
             return Err(PcError::LengthMismatch {
                 what: "parameters",
@@ -142,14 +177,15 @@ impl<T: GemmScalar> PackedWeights<T> {
                 if let Op::Linear { inputs, outputs } = *op {
                     if inputs > 0 && outputs > 0 {
                         let forward = total;
-                        total += packed_rhs_len::<T>(inputs, outputs);
+                        total += packed_rhs_len::<T>(family, inputs, outputs);
                         let vjp_needed =
                             index > 0 || op_index > 0 || settings.input == InputBelief::Free;
                         let input_vjp = vjp_needed.then_some(total);
                         if vjp_needed {
-                            total += packed_rhs_len::<T>(outputs, inputs);
+                            total += packed_rhs_len::<T>(family, outputs, inputs);
                         }
                         self.layers.push(PackedLayer {
+                            key: OpKey::new(index + 1, op_index),
                             weight_offset: op_offset,
                             inputs,
                             outputs,
@@ -173,7 +209,7 @@ impl<T: GemmScalar> PackedWeights<T> {
             ];
             for (transposed, offset, k, n) in matrices {
                 let Some(offset) = offset else { continue };
-                let padded = packed_rhs_len::<T>(1, n); // one row of panels
+                let padded = packed_rhs_len::<T>(family, 1, n); // one row of panels
                 for depth in (0..k).step_by(PACK_DEPTH_BLOCK) {
                     self.units.push(PackUnit {
                         layer: index,
@@ -185,20 +221,16 @@ impl<T: GemmScalar> PackedWeights<T> {
                 }
             }
         }
-        let packed_all = fill(
-            &self.units,
-            &mut self.panels[..total],
-            0,
-            params,
-            &self.layers,
-            parallel,
-        );
+        let (units, layers, panels) = (&self.units, &self.layers, &mut self.panels[..total]);
+        let packed_all = super::typed!(T; (params); (panels);
+            fill(family, units, panels, 0, params, layers, parallel); else false);
         if !packed_all {
             // Unreachable (the lengths above are the ones `pack_rhs_block` asks for); without
             // panels the backend is plain `Fast`.
             self.layers.clear();
         }
         Ok(PackedFast {
+            fast,
             params,
             layers: &self.layers,
             panels: &self.panels,
@@ -209,51 +241,67 @@ impl<T: GemmScalar> PackedWeights<T> {
 /// The [`Fast`] backend reading packed weights for the forward product and the input
 /// VJP; made by [`PackedWeights::pack`].
 ///
-/// A weight slice is recognised by its address inside the parameters the panels were
-/// packed from, which this backend borrows: while it lives those parameters cannot
-/// change, so a slice at that address holds the packed values. Any other slice (other
-/// parameters, a layer that was not packed) goes through [`Fast`] unchanged.
+/// A product's packed weights are looked up by the [`OpKey`] the schedule passes with it
+/// (the op of the network the panels were packed for), and used only if the weight slice
+/// is that op's, at its address inside the parameters the panels were packed from, which
+/// this backend borrows: while it lives those parameters cannot change, so that slice
+/// holds the packed values. Any other call (another key, other parameters, a layer that
+/// was not packed) goes through [`Fast`] unchanged.
 ///
 /// # Example
 /// See [`PackedWeights`].
 #[derive(Clone, Copy, Debug)]
 pub struct PackedFast<'a, T> {
+    fast: Fast,
     params: &'a [T],
     layers: &'a [PackedLayer],
     panels: &'a [T],
 }
 
-impl<T: GemmScalar> PackedFast<'_, T> {
-    /// The linear op whose weights are `weight` with `dims`, if it was packed.
-    fn layer_of(&self, dims: LinearDims, weight: &[T]) -> Option<&PackedLayer> {
+impl<T: Scalar> PackedFast<'_, T> {
+    /// The [`Fast`] backend (and so the kernel family) these panels were packed for.
+    ///
+    /// # Example
+    /// See [`PackedWeights::pack_for`].
+    pub fn fast(&self) -> Fast {
+        self.fast
+    }
+
+    /// The packed linear op `key`, if it was packed and `weight` (with `dims`) is its
+    /// weight matrix.
+    fn layer_of(&self, key: OpKey, dims: LinearDims, weight: &[T]) -> Option<&PackedLayer> {
+        // `layers` is in network order, so sorted by key.
+        let index = self
+            .layers
+            .binary_search_by_key(&key, |layer| layer.key)
+            .ok()?;
+        let layer = &self.layers[index];
         // Where `weight` starts inside the borrowed parameters, if it does (addresses are
-        // compared, never dereferenced).
+        // compared, never dereferenced): the key's op must own this slice.
         let bytes = (weight.as_ptr() as usize).checked_sub(self.params.as_ptr() as usize)?;
         let size = core::mem::size_of::<T>();
         if bytes % size != 0 || bytes / size >= self.params.len() {
             return None;
         }
-        let offset = bytes / size;
-        self.layers.iter().find(|layer| {
-            layer.weight_offset == offset
-                && layer.inputs == dims.inputs
-                && layer.outputs == dims.outputs
-                && weight.len() >= dims.inputs * dims.outputs
-        })
+        let owned = layer.weight_offset == bytes / size
+            && layer.inputs == dims.inputs
+            && layer.outputs == dims.outputs
+            && weight.len() >= dims.inputs * dims.outputs;
+        owned.then_some(layer)
     }
 
     /// `W^T` packed for the forward product of that op.
-    fn forward_panels(&self, dims: LinearDims, weight: &[T]) -> Option<&[T]> {
-        let layer = self.layer_of(dims, weight)?;
-        let len = packed_rhs_len::<T>(layer.inputs, layer.outputs);
+    fn forward_panels(&self, key: OpKey, dims: LinearDims, weight: &[T]) -> Option<&[T]> {
+        let layer = self.layer_of(key, dims, weight)?;
+        let len = packed_rhs_len::<T>(self.fast.family, layer.inputs, layer.outputs);
         self.panels.get(layer.forward..layer.forward + len)
     }
 
     /// `W` packed for the input VJP of that op.
-    fn input_vjp_panels(&self, dims: LinearDims, weight: &[T]) -> Option<&[T]> {
-        let layer = self.layer_of(dims, weight)?;
+    fn input_vjp_panels(&self, key: OpKey, dims: LinearDims, weight: &[T]) -> Option<&[T]> {
+        let layer = self.layer_of(key, dims, weight)?;
         let offset = layer.input_vjp?;
-        let len = packed_rhs_len::<T>(layer.outputs, layer.inputs);
+        let len = packed_rhs_len::<T>(self.fast.family, layer.outputs, layer.inputs);
         self.panels.get(offset..offset + len)
     }
 }
@@ -262,6 +310,7 @@ impl<T: GemmScalar> PackedFast<'_, T> {
 /// over `rayon::join` when `parallel`. `false` if a block did not fit (unreachable: the
 /// lengths are the ones the packing asks for).
 fn fill<T: GemmScalar>(
+    family: Family,
     units: &[PackUnit],
     panels: &mut [T],
     base: usize,
@@ -274,10 +323,10 @@ fn fill<T: GemmScalar>(
         let split = units[middle].offset - base;
         let (left, right) = panels.split_at_mut(split);
         let (done_left, done_right) = rayon::join(
-            || fill(&units[..middle], left, base, params, layers, true),
+            || fill(family, &units[..middle], left, base, params, layers, true),
             || {
                 let base = units[middle].offset;
-                fill(&units[middle..], right, base, params, layers, true)
+                fill(family, &units[middle..], right, base, params, layers, true)
             },
         );
         return done_left && done_right;
@@ -296,103 +345,119 @@ fn fill<T: GemmScalar>(
         } else {
             (weight, layer.inputs)
         };
-        let len = packed_rhs_len::<T>(unit.depth_end - unit.depth, n);
+        let len = packed_rhs_len::<T>(family, unit.depth_end - unit.depth, n);
         let Some(target) = panels.get_mut(unit.offset - base..unit.offset - base + len) else {
             return false;
         };
-        pack_rhs_block(rhs, unit.depth, unit.depth_end, target)
+        pack_rhs_block(family, rhs, unit.depth, unit.depth_end, target)
     })
 }
 
-macro_rules! impl_packed {
-    ($t:ty) => {
-        impl Backend<$t> for PackedFast<'_, $t> {
-            fn linear_forward(
-                &self,
-                dims: LinearDims,
-                input: &[$t],
-                weight: &[$t],
-                bias: &[$t],
-                output: &mut [$t],
-            ) {
-                let done = self.forward_panels(dims, weight).is_some_and(|packed| {
-                    super::forward(dims, input, weight, bias, packed, output).is_ok()
-                });
-                if !done {
-                    Fast.linear_forward(dims, input, weight, bias, output)
-                }
-            }
-
-            fn linear_backward_input(
-                &self,
-                dims: LinearDims,
-                grad_output: &[$t],
-                weight: &[$t],
-                grad_input: &mut [$t],
-            ) {
-                let done = self.input_vjp_panels(dims, weight).is_some_and(|packed| {
-                    super::backward_input(dims, grad_output, weight, packed, grad_input).is_ok()
-                });
-                if !done {
-                    Fast.linear_backward_input(dims, grad_output, weight, grad_input)
-                }
-            }
-
-            fn linear_backward_parameters(
-                &self,
-                dims: LinearDims,
-                grad_output: &[$t],
-                input: &[$t],
-                grad_weight: &mut [$t],
-                grad_bias: &mut [$t],
-            ) {
-                Fast.linear_backward_parameters(dims, grad_output, input, grad_weight, grad_bias)
-            }
-
-            fn conv2d_forward(
-                &self,
-                conv: &Conv2d,
-                rows: usize,
-                input: &[$t],
-                weight: &[$t],
-                bias: &[$t],
-                output: &mut [$t],
-            ) {
-                Fast.conv2d_forward(conv, rows, input, weight, bias, output)
-            }
-
-            fn conv2d_backward_input(
-                &self,
-                conv: &Conv2d,
-                rows: usize,
-                grad_output: &[$t],
-                weight: &[$t],
-                grad_input: &mut [$t],
-            ) {
-                Fast.conv2d_backward_input(conv, rows, grad_output, weight, grad_input)
-            }
-
-            fn conv2d_backward_parameters(
-                &self,
-                conv: &Conv2d,
-                rows: usize,
-                grad_output: &[$t],
-                input: &[$t],
-                grad_weight: &mut [$t],
-                grad_bias: &mut [$t],
-            ) {
-                Fast.conv2d_backward_parameters(
-                    conv,
-                    rows,
-                    grad_output,
-                    input,
-                    grad_weight,
-                    grad_bias,
-                )
-            }
+impl<T: Scalar> Backend<T> for PackedFast<'_, T> {
+    fn linear_forward(
+        &self,
+        key: OpKey,
+        dims: LinearDims,
+        input: &[T],
+        weight: &[T],
+        bias: &[T],
+        output: &mut [T],
+    ) {
+        let family = self.fast.family;
+        let done = self
+            .forward_panels(key, dims, weight)
+            .is_some_and(|packed| {
+                super::typed!(T; (input, weight, bias, packed); (output);
+                super::forward(family, dims, input, weight, bias, packed, output).is_ok();
+                else false)
+            });
+        if !done {
+            self.fast
+                .linear_forward(key, dims, input, weight, bias, output)
         }
-    };
-}
+    }
 
-impl_packed!(f32);
-impl_packed!(f64);
+    fn linear_backward_input(
+        &self,
+        key: OpKey,
+        dims: LinearDims,
+        grad_output: &[T],
+        weight: &[T],
+        grad_input: &mut [T],
+    ) {
+        let family = self.fast.family;
+        let done = self
+            .input_vjp_panels(key, dims, weight)
+            .is_some_and(|packed| {
+                super::typed!(T; (grad_output, weight, packed); (grad_input);
+                super::backward_input(family, dims, grad_output, weight, packed, grad_input)
+                    .is_ok();
+                else false)
+            });
+        if !done {
+            self.fast
+                .linear_backward_input(key, dims, grad_output, weight, grad_input)
+        }
+    }
+
+    fn linear_backward_parameters(
+        &self,
+        key: OpKey,
+        dims: LinearDims,
+        grad_output: &[T],
+        input: &[T],
+        grad_weight: &mut [T],
+        grad_bias: &mut [T],
+    ) {
+        self.fast
+            .linear_backward_parameters(key, dims, grad_output, input, grad_weight, grad_bias)
+    }
+
+    fn conv2d_forward(
+        &self,
+        key: OpKey,
+        conv: &Conv2d,
+        rows: usize,
+        input: &[T],
+        weight: &[T],
+        bias: &[T],
+        output: &mut [T],
+    ) {
+        self.fast
+            .conv2d_forward(key, conv, rows, input, weight, bias, output)
+    }
+
+    fn conv2d_backward_input(
+        &self,
+        key: OpKey,
+        conv: &Conv2d,
+        rows: usize,
+        grad_output: &[T],
+        weight: &[T],
+        grad_input: &mut [T],
+    ) {
+        self.fast
+            .conv2d_backward_input(key, conv, rows, grad_output, weight, grad_input)
+    }
+
+    fn conv2d_backward_parameters(
+        &self,
+        key: OpKey,
+        conv: &Conv2d,
+        rows: usize,
+        grad_output: &[T],
+        input: &[T],
+        grad_weight: &mut [T],
+        grad_bias: &mut [T],
+    ) {
+        self.fast.conv2d_backward_parameters(
+            key,
+            conv,
+            rows,
+            grad_output,
+            input,
+            grad_weight,
+            grad_bias,
+        )
+    }
+}

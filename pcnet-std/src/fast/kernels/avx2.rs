@@ -1,384 +1,92 @@
-//! The matrix-product micro-kernels behind [`gemm()`](super::gemm): AVX2 + FMA on x86-64
-//! (chosen at run time), plain loops elsewhere. The only place where pcnet-std uses
-//! `unsafe`, and only for SIMD loads and stores whose offsets [`Nn::check`] and
-//! [`Nt::check`] proved in bounds before any kernel runs.
+//! The `avx2` family: AVX2 + FMA kernels on x86-64, 256-bit vectors (8 f32, 4 f64).
 //!
-//! Two product forms cover every product pc computes:
-//!
-//! | form | computes | operands in memory |
-//! |---|---|---|
-//! | [`Nn`] | `C[i][j] (+)= sum_p A[i][p] B[p][j]` | `B` and `C` rows contiguous, `A` any strides |
-//! | [`Nt`] | `C[i][j] (+)= sum_p A[i][p] B[j][p]` | rows of `A`, `B` and `C` contiguous |
-//!
-//! `Nn` keeps a tile of `C` (6 rows x 2 vectors) in registers, broadcasts one element of
-//! `A` per row and loads `B`'s row as vectors; `Nt` computes a tile of dot products with
-//! vectors along `p` and sums each vector's lanes at the end. Both walk `p` in blocks so
-//! that the panels they reuse stay in the L1 and L2 caches. `Nn` reads `B` in place, or
-//! copies each `k` block of it into contiguous panels first (given scratch; a transposed
-//! `B` by SIMD transposes), or reads panels packed before the call ([`Panel`]).
-//!
-//! The summation order of every element depends on `k`, the block sizes and the column
-//! position only: never on timing, threads or the other elements.
+//! [`Token`] is made only after run-time detection of both features, and every entry
+//! point takes one, so the `#[target_feature]` code below can only run on a processor
+//! that has them. The entry points check the shapes ([`Nn::check`], [`Nt::check`])
+//! before any SIMD load; the transposing pack reads and writes through bounds-checked
+//! subslices only.
 #![allow(unsafe_code)]
 
-use pcnet_core::Scalar;
+use super::{fits, Family, Kind};
 
-/// `k` block of [`Nn`]: a 256 x 16 f32 panel of `B` (16 KiB) stays in L1.
-pub(crate) const NN_DEPTH_BLOCK: usize = 256;
-/// Row block of [`Nn`]: 96 rows of a `k` block of `A` stay in L2.
-const NN_ROW_BLOCK: usize = 96;
-/// `k` block of [`Nt`]: a few rows of `B` (8 KiB each in f32) stay in L1.
-const NT_DEPTH_BLOCK: usize = 2048;
-/// Row block of [`Nt`]: 64 rows of a `k` block of `A` stay in L2.
-const NT_ROW_BLOCK: usize = 64;
+/// Proof that this processor has AVX2 and FMA: only [`Token::detect`] makes one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Token(());
 
-/// `C (+)= A B` with `C` row-major (unit column stride), `A` strided, and `B` either
-/// row-major or copied, one `k` block at a time, into `panel` (any strides then).
-pub struct Nn<'a, T> {
-    /// Rows of `C` and `A`.
-    pub m: usize,
-    /// Columns of `C`.
-    pub n: usize,
-    /// The summed dimension.
-    pub k: usize,
-    /// The elements of `A`.
-    pub a: &'a [T],
-    /// Distance between rows of `A`.
-    pub a_row_stride: usize,
-    /// Distance between columns of `A`.
-    pub a_column_stride: usize,
-    /// The elements of `B`.
-    pub b: &'a [T],
-    /// Distance between rows of `B`.
-    pub b_row_stride: usize,
-    /// Distance between columns of `B` (1 unless `panel` is given).
-    pub b_column_stride: usize,
-    /// The elements of `C`.
-    pub c: &'a mut [T],
-    /// Distance between rows of `C`.
-    pub c_row_stride: usize,
-    /// Add to `C` instead of overwriting it.
-    pub add: bool,
-    /// Where the kernels read `B` from.
-    pub panel: Panel<'a, T>,
-}
-
-/// Where [`Nn`] reads `B`: in place, copied block by block into scratch, or from panels
-/// packed before the call (by [`pack_depth_block`], e.g. once for many products with the
-/// same weights). The panels hold the same values in the same places whichever way they
-/// were filled, and the kernels run the same tiles over them, so the result is the same
-/// bit for bit.
-pub enum Panel<'a, T> {
-    /// Read `B` where it is (unit column stride only).
-    InPlace,
-    /// Scratch of [`nn_panel_len`] values to copy each `k` block of `B` into.
-    Scratch(&'a mut [T]),
-    /// Every `k` block of `B` already packed: [`nn_packed_len`] values.
-    Packed(&'a [T]),
-}
-
-/// The columns of one packed panel of `B` (two SIMD vectors: 16 f32 or 8 f64).
-pub const fn panel_width<T>() -> usize {
-    64 / core::mem::size_of::<T>()
-}
-
-/// The scratch an [`Nn`] product of `n` columns and depth `k` needs to pack `B`.
-pub fn nn_panel_len<T>(n: usize, k: usize) -> usize {
-    let width = panel_width::<T>();
-    k.min(NN_DEPTH_BLOCK) * n.div_ceil(width) * width
-}
-
-/// The values every `k` block of a `k x n` matrix `B` packed by [`pack_depth_block`]
-/// take, one block after the other (block `d` from `d * n`, rounded up to whole panels).
-pub fn nn_packed_len<T>(n: usize, k: usize) -> usize {
-    let width = panel_width::<T>();
-    k * n.div_ceil(width) * width
-}
-
-/// Packs rows `depth..depth_end` of the `k x n` matrix `B` (strides `b_row_stride`,
-/// `b_column_stride`) into `packed`: what [`Panel::Scratch`] holds while the kernels work
-/// on that `k` block, and what [`Panel::Packed`] holds from `depth * n` (rounded up to
-/// whole panels) on. `false` (nothing written) when the view or `packed` is too small.
-#[allow(clippy::too_many_arguments)]
-pub fn pack_depth_block<T: Kernels>(
-    b: &[T],
-    b_row_stride: usize,
-    b_column_stride: usize,
-    k: usize,
-    n: usize,
-    depth: usize,
-    depth_end: usize,
-    packed: &mut [T],
-) -> bool {
-    if k == 0 || n == 0 || depth >= depth_end {
-        return true;
-    }
-    let padded = n.div_ceil(panel_width::<T>()) * panel_width::<T>();
-    if depth_end > k
-        || !fits(b.len(), k, n, b_row_stride, b_column_stride)
-        || packed.len() < (depth_end - depth) * padded
-    {
-        return false;
-    }
-    pack_panels(
-        b,
-        b_row_stride,
-        b_column_stride,
-        n,
-        depth,
-        depth_end,
-        &mut packed[..(depth_end - depth) * padded],
-    );
-    true
-}
-
-/// Copies rows `depth..depth_end` of `B` into `panel`: panel `q` holds columns
-/// `q W..(q + 1) W` (`W` = [`panel_width`]) row after row, zeros past column `n`.
-#[allow(clippy::too_many_arguments)]
-fn pack_panels<T: Kernels>(
-    b: &[T],
-    b_row_stride: usize,
-    b_column_stride: usize,
-    n: usize,
-    depth: usize,
-    depth_end: usize,
-    panel: &mut [T],
-) {
-    if b_row_stride == 1
-        && b_column_stride != 1
-        && T::pack_transposed(b, b_column_stride, n, depth, depth_end, panel)
-    {
-        return;
-    }
-    pack_panels_by_value(b, b_row_stride, b_column_stride, n, depth, depth_end, panel);
-}
-
-/// [`pack_panels`] one value at a time (any strides).
-fn pack_panels_by_value<T: Scalar>(
-    b: &[T],
-    b_row_stride: usize,
-    b_column_stride: usize,
-    n: usize,
-    depth: usize,
-    depth_end: usize,
-    panel: &mut [T],
-) {
-    let width = panel_width::<T>();
-    let depth_len = depth_end - depth;
-    for (index, first) in (0..n).step_by(width).enumerate() {
-        let columns = width.min(n - first);
-        let target = &mut panel[index * depth_len * width..][..depth_len * width];
-        for (p, row) in target.chunks_exact_mut(width).enumerate() {
-            let start = (depth + p) * b_row_stride + first * b_column_stride;
-            if b_column_stride == 1 && columns == width {
-                // A constant length: a few vector moves, not a call to `memmove`.
-                row.copy_from_slice(&b[start..start + width]);
-                continue;
-            }
-            if b_column_stride == 1 {
-                row[..columns].copy_from_slice(&b[start..start + columns]);
-            } else {
-                for (column, value) in row[..columns].iter_mut().enumerate() {
-                    *value = b[start + column * b_column_stride];
-                }
-            }
-            row[columns..].fill(T::zero());
-        }
-    }
-}
-
-/// `C (+)= A B^T` with `A`, `B` and `C` row-major (unit column strides).
-pub struct Nt<'a, T> {
-    /// Rows of `C` and `A`.
-    pub m: usize,
-    /// Columns of `C`.
-    pub n: usize,
-    /// The summed dimension.
-    pub k: usize,
-    /// The elements of `A`.
-    pub a: &'a [T],
-    /// Distance between rows of `A`.
-    pub a_row_stride: usize,
-    /// The elements of `B`.
-    pub b: &'a [T],
-    /// Distance between rows of `B`.
-    pub b_row_stride: usize,
-    /// The elements of `C`.
-    pub c: &'a mut [T],
-    /// Distance between rows of `C`.
-    pub c_row_stride: usize,
-    /// Add to `C` instead of overwriting it.
-    pub add: bool,
-}
-
-/// The largest offset of a strided `rows x columns` view, `None` on overflow.
-fn last_offset(
-    rows: usize,
-    columns: usize,
-    row_stride: usize,
-    column_stride: usize,
-) -> Option<usize> {
-    (rows - 1)
-        .checked_mul(row_stride)?
-        .checked_add((columns - 1).checked_mul(column_stride)?)
-}
-
-fn fits(len: usize, rows: usize, columns: usize, row_stride: usize, column_stride: usize) -> bool {
-    matches!(last_offset(rows, columns, row_stride, column_stride), Some(last) if last < len)
-}
-
-impl<T> Nn<'_, T> {
-    /// Every offset the kernels touch is inside its slice, and `C`'s rows do not overlap.
-    fn check(&self) -> bool {
-        self.m > 0
-            && self.n > 0
-            && self.k > 0
-            && (self.m == 1 || self.c_row_stride >= self.n)
-            && fits(
-                self.a.len(),
-                self.m,
-                self.k,
-                self.a_row_stride,
-                self.a_column_stride,
-            )
-            && fits(
-                self.b.len(),
-                self.k,
-                self.n,
-                self.b_row_stride,
-                self.b_column_stride,
-            )
-            && fits(self.c.len(), self.m, self.n, self.c_row_stride, 1)
-            && match &self.panel {
-                Panel::InPlace => self.b_column_stride == 1,
-                Panel::Scratch(panel) => panel.len() >= nn_panel_len::<T>(self.n, self.k),
-                Panel::Packed(packed) => packed.len() >= nn_packed_len::<T>(self.n, self.k),
-            }
-    }
-}
-
-impl<T> Nt<'_, T> {
-    /// Every offset the kernels touch is inside its slice, and `C`'s rows do not overlap.
-    fn check(&self) -> bool {
-        self.m > 0
-            && self.n > 0
-            && self.k > 0
-            && (self.m == 1 || self.c_row_stride >= self.n)
-            && fits(self.a.len(), self.m, self.k, self.a_row_stride, 1)
-            && fits(self.b.len(), self.n, self.k, self.b_row_stride, 1)
-            && fits(self.c.len(), self.m, self.n, self.c_row_stride, 1)
-    }
-}
-
-/// The scalar types with micro-kernels: f32 and f64.
-pub trait Kernels: Scalar {
-    /// Runs `problem`; `false` (and nothing written) when its views do not fit.
-    fn nn(problem: Nn<'_, Self>) -> bool;
-    /// Runs `problem`; `false` (and nothing written) when its views do not fit.
-    fn nt(problem: Nt<'_, Self>) -> bool;
-    /// What `pack_panels` writes for a `B` whose rows are contiguous columns of memory
-    /// (`B[p][j]` at `b[p + j * b_column_stride]`: the transpose of a row-major matrix),
-    /// with SIMD transposes; `false` (nothing written) without AVX2.
-    #[doc(hidden)]
-    fn pack_transposed(
-        b: &[Self],
-        b_column_stride: usize,
-        n: usize,
-        depth: usize,
-        depth_end: usize,
-        panel: &mut [Self],
-    ) -> bool;
-}
-
-/// Plain loops (no FMA): the path when the CPU lacks AVX2 or FMA, or is not x86-64.
-mod plain {
-    use super::{Nn, Nt, NN_DEPTH_BLOCK, NT_DEPTH_BLOCK};
-    use pcnet_core::Scalar;
-
-    pub(super) fn nn<T: Scalar>(p: Nn<'_, T>) {
-        let Nn {
-            m,
-            n,
-            k,
-            a,
-            a_row_stride,
-            a_column_stride,
-            b,
-            b_row_stride,
-            b_column_stride,
-            c,
-            c_row_stride,
-            add,
-            panel: _,
-        } = p;
-        for depth in (0..k).step_by(NN_DEPTH_BLOCK) {
-            let depth_end = (depth + NN_DEPTH_BLOCK).min(k);
-            let add = add || depth > 0;
-            for i in 0..m {
-                let row = &mut c[i * c_row_stride..][..n];
-                if !add {
-                    row.fill(T::zero());
-                }
-                for q in depth..depth_end {
-                    let factor = a[i * a_row_stride + q * a_column_stride];
-                    let start = q * b_row_stride;
-                    for (j, out) in row.iter_mut().enumerate() {
-                        *out = *out + factor * b[start + j * b_column_stride];
-                    }
-                }
-            }
-        }
+impl Token {
+    /// A token if this processor has AVX2 and FMA (detected by std, which caches it).
+    pub fn detect() -> Option<Token> {
+        (std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"))
+            .then_some(Token(()))
     }
 
-    pub(super) fn nt<T: Scalar>(p: Nt<'_, T>) {
-        let Nt {
-            m,
-            n,
-            k,
-            a,
-            a_row_stride,
-            b,
-            b_row_stride,
-            c,
-            c_row_stride,
-            add,
-        } = p;
-        for depth in (0..k).step_by(NT_DEPTH_BLOCK) {
-            let depth_end = (depth + NT_DEPTH_BLOCK).min(k);
-            let add = add || depth > 0;
-            for i in 0..m {
-                let a_row = &a[i * a_row_stride..][depth..depth_end];
-                for j in 0..n {
-                    let b_row = &b[j * b_row_stride..][depth..depth_end];
-                    let mut sum = T::zero();
-                    for (&x, &y) in a_row.iter().zip(b_row) {
-                        sum = sum + x * y;
-                    }
-                    let out = &mut c[i * c_row_stride + j];
-                    *out = if add { *out + sum } else { sum };
-                }
-            }
-        }
+    /// The family this token proves.
+    fn family(self) -> Family {
+        Family(Kind::Avx2(self))
     }
 }
 
 /// The AVX2 + FMA kernels for one scalar type, generated for f32 and f64.
-#[cfg(target_arch = "x86_64")]
 macro_rules! avx2_kernels {
     (
         $module:ident, $t:ty, $lanes:expr, $vector:ty,
         $zero:ident, $broadcast:ident, $load:ident, $store:ident, $fma:ident, $add:ident,
-        $hsum:ident, $hsum4:ident
+        $hsum:ident, $hsum4:ident, $transpose:ident
     ) => {
-        mod $module {
-            use super::$hsum4;
-            use super::{
-                pack_panels, panel_width, Nn, Nt, Panel, NN_DEPTH_BLOCK, NN_ROW_BLOCK,
-                NT_DEPTH_BLOCK, NT_ROW_BLOCK,
+        pub(super) mod $module {
+            use super::super::{
+                pack_panels, Nn, Nt, Panel, NN_DEPTH_BLOCK, NN_ROW_BLOCK, NT_DEPTH_BLOCK,
+                NT_ROW_BLOCK,
             };
+            use super::{$hsum4, Token};
             use core::arch::x86_64::*;
 
             const LANES: usize = $lanes;
+            /// Columns of a packed panel: two vectors.
+            const WIDTH: usize = 2 * LANES;
+
+            /// Runs `problem`; `false` (nothing written) when its views do not fit.
+            pub(in super::super) fn nn(token: Token, problem: Nn<'_, $t>) -> bool {
+                if !problem.check(token.family()) {
+                    return false;
+                }
+                // SAFETY: `token` proves AVX2 and FMA, and `check` proved that for every
+                // i < m, p < k, j < n the offsets i * a_row_stride + p * a_column_stride,
+                // p * b_row_stride + j and i * c_row_stride + j are inside `a`, `b` and
+                // `c` (and the panels hold every `k` block), which are the only addresses
+                // the kernels form; `c` is an exclusive borrow, so it aliases neither
+                // input, and its rows do not overlap.
+                unsafe { run_nn(token, problem) };
+                true
+            }
+
+            /// Runs `problem`; `false` (nothing written) when its views do not fit.
+            pub(in super::super) fn nt(token: Token, problem: Nt<'_, $t>) -> bool {
+                if !problem.check() {
+                    return false;
+                }
+                let _ = token;
+                // SAFETY: `token` proves AVX2 and FMA; as in `nn`, with offsets
+                // i * a_row_stride + p, j * b_row_stride + p and i * c_row_stride + j.
+                unsafe { run_nt(problem) };
+                true
+            }
+
+            /// The transposing pack (see `Kernels::pack_transposed`).
+            pub(in super::super) fn pack_transposed(
+                token: Token,
+                b: &[$t],
+                b_column_stride: usize,
+                n: usize,
+                depth: usize,
+                depth_end: usize,
+                panel: &mut [$t],
+            ) -> bool {
+                let _ = token;
+                // SAFETY: `token` proves AVX2; the function reads and writes only through
+                // bounds-checked subslices.
+                unsafe { super::$transpose(b, b_column_stride, n, depth, depth_end, panel) }
+            }
 
             /// A tile of `R` rows x `V` vectors of `C` over `p` in `0..depth`.
             ///
@@ -516,7 +224,6 @@ macro_rules! avx2_kernels {
                 depth_end: usize,
                 add: bool,
             ) {
-                const WIDTH: usize = panel_width::<$t>();
                 let (ars, acs, crs) = (
                     problem.a_row_stride,
                     problem.a_column_stride,
@@ -571,9 +278,9 @@ macro_rules! avx2_kernels {
             /// # Safety
             /// AVX2 and FMA are available and `problem` passed [`Nn::check`].
             #[target_feature(enable = "avx2,fma")]
-            pub(super) unsafe fn nn(mut problem: Nn<'_, $t>) {
+            unsafe fn run_nn(token: Token, mut problem: Nn<'_, $t>) {
                 let (m, k) = (problem.m, problem.k);
-                let padded = problem.n.div_ceil(panel_width::<$t>()) * panel_width::<$t>();
+                let padded = problem.n.div_ceil(WIDTH) * WIDTH;
                 // Stack room for 6 rows of a transposed `A` over one `k` block, only when
                 // `A` is transposed and the panels path below will copy it.
                 let copy_a =
@@ -586,6 +293,7 @@ macro_rules! avx2_kernels {
                         Panel::InPlace => None,
                         Panel::Scratch(panel) => {
                             pack_panels(
+                                token.family(),
                                 problem.b,
                                 problem.b_row_stride,
                                 problem.b_column_stride,
@@ -772,7 +480,7 @@ macro_rules! avx2_kernels {
             /// # Safety
             /// AVX2 and FMA are available and `problem` passed [`Nt::check`].
             #[target_feature(enable = "avx2,fma")]
-            pub(super) unsafe fn nt(mut problem: Nt<'_, $t>) {
+            unsafe fn run_nt(mut problem: Nt<'_, $t>) {
                 let (m, k) = (problem.m, problem.k);
                 for depth in (0..k).step_by(NT_DEPTH_BLOCK) {
                     let depth_end = (depth + NT_DEPTH_BLOCK).min(k);
@@ -801,7 +509,6 @@ macro_rules! avx2_kernels {
 }
 
 /// The eight lanes of `v` summed as ((0+4)+(2+6)) + ((1+5)+(3+7)).
-#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn hsum_f32(v: core::arch::x86_64::__m256) -> f32 {
     use core::arch::x86_64::*;
@@ -812,7 +519,6 @@ fn hsum_f32(v: core::arch::x86_64::__m256) -> f32 {
 }
 
 /// The four lanes of `v` summed as (0+2) + (1+3).
-#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn hsum_f64(v: core::arch::x86_64::__m256d) -> f64 {
     use core::arch::x86_64::*;
@@ -823,7 +529,6 @@ fn hsum_f64(v: core::arch::x86_64::__m256d) -> f64 {
 
 /// The lanes of each of four vectors summed: element `c` is vector `c`'s sum, as
 /// ((0+1)+(2+3)) + ((4+5)+(6+7)).
-#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn hsum4_f32(
     v0: core::arch::x86_64::__m256,
@@ -846,7 +551,6 @@ fn hsum4_f32(
 
 /// The lanes of each of four vectors summed: element `c` is vector `c`'s sum, as
 /// (0+1) + (2+3).
-#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn hsum4_f64(
     v0: core::arch::x86_64::__m256d,
@@ -875,7 +579,6 @@ fn hsum4_f64(
 ///
 /// # Safety
 /// The CPU has AVX2.
-#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn pack_transposed_f32(
     b: &[f32],
@@ -962,7 +665,6 @@ unsafe fn pack_transposed_f32(
 ///
 /// # Safety
 /// The CPU has AVX2.
-#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn pack_transposed_f64(
     b: &[f64],
@@ -1028,7 +730,6 @@ unsafe fn pack_transposed_f64(
     true
 }
 
-#[cfg(target_arch = "x86_64")]
 avx2_kernels!(
     avx2_f32,
     f32,
@@ -1041,9 +742,9 @@ avx2_kernels!(
     _mm256_fmadd_ps,
     _mm256_add_ps,
     hsum_f32,
-    hsum4_f32
+    hsum4_f32,
+    pack_transposed_f32
 );
-#[cfg(target_arch = "x86_64")]
 avx2_kernels!(
     avx2_f64,
     f64,
@@ -1056,91 +757,23 @@ avx2_kernels!(
     _mm256_fmadd_pd,
     _mm256_add_pd,
     hsum_f64,
-    hsum4_f64
+    hsum4_f64,
+    pack_transposed_f64
 );
 
-/// Whether this CPU runs the AVX2 + FMA kernels (detected once, then cached by std).
-pub fn simd_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-macro_rules! kernels {
-    ($t:ty, $module:ident, $transpose:ident) => {
-        impl Kernels for $t {
-            fn nn(problem: Nn<'_, $t>) -> bool {
-                if !problem.check() {
-                    return false;
-                }
-                #[cfg(target_arch = "x86_64")]
-                if simd_available() {
-                    // SAFETY: the CPU has AVX2 and FMA (just detected), and `check` proved
-                    // that for every i < m, p < k, j < n the offsets
-                    // i * a_row_stride + p * a_column_stride, p * b_row_stride + j and
-                    // i * c_row_stride + j are inside `a`, `b` and `c`, which are the only
-                    // addresses the kernels form; `c` is an exclusive borrow, so it
-                    // aliases neither input, and its rows do not overlap.
-                    unsafe { $module::nn(problem) };
-                    return true;
-                }
-                plain::nn(problem);
-                true
-            }
-
-            fn nt(problem: Nt<'_, $t>) -> bool {
-                if !problem.check() {
-                    return false;
-                }
-                #[cfg(target_arch = "x86_64")]
-                if simd_available() {
-                    // SAFETY: as in `nn`, with offsets i * a_row_stride + p,
-                    // j * b_row_stride + p and i * c_row_stride + j.
-                    unsafe { $module::nt(problem) };
-                    return true;
-                }
-                plain::nt(problem);
-                true
-            }
-
-            fn pack_transposed(
-                b: &[$t],
-                b_column_stride: usize,
-                n: usize,
-                depth: usize,
-                depth_end: usize,
-                panel: &mut [$t],
-            ) -> bool {
-                #[cfg(target_arch = "x86_64")]
-                if simd_available() {
-                    // SAFETY: the CPU has AVX2 (just detected); the function reads and
-                    // writes only through bounds-checked subslices.
-                    return unsafe { $transpose(b, b_column_stride, n, depth, depth_end, panel) };
-                }
-                let _ = (b, b_column_stride, n, depth, depth_end, panel);
-                false
-            }
-        }
-    };
-}
-kernels!(f32, avx2_f32, pack_transposed_f32);
-kernels!(f64, avx2_f64, pack_transposed_f64);
-
-#[cfg(all(test, target_arch = "x86_64"))]
+#[cfg(test)]
 mod tests {
+    use super::super::{pack_panels_by_value, Kernels};
     use super::*;
     use core::arch::x86_64::*;
+    use pcnet_core::Scalar;
 
     /// Element `c` of the four-vector sums is vector `c`'s lanes added (small integers,
     /// so exact in any order): a wrong shuffle would swap or mix vectors.
     #[test]
     fn four_lane_sums_keep_each_vector_in_its_place() {
-        if !simd_available() {
+        if Token::detect().is_none() {
+            eprintln!("skipped: this processor has no AVX2 + FMA");
             return;
         }
         let lanes = |c: usize, width: usize| -> Vec<f64> {
@@ -1179,9 +812,12 @@ mod tests {
     /// full and partial panels, `p` ranges that do and do not fill whole 8 x 8 (4 x 4)
     /// blocks, a `depth` offset, and padded strides.
     fn transposed_pack_matches<T: Kernels>() {
-        if !simd_available() {
+        let Some(token) = Token::detect() else {
+            eprintln!("skipped: this processor has no AVX2 + FMA");
             return;
-        }
+        };
+        let family = token.family();
+        let width = family.panel_width::<T>();
         let cases: [(usize, usize, usize); 5] =
             [(16, 8, 0), (37, 29, 3), (8, 4, 0), (5, 300, 1), (40, 17, 0)];
         for (n, k, stride_pad) in cases {
@@ -1190,13 +826,13 @@ mod tests {
                 .map(|i| T::from_f64(i as f64 + 0.5))
                 .collect();
             for (depth, depth_end) in [(0, k), (k / 3, k), (1, k.min(1 + 11))] {
-                let len = (depth_end - depth) * n.div_ceil(panel_width::<T>()) * panel_width::<T>();
+                let len = (depth_end - depth) * n.div_ceil(width) * width;
                 let mut simd = vec![T::nan(); len];
                 let mut by_value = vec![T::nan(); len];
                 assert!(T::pack_transposed(
-                    &b, stride, n, depth, depth_end, &mut simd
+                    family, &b, stride, n, depth, depth_end, &mut simd
                 ));
-                pack_panels_by_value(&b, 1, stride, n, depth, depth_end, &mut by_value);
+                pack_panels_by_value(width, &b, 1, stride, n, depth, depth_end, &mut by_value);
                 let bits = |v: &[T]| {
                     v.iter()
                         .map(|&x| Scalar::to_f64(x).to_bits())
