@@ -23,6 +23,7 @@ fn help_exits_zero_for_the_program_and_every_command() {
         &["reproduce", "--help"],
         &["speed", "--help"],
         &["peak", "--help"],
+        &["depth", "--help"],
         &["help", "speed"],
     ] {
         let output = pcnet_bench(args);
@@ -168,4 +169,12 @@ fn a_named_model_runs_its_depth_in_iterations_by_default() {
         object.get("hidden").is_none(),
         "a named model has no --hidden"
     );
+}
+
+#[test]
+fn peak_refuses_an_unknown_family_naming_the_flag() {
+    let output = pcnet_bench(&["peak", "--isa", "sse2"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(text.contains("--isa") && text.contains("sse2"), "{text}");
 }

@@ -463,3 +463,7 @@ fn add_into<T: Scalar>(source: &[T], target: &mut [T]) {
         *out = *out + value;
     }
 }
+
+// Residual layers against an independent naive evaluation (they need `LayerView`).
+#[cfg(all(test, feature = "residual", feature = "exact", feature = "fixed-pred"))]
+mod tests;

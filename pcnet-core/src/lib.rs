@@ -121,8 +121,6 @@ mod name;
 pub mod ops;
 pub mod optim;
 mod relax;
-#[cfg(all(test, feature = "residual", feature = "exact", feature = "fixed-pred"))]
-mod residual_tests;
 mod scalar;
 mod spec;
 #[cfg(feature = "proptest-support")]
@@ -140,9 +138,10 @@ pub use optim::{Adam, AdamW, Optimizer, Sgd};
 /// Which step size Strict PC converges with (the module lives in `relax/safe_step.rs`).
 pub use relax::safe_step as stability;
 pub use relax::{
-    infer, infer_with, Algorithm, Batch, Conditioning, Inference, InputBelief, Report, Settings,
-    StrictSchedule, MAX_ITERATIONS,
+    infer, infer_with, Algorithm, Batch, Inference, InputBelief, Report, Settings, MAX_ITERATIONS,
 };
+#[cfg(feature = "safe-step")]
+pub use relax::{Conditioning, StrictSchedule};
 pub use scalar::{Scalar, ScalarSlice, ScalarSliceMut};
 pub use spec::{Layer, NetworkSpec, Op, MAX_OPS_PER_LAYER};
 #[cfg(feature = "safe-step")]

@@ -27,6 +27,8 @@
 //! far from it (Strict relaxation) use the smooth variant.
 //!
 //! # Example
+//!
+//! Why one file of ~900 lines: every proptest strategy of the public `strategies` API, each short, in one module so that users find them in one place.
 #![cfg_attr(feature = "exact", doc = "```")]
 #![cfg_attr(not(feature = "exact"), doc = "```ignore")]
 //! use pcnet_core::strategies::{networks, NetworkConfig};

@@ -22,6 +22,8 @@
 //! }
 //! # Ok::<(), pcnet_std::Error>(())
 //! ```
+//!
+//! Why one file of ~1500 lines: everything here is the one owned type `Network` (its builder, constructors and parameterisations, accessors, training and prediction entry points, safetensors and nalgebra interop) and their tests; splitting the impl blocks across files would scatter one type's documentation.
 
 use crate::{batch::Par, fast::Fast, rng::SplitMix64, train::Relaxer, Error};
 #[cfg(feature = "nalgebra")]

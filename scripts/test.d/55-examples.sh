@@ -8,6 +8,7 @@ cargo run -q -p pcnet-core --example custom_backend
 cargo run -q -p pcnet-core --features proptest-support --example property_test
 output=$(mktemp -d)
 trap 'rm -rf "$output"' EXIT
+cargo run -q -p pcnet-std --example isa
 cargo run -q -p pcnet-std --example train_digits -- "$output"
 for file in digits.safetensors digits_check.safetensors; do
     test -s "$output/$file" || { echo "train_digits wrote no $file" >&2; exit 1; }

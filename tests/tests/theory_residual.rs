@@ -6,6 +6,8 @@
 //! independent naive f64 model of op chains with skips.
 //!
 //! `PROPTEST_CASES` and `PROPTEST_RNG_SEED` work as in `theory.rs` (fixed seed by default).
+//!
+//! Why one file of ~800 lines: one test per statement of THEORY.md's residual section, in its order, beside the independent naive model of op chains with skips that they all share.
 
 // Layers are indexed by the paper's `l` throughout, across several per-layer vectors.
 #![allow(clippy::needless_range_loop)]

@@ -22,7 +22,10 @@ pub mod safe_step;
 mod settings;
 #[cfg(feature = "strict")]
 mod strict;
+// The conditioned Strict schedules estimate the Hessian's spectrum: feature `safe-step`.
+#[cfg(feature = "safe-step")]
 mod strict_accelerated;
+#[cfg(feature = "safe-step")]
 pub use strict_accelerated::{Conditioning, StrictSchedule};
 // Every optional capability built (the default features; see build.rs).
 #[cfg(all(test, pc_all_features))]

@@ -5,6 +5,8 @@
 //! that has them. The entry points check the shapes ([`Nn::check`], [`Nt::check`])
 //! before any SIMD load; the transposing pack reads and writes through bounds-checked
 //! subslices only.
+//!
+//! Why one file of ~850 lines: the whole AVX2 + FMA family (f32 and f64 tiles, the transposing pack, their lane sums), kept together so that its `unsafe` sits in one file behind one safe interface.
 #![allow(unsafe_code)]
 
 use super::{fits, Family, Kind};

@@ -1,4 +1,4 @@
-//! Unit tests of residual layers `v + alpha g(v)` against an independent naive evaluation:
+//! Unit tests of the layer evaluation on residual layers `v + alpha g(v)` against an independent naive evaluation:
 //! the forward pass, Exact against central differences, FixedPred with step 1 against
 //! Exact, the JVP against the VJP, and the typed errors of bad descriptions.
 
