@@ -162,10 +162,7 @@ fn check_state_and_rewrite<T: Scalar>(
             let written = write_model(spec, parameters, Some((&sgd, &state)), &mut rewritten)
                 .expect("an accepted model can be written again");
             assert_eq!(written, info.total_len);
-            assert!(
-                rewritten == original,
-                "the model does not re-encode to the bytes read"
-            );
+            assert_same_encoding(original, &rewritten);
         }
         (kind, Err(error)) => {
             assert!(
@@ -181,13 +178,24 @@ fn check_state_and_rewrite<T: Scalar>(
                 let written = write_model(spec, parameters, None, &mut rewritten)
                     .expect("an accepted model can be written again");
                 assert_eq!(written, info.total_len);
-                assert!(
-                    rewritten == original,
-                    "the model does not re-encode to the bytes read"
-                );
+                assert_same_encoding(original, &rewritten);
             }
         }
         (OptimizerKind::None, Ok(_)) => panic!("read_sgd found SGD in a model without one"),
+    }
+}
+
+/// Panics, naming the first byte that differs, unless `rewritten` is `original`.
+fn assert_same_encoding(original: &[u8], rewritten: &[u8]) {
+    if let Some(at) = original.iter().zip(rewritten).position(|(a, b)| a != b) {
+        let end = (at + 8).min(original.len());
+        panic!(
+            "the model does not re-encode to the bytes read: byte {at} of {} differs \
+             (read {:02x?}, written {:02x?})",
+            original.len(),
+            &original[at..end],
+            &rewritten[at..end]
+        );
     }
 }
 

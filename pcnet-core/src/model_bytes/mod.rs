@@ -17,7 +17,8 @@
 //!
 //! Version 2 ([`VERSION_RESIDUAL`]) is version 1 with residual layers
 //! ([`Layer::residual`](crate::Layer::residual)); a network without them is written as
-//! version 1, byte for byte as before version 2 existed, and both are read.
+//! version 1, byte for byte as before version 2 existed, and both are read. Each model
+//! has one encoding: a version-2 model in which no layer is residual is refused.
 //!
 //! All integers little-endian; scalars are `f32` or `f64` (IEEE 754 bits, little-endian),
 //! as the header says.

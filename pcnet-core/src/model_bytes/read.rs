@@ -280,8 +280,10 @@ fn parse(bytes: &[u8]) -> Result<Parsed, PcError> {
     let mut width = info.input_len;
     let mut activations = width;
     let mut parameters = 0usize;
+    let mut any_residual = false;
     for layer in 1..=info.layers {
         let (count, residual) = r.op_count(info.version)?;
+        any_residual |= residual;
         if residual && !cfg!(feature = "residual") {
             return Err(PcError::InvalidNetwork {
                 layer,
@@ -308,6 +310,11 @@ fn parse(bytes: &[u8]) -> Result<Parsed, PcError> {
             .checked_add(width)
             .filter(|&n| n != usize::MAX)
             .ok_or(corrupt("too many activations"))?;
+    }
+    // One model, one encoding: version 2 is written only when some layer is residual, so
+    // a version-2 model without one is not something `write_model` produced.
+    if info.version == VERSION_RESIDUAL && !any_residual {
+        return Err(corrupt("version 2 without a residual layer"));
     }
     if parameters != info.parameter_len {
         return Err(corrupt("parameter count disagrees with the layers"));

@@ -140,6 +140,9 @@ fn malformed_models_with_valid_crc_are_rejected() {
     reject(&|b| b[0] = b'X', "magic");
     // Versions 1 and 2 (residual layers) are read; 3 is not.
     reject(&|b| b[4] = 3, "version");
+    // This model has no residual layer, so its one encoding is version 1: the same bytes
+    // labelled version 2 would be a second encoding of one model.
+    reject(&|b| b[4] = 2, "version 2 without a residual layer");
     reject(&|b| b[6] = 2, "scalar size");
     reject(&|b| b[7] = 9, "loss");
     reject(&|b| b[8] -= 4, "total length");
