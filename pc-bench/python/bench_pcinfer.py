@@ -110,11 +110,14 @@ def main():
     header = f"{'batch':>5}  {'algorithm':<22} {'pc-bench':>10} {'clamped':>10} {'drop-in':>10} {'Torch2PC':>10}  {'keep':>5} {'overhead':>9} {'vs T2PC':>8}"
     print(header)
     print("-" * len(header))
+    families = set()
     for batch in args.batches:
         X = torch.rand(batch, 784)
         Y = torch.tensor([(r * 7) % 10 for r in range(batch)])
         for err_type, flag, eta, n in configs:
-            native = pc_bench_speed(args.pc_bench, flag, eta, n, batch)["median_s"]
+            measured = pc_bench_speed(args.pc_bench, flag, eta, n, batch)
+            native = measured["median_s"]
+            families.add(measured.get("isa", "unknown"))
             clamped, _ = median_seconds(
                 lambda: PCInfer(model, loss_fun, X, Y, err_type, eta, n, free_input=False), 30, args.min_seconds
             )
@@ -141,6 +144,7 @@ def main():
                     "processor": cpu,
                 }))
             sys.stdout.flush()
+    print(f"kernel family (pc-bench speed's, and PCInfer's in this process): {', '.join(sorted(families))}")
     print("keep = pc-bench / PCInfer clamped (target >= 0.8); overhead = PCInfer clamped - pc-bench "
           "(target < 20 us at batch 1); vs T2PC = Torch2PC / PCInfer drop-in")
 

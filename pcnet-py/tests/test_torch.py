@@ -7,7 +7,9 @@ it those tests are skipped and say so.
 
 Tolerances: for each tensor, max |pc - Torch2PC| <= tol * max(max |Torch2PC|, 1e-30),
 tol = 1e-5 in float32 and 1e-9 in float64, with Torch2PC run in float64 on the same values
-(see compare_with_torch2pc; Strict in float32: no worse than twice Torch2PC's own float32). The largest ratio seen per dtype and algorithm is printed at
+(see compare_with_torch2pc). Strict in float32 is held to 1e-5 or, where that is below what
+float32 beliefs allow, to a floor derived from the case's own conditioning
+(strict_float32_floor, with the derivation). The largest ratio seen per dtype and algorithm is printed at
 the end of the run (conftest.py), with Torch2PC's own float32 run against the same
 reference.
 """
@@ -105,6 +107,38 @@ def differences(actual, expected, model, reference_model):
     return worst
 
 
+#: Float32's unit roundoff, 2**-24.
+FLOAT32_ROUNDOFF = 2.0**-24
+#: How many float32 roundings of a belief's size Strict's error may carry (see below).
+STRICT_ROUNDINGS = 8
+
+
+def strict_float32_floor(expected):
+    """The scaled error a float32 Strict cannot avoid, from the float64 reference.
+
+    Strict's errors are epsilon_l = f_l(v_{l-1}) - v_l for l = 1..L-1, and its beliefs v_l
+    are held in float32, as Torch2PC and pc both hold them. Storing v_l alone (or
+    f_l(v_{l-1})) in float32 moves each entry by up to u |v_l|, u = 2**-24, however the
+    rest is computed, and epsilon_l by as much: relative to the test's scale max |epsilon_l|
+    that is u * kappa_l, kappa_l = max |v_l| / max |epsilon_l|. Each iteration rounds both
+    operands again and carries the error on through v_l's update (and layer l's .grad is
+    epsilon_l times v_{l-1}, so it inherits epsilon_l's relative error; a lower layer's
+    error reaches the layers above through f). In the deep random networks here kappa_1
+    reaches 5e4 (five sigmoid layers, cross-entropy: beliefs of size 1, errors of 2e-5),
+    so the floor u * kappa_1 is 2.7e-3, far above 1e-5; the errors seen are 1.7 to 2.5
+    times u * max kappa_l, for pc and for Torch2PC's own float32 alike. The tolerance is
+    STRICT_ROUNDINGS times that floor (never below 1e-5). Meeting 1e-5 would need the
+    beliefs held as offsets from vhat (or in float64), and the nonlinear part
+    f(vhat + d) - f(vhat) of each error would still cancel.
+    """
+    _, _, _, v, epsilon = expected
+    kappa = max(
+        v[layer].abs().max().item() / max(epsilon[layer].abs().max().item(), 1e-300)
+        for layer in range(1, len(v) - 1)
+    )
+    return STRICT_ROUNDINGS * FLOAT32_ROUNDOFF * kappa
+
+
 def compare_with_torch2pc(model, loss_fun, X, Y, err_type, eta, n):
     """pc in the model's dtype against Torch2PC in float64 on the same values.
 
@@ -131,10 +165,7 @@ def compare_with_torch2pc(model, loss_fun, X, Y, err_type, eta, n):
         own = max(differences(narrow, expected, narrow_model, wide_model).values())
         record_difference("Torch2PC float32", err_type, own)
         if err_type == "Strict":
-            # Strict's errors are differences of nearly equal beliefs and predictions in
-            # any implementation; in float32 neither pc nor Torch2PC keeps them to 1e-5 in
-            # deep networks. pc must be as accurate as Torch2PC's float32, within 2x.
-            tolerance = max(tolerance, 2 * own)
+            tolerance = max(tolerance, strict_float32_floor(expected))
     assert worst[field] <= tolerance, f"{field}: {worst[field]:.3e} > {tolerance:.3e}"
 
 
@@ -203,22 +234,25 @@ def test_parameters_are_read_in_place_after_the_first_call():
     assert all(torch.equal(a, p) for a, p in zip(before, model.parameters()))
     with torch.no_grad():
         model[0][0].weight.mul_(2.0)  # in place: the next call must see it
-    _, changed, _, _, _ = PCInfer(model, nn.MSELoss(), X, Y, "Strict")
+    # .item() at once: the next call with this model and shape overwrites the Loss tensor.
+    changed = PCInfer(model, nn.MSELoss(), X, Y, "Strict")[1].item()
     assert [p.data_ptr() for p in model.parameters()] == pointers
     model[0][0].weight.data = before[0].clone()  # replaced: the next call must see it too
-    _, restored, _, _, _ = PCInfer(model, nn.MSELoss(), X, Y, "Strict")
+    restored = PCInfer(model, nn.MSELoss(), X, Y, "Strict")[1].item()
     fresh = mlp([5, 7, 2], nn.Tanh, torch.float64, 3)
-    _, reference, _, _, _ = PCInfer(fresh, nn.MSELoss(), X, Y, "Strict")
-    assert restored.item() == reference.item() != changed.item()
+    reference = PCInfer(fresh, nn.MSELoss(), X, Y, "Strict")[1].item()
+    assert restored == reference != changed
 
 
 def test_threads_change_no_bit():
     model = mlp([12, 24, 4], nn.ReLU, torch.float32, 5)
     X, Y = torch.randn(300, 12), torch.randn(300, 4)
     _, one, _, v_one, _ = PCInfer(model, nn.MSELoss(), X, Y, "Strict", threads=1)
+    # Cloned: the next call with this model and shape overwrites the tensors it returned.
+    one, v_one = one.item(), [v.clone() for v in v_one]
     grads = [p.grad.clone() for p in model.parameters()]
     _, two, _, v_two, _ = PCInfer(model, nn.MSELoss(), X, Y, "Strict", threads=2)
-    assert one.item() == two.item()
+    assert one == two.item()
     assert all(torch.equal(a, p.grad) for a, p in zip(grads, model.parameters()))
     assert all(torch.equal(a, b) for a, b in zip(v_one, v_two))
 

@@ -283,23 +283,42 @@ class Network:
         vinit: Optional[np.ndarray],
         threads: int,
     ) -> Tuple[np.ndarray, np.ndarray, Tuple[float, int, float, Optional[float], bool]]:
+        """:meth:`_run_into` on two buffers allocated for this call."""
         if not isinstance(x, np.ndarray):
             raise TypeError(f"x must be a numpy array, got {type(x).__name__}")
         if x.ndim < 1:
             raise ValueError("x must have a leading rows dimension")
-        rows = x.shape[0]
+        results = _line_aligned(self._native.results_len(x.shape[0]), flat.dtype)
+        updates = _line_aligned(self.parameter_len, flat.dtype)
+        outcome = self._run_into(flat, x, y, algorithm, eta, n, free_input, vinit, threads, results, updates)
+        return results, updates, outcome
+
+    def _run_into(
+        self,
+        flat: np.ndarray,
+        x: np.ndarray,
+        y: np.ndarray,
+        algorithm: str,
+        eta: float,
+        n: int,
+        free_input: bool,
+        vinit: Optional[np.ndarray],
+        threads: int,
+        results: np.ndarray,
+        updates: np.ndarray,
+    ) -> Tuple[float, int, float, Optional[float], bool]:
+        """One relaxation written into `results` and `updates` (caller-owned, C-contiguous,
+        of the parameters' dtype, lengths ``_native.results_len(rows)`` and
+        :attr:`parameter_len`); returns ``(loss, iterations, residual, energy, converged)``."""
         if isinstance(eta, bool) or not isinstance(eta, (int, float, np.floating, np.integer)):
             raise TypeError(f"eta must be a number, got {type(eta).__name__}")
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"n must be a non-negative int, got {n!r}")
         if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 0:
             raise ValueError(f"threads must be a non-negative int (0: every core), got {threads!r}")
-        results = _line_aligned(self._native.results_len(rows), flat.dtype)
-        updates = _line_aligned(self.parameter_len, flat.dtype)
-        outcome = self._native.infer_into(
+        return self._native.infer_into(
             flat, x, y, algorithm, float(eta), int(n), free_input, vinit, int(threads), results, updates
         )
-        return results, updates, outcome
 
     def _sections(self, results: np.ndarray, rows: int) -> Tuple[List[np.ndarray], List[np.ndarray], List[np.ndarray], np.ndarray]:
         out: List[List[np.ndarray]] = [[], [], []]

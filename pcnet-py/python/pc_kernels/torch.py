@@ -19,8 +19,11 @@ What differs from Torch2PC:
   ``.grad`` are written, as Torch2PC writes them).
 * Strict starts from ``vinit`` when one is given (Torch2PC accepts it and ignores it).
 * On the first call with a model, its parameters are moved (same values, same
-  ``Parameter`` objects) into one contiguous buffer, so later calls read them in place;
-  the ``.grad`` written are views of one buffer allocated per call.
+  ``Parameter`` objects) into one contiguous buffer, so later calls read them in place.
+* The returned tensors and the ``.grad`` are views of two buffers the model keeps per
+  input shape (allocated on the first call with that shape, for the last four shapes):
+  the next call with the same model and shape overwrites them in place, so ``clone()``
+  what must outlive it, or take ``Loss.item()`` (Torch2PC returns fresh tensors).
 * Keyword-only extras: ``threads`` (row blocks of 128 on that many threads; the same bits
   for any count) and ``free_input`` (FixedPred's input belief relaxes as in Torch2PC by
   default; ``False`` clamps it, which skips layer 1's input VJP in every iteration).
@@ -35,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import Network, _hidden_beliefs
+from . import Network, _hidden_beliefs, _line_aligned
 
 __all__ = ["PCInfer", "network_of"]
 
@@ -123,7 +126,9 @@ def _loss_name(LossFun: Any) -> str:
             return "mse_sum"
         raise ValueError(f"MSELoss(reduction={LossFun.reduction!r}) is not supported (mean or sum)")
     if isinstance(LossFun, nn.CrossEntropyLoss):
-        if LossFun.reduction != "mean" or LossFun.weight is not None or LossFun.label_smoothing != 0.0:
+        # The class weights are a buffer: read from _buffers, not through Module.__getattr__.
+        weight = LossFun._buffers.get("weight") if "_buffers" in LossFun.__dict__ else LossFun.weight
+        if LossFun.reduction != "mean" or weight is not None or LossFun.label_smoothing != 0.0:
             raise ValueError(
                 "only CrossEntropyLoss() with reduction='mean', no class weights and no label smoothing is supported"
             )
@@ -148,6 +153,7 @@ class _Plan:
             _describe(layer, f"model[{index}]", ops, self.params)
             self.layers.append(ops)
         self.networks: Dict[Tuple[Any, ...], Network] = {}
+        self.outputs: Dict[Tuple[Any, ...], _Outputs] = {}
         self.flat: Optional[torch.Tensor] = None
         self.flat_numpy: Optional[np.ndarray] = None
         self.pointers: List[int] = []
@@ -165,6 +171,18 @@ class _Plan:
             network = Network(self.layers, input_shape, loss)
             self.networks[key] = network
         return network
+
+    def outputs_for(self, network: Network, rows: int, dtype: Any) -> "_Outputs":
+        """The buffers and tensors of this model for `network`, `rows` and `dtype`, made
+        on first use and kept (the last :data:`_KEPT_SHAPES` of them)."""
+        key = (network, rows, dtype)
+        outputs = self.outputs.get(key)
+        if outputs is None:
+            if len(self.outputs) >= _KEPT_SHAPES:
+                del self.outputs[next(iter(self.outputs))]
+            outputs = _Outputs(network, rows, dtype, self.grad_layout)
+            self.outputs[key] = outputs
+        return outputs
 
     def flat_parameters(self) -> np.ndarray:
         """The parameters as one flat array, read in place after the first call."""
@@ -205,14 +223,20 @@ class _Plan:
         return self.flat_numpy
 
 
-_PLANS: "weakref.WeakKeyDictionary[nn.Module, _Plan]" = weakref.WeakKeyDictionary()
+#: The plan of each live model, by id(model), with a weak reference that drops the entry
+#: when the model goes (a dict lookup by id is cheaper per call than a WeakKeyDictionary).
+_PLANS: Dict[int, Tuple["weakref.ref[nn.Module]", _Plan]] = {}
 
 
 def _plan(model: nn.Module) -> _Plan:
-    plan = _PLANS.get(model)
-    if plan is None or plan.modules != tuple(model):
-        plan = _Plan(model)
-        _PLANS[model] = plan
+    key = id(model)
+    entry = _PLANS.get(key)
+    if entry is not None and entry[0]() is model:
+        plan = entry[1]
+        if plan.modules == tuple(model._modules.values()):
+            return plan
+    plan = _Plan(model)
+    _PLANS[key] = (weakref.ref(model, lambda _, key=key: _PLANS.pop(key, None)), plan)
     return plan
 
 
@@ -226,24 +250,50 @@ def _contiguous(size: Tuple[int, ...], offset: int) -> Tuple[Tuple[int, ...], Tu
     return tuple(size), tuple(reversed(stride)), offset
 
 
-_LAYOUTS: "weakref.WeakKeyDictionary[Network, Dict[int, Any]]" = weakref.WeakKeyDictionary()
+#: Row counts (with their networks and dtypes) whose buffers a model keeps: a training
+#: loop's batch size and its last, shorter batch, with room for an evaluation batch.
+_KEPT_SHAPES = 4
 
 
-def _results_layout(network: Network, rows: int) -> Any:
-    """Where `v_l`, `vhat_l`, `epsilon_l` and dLoss/dy lie in the results buffer, per
-    network and row count (computed once)."""
-    per_rows = _LAYOUTS.setdefault(network, {})
-    layout = per_rows.get(rows)
-    if layout is None:
-        sections = []
+class _Outputs:
+    """The two arrays one model's calls for one network, row count and dtype write into,
+    allocated once, and the tensors :func:`PCInfer` hands out over them (made once too):
+    a call then allocates nothing and creates no tensor."""
+
+    __slots__ = ("results", "updates", "loss", "loss_tensor", "vhat_hidden", "v", "epsilon", "dldy", "grads")
+
+    def __init__(
+        self,
+        network: Network,
+        rows: int,
+        dtype: Any,
+        grad_layout: Sequence[Tuple[Tuple[int, ...], Tuple[int, ...], int]],
+    ) -> None:
+        self.results = _line_aligned(network._native.results_len(rows), dtype)
+        self.updates = _line_aligned(network.parameter_len, dtype)
+        self.loss = np.zeros((), dtype=dtype)
+        self.loss_tensor = torch.from_numpy(self.loss)
+        results = torch.from_numpy(self.results)
+        base = results.storage_offset()
+        views = []
         offset = 0
+        # The results buffer: vhat_0..L, v_0..L, epsilon_0..L (rows x width each), dLoss/dy.
         for _ in range(3):
             for width, shape in zip(network._widths, network.activation_shapes):
-                sections.append(_contiguous((rows,) + shape, offset))
+                size, stride, _ = _contiguous((rows,) + shape, 0)
+                views.append(results.as_strided(size, stride, base + offset))
                 offset += rows * width
-        layout = (sections, _contiguous((rows,) + network.activation_shapes[-1], offset))
-        per_rows[rows] = layout
-    return layout
+        size, stride, _ = _contiguous((rows,) + network.activation_shapes[-1], 0)
+        self.dldy = results.as_strided(size, stride, base + offset)
+        depth = network.depth
+        self.vhat_hidden: List[torch.Tensor] = views[1 : depth + 1]
+        self.v: List[torch.Tensor] = views[depth + 1 : 2 * depth + 2]
+        self.epsilon: List[torch.Tensor] = views[2 * depth + 2 :]
+        updates = torch.from_numpy(self.updates)
+        base = updates.storage_offset()
+        self.grads: List[torch.Tensor] = [
+            updates.as_strided(size, stride, base + offset) for size, stride, offset in grad_layout
+        ]
 
 
 def network_of(model: nn.Module, X: torch.Tensor, LossFun: Any) -> Network:
@@ -252,16 +302,34 @@ def network_of(model: nn.Module, X: torch.Tensor, LossFun: Any) -> Network:
     return _plan(model).network(tuple(X.shape[1:]), _loss_name(LossFun))
 
 
-def _check_tensor(tensor: Any, name: str, dtype: Optional[torch.dtype]) -> np.ndarray:
-    if not isinstance(tensor, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
-    if tensor.device.type != "cpu":
+def _explain(tensor: torch.Tensor, name: str, dtype: Optional[torch.dtype]) -> None:
+    """Raises the named error for a tensor that is off the CPU, of another dtype than
+    `dtype` or not contiguous; returns for one that is fine."""
+    if not tensor.is_cpu:
         raise ValueError(f"{name} is on {tensor.device}; pc_kernels computes on the CPU ({name}.cpu())")
     if dtype is not None and tensor.dtype != dtype:
         raise TypeError(f"{name} is {tensor.dtype}; the model's parameters are {dtype}")
     if not tensor.is_contiguous():
         raise ValueError(f"{name} is not contiguous (a transposed or strided view?); pass {name}.contiguous()")
-    return tensor.detach().numpy()
+
+
+def _check_tensor(tensor: Any, name: str, dtype: Optional[torch.dtype], array_dtype: Any) -> np.ndarray:
+    """The numpy view of a contiguous CPU tensor (`array_dtype`: the numpy dtype it must
+    have, or None). Each torch call costs microseconds when the previous relaxation has
+    evicted torch's code and data from the core's caches, so the fine case makes one,
+    ``numpy()``, and checks the rest on the array; the checks that name the problem run
+    only when something is off."""
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
+    try:
+        array = tensor.numpy()
+    except (TypeError, RuntimeError):
+        _explain(tensor, name, dtype)
+        # A CPU tensor of a numpy dtype that refused: it requires grad.
+        array = tensor.detach().numpy()
+    if (array_dtype is not None and array.dtype != array_dtype) or not array.flags.c_contiguous:
+        _explain(tensor, name, dtype)
+    return array
 
 
 def PCInfer(
@@ -299,7 +367,10 @@ def PCInfer(
     Returns:
         ``(vhat, Loss, dLdy, v, epsilon)`` as Torch2PC: lists over layers ``0..L`` (``None``
         where Torch2PC leaves an entry undefined: ``v[0]`` and ``epsilon[0]`` for Exact,
-        ``epsilon[0]`` for Strict), the loss as a 0-d tensor, and dLoss/dy.
+        ``epsilon[0]`` for Strict), the loss as a 0-d tensor, and dLoss/dy. The tensors
+        (all but ``vhat[0]``, which is ``X``; ``Loss`` too) and the ``.grad`` are views of
+        buffers kept per model and input shape: the next call with the same model and
+        shape overwrites them, so clone what must outlive it.
 
     Raises:
         TypeError: an unsupported module (named) or loss, a wrong dtype.
@@ -312,13 +383,13 @@ def PCInfer(
     loss = _loss_name(LossFun)
     flat = plan.flat_parameters()
     dtype = plan.params[0].dtype if plan.params else X.dtype
-    x = _check_tensor(X, "X", dtype)
+    x = _check_tensor(X, "X", dtype, flat.dtype)
     if loss == "cross_entropy":
-        if isinstance(Y, torch.Tensor) and Y.is_floating_point():
+        y = _check_tensor(Y, "Y", None, None)
+        if y.dtype.kind == "f":
             raise TypeError("Y must hold int64 class indices for CrossEntropyLoss (class probabilities are not supported)")
-        y = _check_tensor(Y, "Y", None)
     else:
-        y = _check_tensor(Y, "Y", dtype)
+        y = _check_tensor(Y, "Y", dtype, flat.dtype)
     if x.ndim not in (2, 4):
         raise ValueError(f"X has shape {tuple(X.shape)}; inputs are (rows, features) or (rows, C, H, W)")
     network = plan.network(x.shape[1:], loss)
@@ -330,17 +401,14 @@ def PCInfer(
     beliefs = None
     if vinit is not None and ErrType == "Strict":
         beliefs = _hidden_beliefs([t.detach().cpu().numpy() for t in vinit], network, rows, flat.dtype)
-    results, updates, outcome = network._run(flat, x, y, ErrType, eta, n, free_input, beliefs, threads)
-
-    sections, dldy_layout = _results_layout(network, rows)
-    results_t = torch.from_numpy(results)
-    base = results_t.storage_offset()
-    views = [results_t.as_strided(size, stride, base + offset) for size, stride, offset in sections]
+    outputs = plan.outputs_for(network, rows, flat.dtype)
+    outcome = network._run_into(
+        flat, x, y, ErrType, eta, n, free_input, beliefs, threads, outputs.results, outputs.updates
+    )
     depth = network.depth
-    vhat: List[torch.Tensor] = [X] + views[1 : depth + 1]
-    v: List[Optional[torch.Tensor]] = views[depth + 1 : 2 * depth + 2]
-    epsilon: List[Optional[torch.Tensor]] = views[2 * depth + 2 :]
-    dLdy = results_t.as_strided(dldy_layout[0], dldy_layout[1], base + dldy_layout[2])
+    vhat: List[torch.Tensor] = [X] + outputs.vhat_hidden
+    v: List[Optional[torch.Tensor]] = list(outputs.v)
+    epsilon: List[Optional[torch.Tensor]] = list(outputs.epsilon)
     if ErrType == "Exact":
         v[0] = None
         epsilon[0] = None
@@ -349,10 +417,8 @@ def PCInfer(
     elif n == 0:
         # Torch2PC's FixedPred computes no error below the output when it does not iterate.
         epsilon[:depth] = [None] * depth
-
-    updates_t = torch.from_numpy(updates)
-    base = updates_t.storage_offset()
-    for p, (size, stride, offset) in zip(plan.params, plan.grad_layout):
-        p.grad = updates_t.as_strided(size, stride, base + offset)
-    Loss = torch.tensor(outcome[0], dtype=dtype)
-    return vhat, Loss, dLdy, v, epsilon
+    for p, grad in zip(plan.params, outputs.grads):
+        if p.grad is not grad:
+            p.grad = grad
+    outputs.loss[()] = outcome[0]
+    return vhat, outputs.loss_tensor, outputs.dldy, v, epsilon
