@@ -313,6 +313,7 @@ pub fn linear_equilibrium<T: Scalar>(
         let (below, above) = regions.errors.split_at_mut(slot.output_offset);
         problem.backward_layer(
             layer,
+            &slot,
             &values,
             &above[..rows * slot.output_width],
             regions.scratch,
@@ -323,12 +324,12 @@ pub fn linear_equilibrium<T: Scalar>(
     // v_l = f_l(v_{l-1}) - r_l, from v_0 = x.
     let inputs = activation_range(spec, rows, 0);
     regions.beliefs[inputs.clone()].copy_from_slice(&regions.vhat[inputs]);
-    for layer in 1..depth {
-        let slot = problem.slot(layer);
+    for (layer, slot) in problem.slots(1, depth - 1) {
         let (before, after) = regions.beliefs.split_at_mut(slot.output_offset);
         let output = &mut after[..rows * slot.output_width];
         problem.forward_layer(
             layer,
+            &slot,
             &before[slot.input_offset..],
             &mut regions.traces[slot.trace_offset..slot.trace_offset + slot.trace_len],
             output,
@@ -609,10 +610,10 @@ pub fn hessian_spectrum_with<T: Scalar, B: Backend<T>>(
         Some(beliefs) => {
             // The evaluation point: v in `vhat`, f_l(v_{l-1}) (and the traces) in `outputs`.
             regions.vhat[hidden.clone()].copy_from_slice(beliefs);
-            for layer in 1..=spec.depth() {
-                let slot = problem.slot(layer);
+            for (layer, slot) in problem.slots(1, spec.depth()) {
                 problem.forward_layer(
                     layer,
+                    &slot,
                     &regions.vhat[slot.input_offset..slot.output_offset],
                     &mut regions.traces[slot.trace_offset..slot.trace_offset + slot.trace_len],
                     &mut outputs[slot.output_offset..slot.output_offset + rows * slot.output_width],

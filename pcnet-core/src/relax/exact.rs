@@ -32,6 +32,7 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
         let grads = &mut updates[slot.param_offset..slot.param_offset + slot.param_len];
         let proven = problem.backward_layer(
             layer,
+            &slot,
             &values,
             &above[..rows * slot.output_width],
             regions.scratch,

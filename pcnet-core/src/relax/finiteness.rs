@@ -68,8 +68,7 @@ impl<T: Scalar, B: Backend<T>> Problem<'_, '_, T, B> {
     /// Whether the forward pass in `regions` proves every parameter finite
     /// ([`LayerView::parameters_proven_finite`](crate::layer::LayerView::parameters_proven_finite), layer by layer).
     pub fn parameters_proven_finite(&self, regions: &Regions<'_, T>) -> bool {
-        (1..=self.depth()).all(|layer| {
-            let slot = self.slot(layer);
+        self.slots(1, self.depth()).all(|(layer, slot)| {
             let values = slot.values(self.rows, regions.vhat, regions.traces, regions.vhat);
             self.view(layer, &slot).parameters_proven_finite(&values)
         })

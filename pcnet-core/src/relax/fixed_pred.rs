@@ -64,14 +64,14 @@ pub(super) fn run<const SKIP_SETTLED: bool, T: Scalar, B: Backend<T>>(
         } else {
             first_active..depth
         };
-        for layer in moving {
-            // g = J_{layer+1}(vhat_layer)^T epsilon_{layer+1}
-            let slot = problem.slot(layer + 1);
+        for (above, slot) in problem.slots(moving.start + 1, moving.end) {
+            // g = J_{above}(vhat_{above - 1})^T epsilon_{above}
             let output_range = slot.output_offset..slot.output_offset + rows * slot.output_width;
             let values = slot.values(rows, regions.vhat, regions.traces, regions.vhat);
             let vjp = &mut regions.vjp[..rows * slot.input_width];
             problem.backward_layer(
-                layer + 1,
+                above,
+                &slot,
                 &values,
                 &regions.errors[output_range],
                 regions.scratch,

@@ -42,7 +42,7 @@ pub use batch::Batch;
 use settings::unbuilt;
 pub use settings::{Algorithm, InputBelief, Settings, MAX_ITERATIONS};
 pub(crate) use workspace::{activation_range, layer_bit, region_lens, At, Region, Regions};
-use workspace::{slot, LayerSlot};
+use workspace::{slot, slots, LayerSlot, Slots};
 
 use crate::{
     error::{check_finite, check_len},
@@ -90,13 +90,19 @@ pub(crate) struct Problem<'p, 's, T, B> {
     pub settings: &'p Settings<'p, T>,
 }
 
-impl<'p, T: Scalar, B: Backend<T>> Problem<'p, '_, T, B> {
+impl<'p, 's, T: Scalar, B: Backend<T>> Problem<'p, 's, T, B> {
     pub fn depth(&self) -> usize {
         self.spec.depth()
     }
 
+    /// The slot of one layer: a walk over the layers below it. Sweeps take [`Self::slots`].
     pub fn slot(&self, layer: usize) -> LayerSlot {
         slot(&self.spec, self.rows, layer)
+    }
+
+    /// Layers `first..=last` with their slots, ascending, in `O(last)` for the sweep.
+    pub fn slots(&self, first: usize, last: usize) -> Slots<'s> {
+        slots(&self.spec, self.rows, first, last)
     }
 
     pub fn view(&self, layer: usize, slot: &LayerSlot) -> LayerView<'_, T> {
@@ -110,11 +116,17 @@ impl<'p, T: Scalar, B: Backend<T>> Problem<'p, '_, T, B> {
     }
 
     /// `output_region[v_l] = f_l(input_region[v_{l-1}])`, keeping the trace. The two
-    /// regions may be the same.
+    /// regions may be the same. `slot` is the layer's.
     #[cfg_attr(not(feature = "strict"), allow(dead_code))]
-    pub fn forward_layer(&self, layer: usize, input: &[T], trace: &mut [T], output: &mut [T]) {
-        let slot = self.slot(layer);
-        self.view(layer, &slot)
+    pub fn forward_layer(
+        &self,
+        layer: usize,
+        slot: &LayerSlot,
+        input: &[T],
+        trace: &mut [T],
+        output: &mut [T],
+    ) {
+        self.view(layer, slot)
             .forward(self.backend, input, trace, output);
     }
 
@@ -122,8 +134,7 @@ impl<'p, T: Scalar, B: Backend<T>> Problem<'p, '_, T, B> {
     pub fn feedforward(&self, regions: &mut Regions<'_, T>) {
         let inputs = self.batch.inputs;
         regions.vhat[..inputs.len()].copy_from_slice(inputs);
-        for layer in 1..=self.depth() {
-            let slot = self.slot(layer);
+        for (layer, slot) in self.slots(1, self.depth()) {
             let (before, after) = regions.vhat.split_at_mut(slot.output_offset);
             let input = &before[slot.input_offset..];
             let output = &mut after[..self.rows * slot.output_width];
@@ -146,18 +157,21 @@ impl<'p, T: Scalar, B: Backend<T>> Problem<'p, '_, T, B> {
     }
 
     /// Vector-Jacobian product of layer `layer` evaluated at `values`; whether the
-    /// parameter gradient is proven finite (see [`LayerView::backward`]).
+    /// parameter gradient is proven finite (see [`LayerView::backward`]). `slot` is the
+    /// layer's (from a sweep's [`Self::slots`], so that it is not walked again).
+    // The layer's index and slot travel apart: the slot is a plain offset table.
+    #[allow(clippy::too_many_arguments)]
     pub fn backward_layer(
         &self,
         layer: usize,
+        slot: &LayerSlot,
         values: &Values<'_, T>,
         grad_output: &[T],
         scratch: &mut [T],
         grad_input: Option<&mut [T]>,
         grad_params: Option<&mut [T]>,
     ) -> bool {
-        let slot = self.slot(layer);
-        self.view(layer, &slot).backward(
+        self.view(layer, slot).backward(
             self.backend,
             values,
             grad_output,
@@ -187,8 +201,7 @@ impl<'p, T: Scalar, B: Backend<T>> Problem<'p, '_, T, B> {
     ) -> u64 {
         let depth = self.depth();
         let mut unproven = 0;
-        for layer in 1..=depth {
-            let slot = self.slot(layer);
+        for (layer, slot) in self.slots(1, depth) {
             let grads = &mut updates[slot.param_offset..slot.param_offset + slot.param_len];
             if signal_reach.is_some_and(|reach| layer < depth && layer + reach <= depth) {
                 grads.fill(T::zero());
@@ -198,6 +211,7 @@ impl<'p, T: Scalar, B: Backend<T>> Problem<'p, '_, T, B> {
             let values = slot.values(self.rows, at.inputs, at.traces, at.outputs);
             let proven = self.backward_layer(
                 layer,
+                &slot,
                 &values,
                 &errors[out_range],
                 scratch,

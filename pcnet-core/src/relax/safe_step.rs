@@ -350,12 +350,22 @@ fn normalise_rows<T: Scalar, B: Backend<T>>(
     directions: Option<&[T]>,
 ) -> T {
     let (spec, rows, depth) = (&problem.spec, problem.rows, problem.spec.depth());
+    // Each moving layer's (offset, width) in an activation region, walked layer by layer.
+    let moving_layers = || {
+        let first = activation_range(spec, rows, lowest);
+        let first_width = spec.width(lowest);
+        (lowest..depth).scan((first.start, first_width), move |state, layer| {
+            let here = *state;
+            let width = spec.layers()[layer].output_len(here.1);
+            *state = (here.0 + rows * here.1, width);
+            Some(here)
+        })
+    };
     let mut largest = T::zero();
     for row in 0..rows {
         let (mut squares, mut quotient) = (T::zero(), T::zero());
-        for layer in lowest..depth {
-            let width = spec.width(layer);
-            let start = activation_range(spec, rows, layer).start + row * width;
+        for (offset, width) in moving_layers() {
+            let start = offset + row * width;
             let part = &vectors[start..start + width];
             squares = crate::kernels::portable::dot(part, part) + squares;
             if let Some(directions) = directions {
@@ -369,9 +379,8 @@ fn normalise_rows<T: Scalar, B: Backend<T>>(
         } else {
             T::zero()
         };
-        for layer in lowest..depth {
-            let width = spec.width(layer);
-            let start = activation_range(spec, rows, layer).start + row * width;
+        for (offset, width) in moving_layers() {
+            let start = offset + row * width;
             for value in &mut vectors[start..start + width] {
                 *value = *value * scale;
             }
@@ -406,30 +415,35 @@ pub(crate) fn apply_hessian_at<T: Scalar, B: Backend<T>>(
     let (spec, rows, depth) = (&problem.spec, problem.rows, problem.spec.depth());
     // w = D u: w_l = J_l u_{l-1} - u_l (u_{lowest - 1} = 0), and w_L = J_L u_{L-1}.
     let top = if loss_curvature { depth } else { depth - 1 };
-    for layer in lowest..=top {
-        let here = activation_range(spec, rows, layer);
-        if layer > lowest {
-            let slot = problem.slot(layer);
-            let outputs = at_outputs.unwrap_or(&*regions.vhat);
-            let values = slot.values(rows, regions.vhat, regions.traces, outputs);
-            let pushed = &mut regions.vjp[..rows * slot.output_width];
-            problem.view(layer, &slot).jvp(
-                &values,
-                &regions.beliefs[slot.input_offset..slot.output_offset],
-                regions.scratch,
-                pushed,
-            );
-            regions.errors[here.clone()].copy_from_slice(pushed);
-        } else {
-            regions.errors[here.clone()].fill(T::zero());
+    let subtract_beliefs = |regions: &mut Regions<'_, T>, here: core::ops::Range<usize>| {
+        for (w, &u) in regions.errors[here.clone()]
+            .iter_mut()
+            .zip(&regions.beliefs[here])
+        {
+            *w = *w - u;
         }
+    };
+    if lowest <= top {
+        let here = activation_range(spec, rows, lowest);
+        regions.errors[here.clone()].fill(T::zero());
+        if lowest < depth {
+            subtract_beliefs(regions, here);
+        }
+    }
+    for (layer, slot) in problem.slots(lowest + 1, top) {
+        let here = slot.output_offset..slot.output_offset + rows * slot.output_width;
+        let outputs = at_outputs.unwrap_or(&*regions.vhat);
+        let values = slot.values(rows, regions.vhat, regions.traces, outputs);
+        let pushed = &mut regions.vjp[..rows * slot.output_width];
+        problem.view(layer, &slot).jvp(
+            &values,
+            &regions.beliefs[slot.input_offset..slot.output_offset],
+            regions.scratch,
+            pushed,
+        );
+        regions.errors[here.clone()].copy_from_slice(pushed);
         if layer < depth {
-            for (w, &u) in regions.errors[here.clone()]
-                .iter_mut()
-                .zip(&regions.beliefs[here])
-            {
-                *w = *w - u;
-            }
+            subtract_beliefs(regions, here);
         }
     }
     // The loss curvature applied to w_L, into the output slot of `predictions`.
@@ -446,11 +460,10 @@ pub(crate) fn apply_hessian_at<T: Scalar, B: Backend<T>>(
     }
     // H u = D^T w (+ J_L^T r): (H u)_l = -w_l + J_{l+1}^T w_{l+1}, with w_L replaced by
     // the loss term r.
-    for layer in lowest..depth {
-        let here = activation_range(spec, rows, layer);
-        let slot = problem.slot(layer + 1);
+    for (layer_above, slot) in problem.slots(lowest + 1, depth) {
+        let here = slot.input_offset..slot.output_offset;
         let above = slot.output_offset..slot.output_offset + rows * slot.output_width;
-        let cotangent: &[T] = if layer + 1 == depth {
+        let cotangent: &[T] = if layer_above == depth {
             &regions.predictions[above.clone()]
         } else {
             &regions.errors[above.clone()]
@@ -459,7 +472,8 @@ pub(crate) fn apply_hessian_at<T: Scalar, B: Backend<T>>(
         let values = slot.values(rows, regions.vhat, regions.traces, outputs);
         let pulled = &mut regions.vjp[..rows * slot.input_width];
         problem.backward_layer(
-            layer + 1,
+            layer_above,
+            &slot,
             &values,
             cotangent,
             regions.scratch,

@@ -313,13 +313,13 @@ pub(super) fn run<T: Scalar, B: Backend<T>>(
         }
         residual = T::zero();
         let mut gradient_squares = T::zero();
-        for layer in lowest..depth {
-            let slot = problem.slot(layer + 1);
+        for (above, slot) in problem.slots(lowest + 1, depth) {
             let output_range = slot.output_offset..slot.output_offset + rows * slot.output_width;
             let values = slot.values(rows, regions.beliefs, regions.traces, regions.predictions);
             let vjp = &mut regions.vjp[..rows * slot.input_width];
             problem.backward_layer(
-                layer + 1,
+                above,
+                &slot,
                 &values,
                 &regions.errors[output_range],
                 regions.scratch,
@@ -401,12 +401,11 @@ fn recompute_predictions<T: Scalar, B: Backend<T>>(
     regions: &mut Regions<'_, T>,
     from: usize,
 ) {
-    for layer in from.max(1)..=problem.depth() {
-        let slot = problem.slot(layer);
+    for (layer, slot) in problem.slots(from, problem.depth()) {
         let input = &regions.beliefs[slot.input_offset..slot.output_offset];
         let trace = &mut regions.traces[slot.trace_offset..slot.trace_offset + slot.trace_len];
         let output = &mut regions.predictions
             [slot.output_offset..slot.output_offset + problem.rows * slot.output_width];
-        problem.forward_layer(layer, input, trace, output);
+        problem.forward_layer(layer, &slot, input, trace, output);
     }
 }

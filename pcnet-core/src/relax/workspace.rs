@@ -1,7 +1,7 @@
 //! How the workspace is cut: the named [`Region`]s of a relaxation, and the [`LayerSlot`]
 //! of every layer inside them and inside the parameter slice.
 
-use crate::{layer::Values, NetworkSpec};
+use crate::{layer::Values, Layer, NetworkSpec};
 
 /// The offsets of one layer inside the workspace regions and the parameter slice.
 #[derive(Clone, Copy, Debug, Default)]
@@ -39,6 +39,85 @@ impl LayerSlot {
             trace: &traces[self.trace_offset..self.trace_offset + self.trace_len],
             output: &outputs[self.output_offset..self.output_offset + rows * self.output_width],
         }
+    }
+}
+
+impl LayerSlot {
+    /// The slot of the layer after this one, `next` (the following entry of the network's
+    /// layers), found from this one's in the time of `next`'s ops: the same offsets
+    /// [`slot`] sums over every layer below.
+    fn followed_by(&self, next: &Layer, rows: usize) -> LayerSlot {
+        let input_width = self.output_width;
+        LayerSlot {
+            input_offset: self.output_offset,
+            input_width,
+            output_offset: self.output_offset + rows * input_width,
+            output_width: next.output_len(input_width),
+            trace_offset: self.trace_offset + self.trace_len,
+            trace_len: rows * next.trace_len(input_width),
+            param_offset: self.param_offset + self.param_len,
+            param_len: next.parameter_len(),
+        }
+    }
+}
+
+/// The layers of a range (1-based, ascending) with their slots, each slot found from the
+/// one before: a sweep over `L` layers costs `O(L)`, where a walk from layer 1 per layer
+/// would cost `O(L^2)` (at `L = 128` that walk, not the products, was most of a
+/// relaxation step).
+pub(crate) struct Slots<'s> {
+    layers: &'s [Layer],
+    rows: usize,
+    /// The layer the walk reaches next.
+    next: usize,
+    /// The first layer yielded.
+    first: usize,
+    /// The last layer yielded.
+    last: usize,
+    /// The slot of `next - 1` (for `next = 1`, the input as a layer of no trace or
+    /// parameters, whose output is `v_0`).
+    slot: LayerSlot,
+}
+
+impl Iterator for Slots<'_> {
+    type Item = (usize, LayerSlot);
+
+    // One out-of-line copy: inlined into every sweep it costs a firmware's learning step
+    // about 1.3 KiB of code (firmware/check.sh budget), and its step is a few additions.
+    #[inline(never)]
+    fn next(&mut self) -> Option<(usize, LayerSlot)> {
+        while self.next <= self.last {
+            self.slot = self
+                .slot
+                .followed_by(&self.layers[self.next - 1], self.rows);
+            let layer = self.next;
+            self.next += 1;
+            if layer >= self.first {
+                return Some((layer, self.slot));
+            }
+        }
+        None
+    }
+}
+
+/// Layers `first..=last` (1-based) with their slots, in ascending order (nothing when
+/// `first > last`; `last` at most `L`).
+pub(crate) fn slots<'s>(
+    spec: &NetworkSpec<'s>,
+    rows: usize,
+    first: usize,
+    last: usize,
+) -> Slots<'s> {
+    Slots {
+        layers: spec.layers(),
+        rows,
+        next: 1,
+        first,
+        last,
+        slot: LayerSlot {
+            output_width: spec.input_len(),
+            ..LayerSlot::default()
+        },
     }
 }
 
@@ -178,27 +257,11 @@ pub(crate) fn activation_range(
     offset..offset + rows * width
 }
 
-/// The slot of layer `layer` (1-based).
+/// The slot of layer `layer` (1-based, at most `L`): a walk over the layers below it.
 pub(crate) fn slot(spec: &NetworkSpec<'_>, rows: usize, layer: usize) -> LayerSlot {
-    let (mut input_offset, mut input_width) = (0, spec.input_len());
-    let (mut trace_offset, mut param_offset) = (0, 0);
-    for current in &spec.layers()[..layer - 1] {
-        input_offset += rows * input_width;
-        trace_offset += rows * current.trace_len(input_width);
-        param_offset += current.parameter_len();
-        input_width = current.output_len(input_width);
-    }
-    let current = &spec.layers()[layer - 1];
-    LayerSlot {
-        input_offset,
-        input_width,
-        output_offset: input_offset + rows * input_width,
-        output_width: current.output_len(input_width),
-        trace_offset,
-        trace_len: rows * current.trace_len(input_width),
-        param_offset,
-        param_len: current.parameter_len(),
-    }
+    slots(spec, rows, layer, layer)
+        .next()
+        .map_or(LayerSlot::default(), |(_, slot)| slot)
 }
 
 /// The bit of layer `l` (`1..=L`) in [`Regions::unproven_updates`].
