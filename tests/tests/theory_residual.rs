@@ -22,6 +22,7 @@ use proptest::prelude::*;
 
 mod common;
 use common::cases;
+use pcnet_tests::naive::naive_loss;
 
 // ---------------------------------------------------------------------------------------
 // Harness (as theory.rs)
@@ -317,35 +318,6 @@ fn naive_vjp(
         }
     }
     (c, grad_params)
-}
-
-/// The batch loss of `output` (pcnet-core's and PyTorch's definitions).
-fn naive_loss(net: &RandomNetwork, output: &[f64]) -> f64 {
-    let outputs = net.spec().output_len();
-    match (&net.targets, net.loss) {
-        (RandomTargets::Values(targets), Loss::Mse | Loss::MseSum) => {
-            let sum: f64 = output
-                .iter()
-                .zip(targets)
-                .map(|(y, t)| (y - t).powi(2))
-                .sum();
-            if net.loss == Loss::Mse {
-                sum / (net.loss_rows.unwrap_or(net.rows) * outputs) as f64
-            } else {
-                sum
-            }
-        }
-        (RandomTargets::Classes(classes), Loss::CrossEntropy) => {
-            let mut total = 0.0;
-            for (row, &class) in output.chunks_exact(outputs).zip(classes) {
-                let max = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                let sum: f64 = row.iter().map(|v| (v - max).exp()).sum();
-                total += max + sum.ln() - row[class];
-            }
-            total / net.loss_rows.unwrap_or(net.rows) as f64
-        }
-        _ => unreachable!("the strategies pair losses with their targets"),
-    }
 }
 
 /// The loss as a function of `v_l` (the forward pass continued from layer `l + 1`) with
